@@ -1,4 +1,5 @@
-// Result<T>: a value or an errno-style error with a message, for everything that can fail below control/'s edges.
+// Result<T>: a value or an errno-style error with a message, for everything that can fail below control/'s
+// edges.
 #pragma once
 
 #include <cerrno>
@@ -18,7 +19,7 @@ inline Error makeError(int code, std::string message) { return Error{code, std::
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit on purpose
+  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit on purpose
   Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   bool ok() const { return state_.index() == 0; }
