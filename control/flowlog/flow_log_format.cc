@@ -1,0 +1,217 @@
+// EVE-compatible flow records. Field names follow Suricata's eve.json "flow" events where they exist.
+#include "control/flowlog/flow_log_format.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <ctime>
+
+#include "control/flowlog/community_id.h"
+
+namespace vgate::control {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::string addressText(const uint8_t* address, uint8_t ipVersion) {
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(ipVersion == 4 ? AF_INET : AF_INET6, address, text, sizeof(text));
+  return text;
+}
+
+std::string hexByte(uint8_t value) {
+  char text[3];
+  std::snprintf(text, sizeof(text), "%02x", value);
+  return text;
+}
+
+std::string isoSeconds(int64_t seconds) {
+  std::time_t time = static_cast<std::time_t>(seconds);
+  std::tm utc{};
+  gmtime_r(&time, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
+  return text;
+}
+
+Json tcpObject(const FlowEndRecord& record) {
+  uint8_t all = record.tcpFlags[kToServer] | record.tcpFlags[kToClient];
+  Json tcp;
+  tcp["tcp_flags"] = hexByte(all);
+  tcp["tcp_flags_ts"] = hexByte(record.tcpFlags[kToServer]);
+  tcp["tcp_flags_tc"] = hexByte(record.tcpFlags[kToClient]);
+  static constexpr struct {
+    uint8_t bit;
+    const char* name;
+  } kFlags[] = {{0x02, "syn"}, {0x01, "fin"}, {0x04, "rst"}, {0x08, "psh"},
+                {0x10, "ack"}, {0x20, "urg"}, {0x40, "ece"}, {0x80, "cwr"}};
+  for (const auto& flag : kFlags) {
+    if (all & flag.bit) tcp[flag.name] = true;
+  }
+  return tcp;
+}
+
+}  // namespace
+
+std::string formatEveTimestamp(uint64_t microsecondsSinceEpoch) {
+  std::time_t seconds = static_cast<std::time_t>(microsecondsSinceEpoch / 1'000'000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[48];
+  size_t length = std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(text + length, sizeof(text) - length, ".%06" PRIu64 "+0000",
+                microsecondsSinceEpoch % 1'000'000);
+  return text;
+}
+
+std::string tlsVersionName(uint16_t version) {
+  switch (version) {
+    case 0x0200:
+      return "SSLv2";
+    case 0x0300:
+      return "SSLv3";
+    case 0x0301:
+      return "TLSv1";
+    case 0x0302:
+      return "TLS 1.1";
+    case 0x0303:
+      return "TLS 1.2";
+    case 0x0304:
+      return "TLS 1.3";
+    default:
+      return "UNDETERMINED";
+  }
+}
+
+std::string protocolName(uint8_t protocol) {
+  switch (protocol) {
+    case IPPROTO_TCP:
+      return "TCP";
+    case IPPROTO_UDP:
+      return "UDP";
+    case IPPROTO_ICMP:
+      return "ICMP";
+    case IPPROTO_ICMPV6:
+      return "IPv6-ICMP";
+    case IPPROTO_SCTP:
+      return "SCTP";
+    default:
+      return std::to_string(protocol);
+  }
+}
+
+Json formatMetadata(const FlowMetadataRecord& metadata) {
+  Json app = Json::object();
+  auto alpnList = [&]() {
+    Json list = Json::array();
+    for (int i = 0; i < metadata.tls.alpnCount && i < kMaxRecordAlpn; ++i)
+      list.push_back(metadata.tls.alpn[i]);
+    return list;
+  };
+  if (metadata.tls.present && !metadata.quic.present) {
+    Json tls;
+    if (metadata.tls.hasCertificate) {
+      tls["subject"] = metadata.tls.subject;
+      tls["issuerdn"] = metadata.tls.issuer;
+      tls["serial"] = metadata.tls.serial;
+      tls["fingerprint"] = metadata.tls.fingerprint;
+    }
+    if (metadata.tls.sni[0] != '\0') tls["sni"] = metadata.tls.sni;
+    if (metadata.tls.echOuter) tls["ech_outer"] = true;
+    tls["version"] = tlsVersionName(metadata.tls.version);
+    if (metadata.tls.hasCertificate) {
+      tls["notbefore"] = isoSeconds(metadata.tls.notBefore);
+      tls["notafter"] = isoSeconds(metadata.tls.notAfter);
+    }
+    tls["alpn"] = alpnList();
+    if (metadata.tls.ja3[0] != '\0') tls["ja3"] = Json{{"hash", metadata.tls.ja3}};
+    if (metadata.tls.ja4[0] != '\0') tls["ja4"] = metadata.tls.ja4;
+    app["tls"] = std::move(tls);
+  }
+  if (metadata.quic.present) {
+    Json quic;
+    quic["version"] = metadata.quic.version == 0x6b3343cf ? "2" : std::to_string(metadata.quic.version);
+    if (metadata.tls.sni[0] != '\0') quic["sni"] = metadata.tls.sni;
+    if (metadata.tls.echOuter) quic["ech_outer"] = true;
+    quic["alpn"] = alpnList();
+    if (metadata.tls.ja4[0] != '\0') quic["ja4"] = metadata.tls.ja4;
+    app["quic"] = std::move(quic);
+  }
+  if (metadata.http.present) {
+    Json http;
+    if (metadata.http.hostname[0] != '\0') http["hostname"] = metadata.http.hostname;
+    http["url"] = metadata.http.url;
+    if (metadata.http.userAgent[0] != '\0') http["http_user_agent"] = metadata.http.userAgent;
+    http["http_method"] = metadata.http.method;
+    http["protocol"] = metadata.http.protocol;
+    app["http"] = std::move(http);
+  }
+  return app;
+}
+
+std::string formatFlowRecord(const FlowEndRecord& record, const Json* metadata, const PolicyNames& policy) {
+  Json line;
+  line["timestamp"] = formatEveTimestamp(record.endUs);
+  line["flow_id"] = record.flowId;
+  line["event_type"] = "flow";
+  if (record.vlanCount > 0) {
+    Json vlan = Json::array();
+    for (int i = 0; i < record.vlanCount && i < 2; ++i) vlan.push_back(record.vlanIds[i]);
+    line["vlan"] = std::move(vlan);
+  }
+  bool icmp = record.protocol == IPPROTO_ICMP || record.protocol == IPPROTO_ICMPV6;
+  bool ports =
+      record.protocol == IPPROTO_TCP || record.protocol == IPPROTO_UDP || record.protocol == IPPROTO_SCTP;
+  line["src_ip"] = addressText(record.srcAddr, record.ipVersion);
+  if (ports) line["src_port"] = record.srcPort;
+  line["dest_ip"] = addressText(record.dstAddr, record.ipVersion);
+  if (ports) line["dest_port"] = record.dstPort;
+  line["proto"] = protocolName(record.protocol);
+  if (icmp) {
+    line["icmp_type"] = record.icmpType;
+    line["icmp_code"] = record.icmpCode;
+  }
+  if (record.appProto != AppProto::kUnknown) line["app_proto"] = appProtoName(record.appProto);
+  CommunityIdInput id{record.ipVersion,
+                      record.protocol,
+                      record.srcAddr,
+                      record.dstAddr,
+                      icmp ? uint16_t{record.icmpType} : record.srcPort,
+                      icmp ? uint16_t{record.icmpCode} : record.dstPort};
+  std::string communityId = communityIdV1(id);
+  if (!communityId.empty()) line["community_id"] = communityId;
+
+  Json flow;
+  flow["pkts_toserver"] = record.pkts[kToServer];
+  flow["pkts_toclient"] = record.pkts[kToClient];
+  flow["bytes_toserver"] = record.bytes[kToServer];
+  flow["bytes_toclient"] = record.bytes[kToClient];
+  flow["start"] = formatEveTimestamp(record.startUs);
+  flow["end"] = formatEveTimestamp(record.endUs);
+  flow["age"] = (record.endUs - record.startUs) / 1'000'000;
+  flow["state"] = flowStateName(record.state);
+  flow["reason"] = flowEndReasonName(record.reason);
+  line["flow"] = std::move(flow);
+  if (record.protocol == IPPROTO_TCP) line["tcp"] = tcpObject(record);
+  if (metadata != nullptr) {
+    for (const auto& [name, value] : metadata->items()) line[name] = value;
+  }
+
+  Json verdict;
+  verdict["action"] = verdictActionName(record.action);
+  bool ruled = policy.loaded && record.ruleId < policy.ruleNames.size();
+  verdict["rule"] = ruled ? Json(policy.ruleNames[record.ruleId]) : Json(nullptr);
+  verdict["policy"] = policy.loaded ? Json(policy.policyName) : Json(nullptr);
+  verdict["policy_version"] = policy.loaded ? Json(record.policyVersion) : Json(nullptr);
+  verdict["mode"] =
+      policy.loaded ? Json(record.mode == PolicyMode::kAudit ? "audit" : "enforce") : Json(nullptr);
+  line["verdict"] = std::move(verdict);
+  // Bytes from the wire that are not UTF-8 (an SNI is whatever the client sent) become U+FFFD rather than
+  // aborting the record: the log stays valid JSON.
+  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace vgate::control

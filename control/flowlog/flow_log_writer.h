@@ -1,0 +1,42 @@
+// Joins each flow's L7 metadata to its end record and writes one JSON line per flow. Runs off the hot path
+// (the control thread, or the replay's main lcore), fed by the workers' record rings.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "control/flowlog/flow_log_format.h"
+#include "vgate/flow_record.h"
+
+namespace vgate::control {
+
+struct FlowLogCounters {
+  uint64_t recordsWritten = 0;
+  uint64_t metadataPending = 0;  // metadata waiting for its flow's end
+  uint64_t metadataDropped = 0;  // metadata refused because maxPendingMetadata was reached
+  uint64_t writeErrors = 0;
+};
+
+class FlowLogWriter {
+ public:
+  // `out` is not owned. Metadata of at most `maxPendingMetadata` live flows is kept.
+  FlowLogWriter(std::FILE* out, size_t maxPendingMetadata = 1u << 20);
+
+  void setPolicyNames(PolicyNames names) { policy_ = std::move(names); }
+  void onMetadata(const FlowMetadataRecord& metadata);
+  void onEnd(const FlowEndRecord& record);
+  void flush();
+  const FlowLogCounters& counters() const { return counters_; }
+
+ private:
+  std::FILE* out_;
+  size_t maxPendingMetadata_;
+  PolicyNames policy_;
+  std::unordered_map<uint64_t, nlohmann::ordered_json> pending_;
+  FlowLogCounters counters_;
+};
+
+}  // namespace vgate::control
