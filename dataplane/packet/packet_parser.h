@@ -1,4 +1,5 @@
-// Bounded, allocation-free parser of one frame's Ethernet, VLAN, IP and L4 headers: the first step of every packet.
+// Bounded, allocation-free parser of one frame's Ethernet, VLAN, IP and L4 headers: the first step of every
+// packet.
 #pragma once
 
 #include <cstdint>
@@ -8,10 +9,10 @@ namespace vgate::dataplane {
 // Why the parser stopped. Every value except kOk, kArp, kOtherEthertype and kFragment is a drop reason; the
 // names returned by parseStatusName() are stable metric labels.
 enum class ParseStatus : uint8_t {
-  kOk = 0,           // an IP packet whose L4 header (if TCP/UDP/ICMP/ICMPv6/SCTP) was read whole
-  kArp,              // ARP: passed through, not inspected
-  kOtherEthertype,   // neither IP nor ARP (LLDP, ...): passed through
-  kFragment,         // an IPv4 or IPv6 fragment: L3 fields and fragment fields set, L4 needs reassembly
+  kOk = 0,          // an IP packet whose L4 header (if TCP/UDP/ICMP/ICMPv6/SCTP) was read whole
+  kArp,             // ARP: passed through, not inspected
+  kOtherEthertype,  // neither IP nor ARP (LLDP, ...): passed through
+  kFragment,        // an IPv4 or IPv6 fragment: L3 fields and fragment fields set, L4 needs reassembly
   kTruncatedEthernet,
   kTooManyVlanTags,  // more than kMaxVlanTags 802.1Q/802.1ad tags
   kTruncatedIpv4,
@@ -28,6 +29,7 @@ enum class ParseStatus : uint8_t {
   kBadUdpLength,
   kTruncatedIcmp,
   kTruncatedSctp,
+  kBadIpv6Version,  // the IPv6 ethertype with a version nibble other than 6 (appended: keeps earlier values)
   kCount
 };
 
@@ -40,14 +42,15 @@ struct ParsedPacket {
   uint16_t l3Offset = 0;       // from the start of the frame
   uint16_t l4Offset = 0;       // after IPv4 options / IPv6 extension headers
   uint16_t payloadOffset = 0;  // first byte after the L4 header
+  // payloadLength: UDP uses the UDP length; a fragment, its data after the IP headers; next header 59: 0.
   uint32_t payloadLength = 0;  // L4 payload bytes as the IP length fields say (checked against frameLength)
   uint32_t ipLength = 0;       // IPv4 total length, or IPv6 40 + payload length
   uint16_t etherType = 0;      // innermost ethertype, host order
   uint16_t vlanIds[kMaxVlanTags] = {};  // outermost first, VID only (12 bits)
   uint8_t vlanCount = 0;
-  uint8_t ipVersion = 0;  // 4 or 6; 0 when not IP
-  uint8_t protocol = 0;   // IPPROTO_* of the L4 header (after IPv6 extension headers)
-  uint8_t ttl = 0;        // IPv4 TTL or IPv6 hop limit
+  uint8_t ipVersion = 0;     // 4 or 6; 0 when not IP
+  uint8_t protocol = 0;      // IPPROTO_* of the L4 header (after IPv6 extension headers)
+  uint8_t ttl = 0;           // IPv4 TTL or IPv6 hop limit
   uint8_t srcAddr[16] = {};  // IPv4: first 4 bytes, the rest zero. Network byte order.
   uint8_t dstAddr[16] = {};
   uint16_t srcPort = 0;  // host order. ICMP/ICMPv6 echo: the identifier in both; other ICMP: 0 in both
@@ -65,8 +68,10 @@ struct ParsedPacket {
 };
 
 // Parses the headers at `frame`. `contiguousLength` bytes are readable at `frame` (an mbuf's first segment);
-// `frameLength` is the whole frame (all segments). Headers must lie within contiguousLength; the IP length fields
-// are checked against frameLength. Never reads outside [frame, frame + contiguousLength), never allocates.
-ParseStatus parsePacket(const uint8_t* frame, uint32_t contiguousLength, uint32_t frameLength, ParsedPacket& out);
+// `frameLength` is the whole frame (all segments). Headers must lie within contiguousLength; the IP length
+// fields are checked against frameLength. Never reads outside [frame, frame + contiguousLength), never
+// allocates.
+ParseStatus parsePacket(const uint8_t* frame, uint32_t contiguousLength, uint32_t frameLength,
+                        ParsedPacket& out);
 
 }  // namespace vgate::dataplane
