@@ -1,4 +1,5 @@
-// HTTP/1.x request line and headers of a flow's first request: method, URL, Host, User-Agent. Bounded, no allocation.
+// HTTP/1.x request line and headers of a flow's first request: method, URL, Host, User-Agent. Bounded, no
+// allocation.
 #pragma once
 
 #include <cstddef>
@@ -10,13 +11,17 @@ inline constexpr size_t kMaxMethodLength = 16;
 inline constexpr size_t kMaxUrlLength = 2048;
 inline constexpr size_t kMaxHostLength = 255;
 inline constexpr size_t kMaxUserAgentLength = 255;
+// The request line and headers must end (empty line included) within this many bytes, else kTooLarge. It
+// matches the 16 KiB stream buffer; a caller keeping fewer bytes should treat a full buffer that still gives
+// kNeedMoreData as kTooLarge itself.
+inline constexpr size_t kMaxRequestHeadLength = 16 * 1024;
 
 enum class HttpStatus : uint8_t {
   kComplete,      // request line and all headers (through the empty line) read
   kNeedMoreData,  // could still be HTTP: feed more bytes of the stream
   kNotHttp,       // the first bytes are not an HTTP/1 request line
-  kMalformed,
-  kTooLarge,      // headers longer than the caller's buffer can hold
+  kMalformed,     // starts like an HTTP/1 request but breaks its grammar or a rule listed at parseHttpRequest
+  kTooLarge,      // headers longer than the caller's buffer can hold (kMaxRequestHeadLength)
   kCount
 };
 
@@ -24,7 +29,7 @@ const char* httpStatusName(HttpStatus status);
 
 struct HttpRequest {
   char method[kMaxMethodLength + 1] = {};
-  char url[kMaxUrlLength + 1] = {};  // as sent (origin-form path?query, or absolute-form)
+  char url[kMaxUrlLength + 1] = {};    // as sent (origin-form path?query, or absolute-form)
   char host[kMaxHostLength + 1] = {};  // Host header value without port, lower-cased
   char userAgent[kMaxUserAgentLength + 1] = {};
   char protocol[9] = {};  // "HTTP/1.0" or "HTTP/1.1"
@@ -33,11 +38,29 @@ struct HttpRequest {
   bool hasHost = false;
 };
 
-// Parses the client's stream from its first byte. `length` is the contiguous prefix available.
+// Parses the client's stream from its first byte. `length` is the contiguous prefix available. `out` is reset
+// first; its fields are meaningful for kComplete (partly filled otherwise). Choices, all on the strict side
+// because a proxy that reads a request differently from the origin can be steered around its policy:
+// - kNotHttp only while the method token is read (a non-tchar before the first SP, or a token longer than
+//   kMaxMethodLength), and for the HTTP/2 prior-knowledge preface "PRI * HTTP/2.0"; any later error is
+//   kMalformed.
+// - Exactly one SP between request-line parts; bare LF accepted for CRLF everywhere; target bytes < 0x20 and
+//   0x7f are kMalformed, bytes >= 0x80 are kept (clients do send raw UTF-8). Version must be HTTP/1.<digit>.
+// - Headers: obs-fold (a line starting with SP/HT), a missing colon, a non-tchar name (including whitespace
+//   before the colon) or a control character in a value are kMalformed.
+// - Host: a second Host header is kMalformed (request smuggling defence); so is an HTTP/1.1 request without
+//   one (RFC 9112 3.2); HTTP/1.0 without Host is kComplete with hasHost = false. An IPv6 literal keeps its
+//   brackets ("[::1]:8080" -> host "[::1]", port 8080) so it can never be confused with a host:port pair. A
+//   host with characters outside RFC 3986 reg-name / IP-literal, longer than kMaxHostLength, or with a bad
+//   port is kMalformed rather than truncated or guessed at. An empty Host value is allowed (RFC 9110 7.2).
+// - User-Agent: the first one is kept, truncated to kMaxUserAgentLength.
 HttpStatus parseHttpRequest(const uint8_t* data, size_t length, HttpRequest& out);
 
-// Whether the first bytes look like an HTTP/1 request (a known method token followed by a space): a cheap test
-// to choose the parser for a new TCP stream. Returns false when fewer bytes than needed are given.
+// Whether the first bytes look like an HTTP/1 request (a known method token followed by a space): a cheap
+// test to choose the parser for a new TCP stream. Returns false when fewer bytes than needed are given. Known
+// methods: GET POST PUT DELETE HEAD OPTIONS PATCH CONNECT TRACE. PRI is deliberately not one: "PRI * " starts
+// the HTTP/2 prior-knowledge preface, whose Host travels HPACK-encoded, which this HTTP/1 parser cannot read;
+// parseHttpRequest reports it as kNotHttp.
 bool looksLikeHttpRequest(const uint8_t* data, size_t length);
 
 }  // namespace vgate::dataplane::http

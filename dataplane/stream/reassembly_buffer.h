@@ -8,10 +8,10 @@
 namespace vgate::dataplane {
 
 enum class InsertResult : uint8_t {
-  kAdded,           // new bytes stored (contiguousLength() may have grown)
-  kDuplicate,       // every byte was already there and equal
-  kOverlapConflict, // some bytes were already there with other values: the first copy is kept (counted)
-  kBeyondCapacity,  // nothing of it falls within [0, capacity)
+  kAdded,            // new bytes stored (contiguousLength() may have grown)
+  kDuplicate,        // every byte was already there and equal
+  kOverlapConflict,  // some bytes were already there with other values: the first copy is kept (counted)
+  kBeyondCapacity,   // nothing of it falls within [0, capacity)
   kCount
 };
 
@@ -25,6 +25,14 @@ class ReassemblyBuffer {
 
   // Stores the part of [offset, offset + length) that lies within [0, capacity). Out of order, duplicated and
   // overlapping chunks are all accepted; a byte, once stored, keeps its first value.
+  //
+  // Why the first copy wins: which copy of overlapping data a receiver keeps differs between TCP stacks
+  // (Ptacek & Newsham, "Insertion, Evasion, and Denial of Service", 1998), so no choice matches every
+  // endpoint. Keeping the first means bytes already inspected (an SNI, a Host) never change under a decision
+  // made on them, and since honest retransmissions carry identical bytes, a difference is itself the evasion
+  // signal: it is returned as kOverlapConflict (even when the chunk also brought new bytes, which are stored)
+  // so the caller can count it and refuse the flow. A zero-length chunk returns kDuplicate and changes
+  // nothing; any chunk reaching past capacity (including one wholly beyond it) sets truncated().
   InsertResult insert(uint64_t offset, const uint8_t* data, uint32_t length);
 
   // Bytes [0, contiguousLength()) are all present.
