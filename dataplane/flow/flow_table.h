@@ -38,8 +38,13 @@ struct alignas(64) Flow {
   uint8_t hasMetadata;
   uint8_t icmpType;
   uint8_t icmpCode;
-  uint8_t pad[2];
+  // Inspection starts at a flow's first payload, not its first packet, so that a flood of SYNs never takes
+  // inspection state; the sequence bases the SYNs announced wait here until then.
+  uint8_t inspectFlags;  // kInspectBaseKnown << direction, kInspectFinished
+  uint32_t seqBase[2];
 };
+inline constexpr uint8_t kInspectBaseKnown = 0x01;  // shifted by the direction
+inline constexpr uint8_t kInspectFinished = 0x04;
 static_assert(sizeof(Flow) == 128, "two cache lines per flow: keep the hot fields in the first");
 
 struct FlowTimeouts {

@@ -1,0 +1,322 @@
+// Application-layer inspection: see inspection.h.
+#include "dataplane/worker/inspection.h"
+
+#include <netinet/in.h>
+#include <rte_malloc.h>
+
+#include <cstddef>
+#include <cstring>
+
+namespace vgate::dataplane {
+
+namespace {
+
+constexpr uint8_t kTcpFin = 0x01;
+constexpr uint8_t kTcpSyn = 0x02;
+constexpr uint8_t kTcpRst = 0x04;
+constexpr uint8_t kTlsHandshakeRecord = 0x16;
+// Bytes of a client's first payload needed to tell an HTTP method from anything else ("OPTIONS " is 8).
+constexpr uint32_t kHttpDetectBytes = 8;
+
+template <size_t N>
+void copyString(char (&out)[N], const char* in) {
+  std::strncpy(out, in, N - 1);
+  out[N - 1] = '\0';
+}
+
+}  // namespace
+
+Result<std::unique_ptr<InspectionPool>> InspectionPool::create(uint32_t slots, int socket) {
+  if (slots == 0) return makeError(EINVAL, "the inspection pool needs at least one slot");
+  auto* states = static_cast<InspectionState*>(
+      rte_zmalloc_socket("vgate_inspection", sizeof(InspectionState) * size_t{slots}, 64, socket));
+  auto* freeStack = static_cast<uint32_t*>(
+      rte_zmalloc_socket("vgate_inspection_free", sizeof(uint32_t) * slots, 0, socket));
+  if (states == nullptr || freeStack == nullptr) {
+    rte_free(states);
+    rte_free(freeStack);
+    return makeError(ENOMEM, "cannot allocate " + std::to_string(slots) + " inspection slots (" +
+                                 std::to_string(sizeof(InspectionState) * size_t{slots} >> 20) + " MiB)");
+  }
+  return std::unique_ptr<InspectionPool>(new InspectionPool(states, freeStack, slots));
+}
+
+InspectionPool::InspectionPool(InspectionState* states, uint32_t* freeStack, uint32_t slots)
+    : states_(states), freeStack_(freeStack), slots_(slots), freeCount_(slots) {
+  for (uint32_t i = 0; i < slots; ++i) freeStack_[i] = slots - 1 - i;
+}
+
+InspectionPool::~InspectionPool() {
+  rte_free(states_);
+  rte_free(freeStack_);
+}
+
+uint32_t InspectionPool::acquire(const uint32_t* seqBase, uint8_t baseKnown) {
+  if (freeCount_ == 0) return UINT32_MAX;
+  uint32_t index = freeStack_[--freeCount_];
+  InspectionState& state = states_[index];
+  // Everything but the stream storage, which reset() makes empty by clearing only its presence bits.
+  std::memset(static_cast<void*>(&state), 0, offsetof(InspectionState, storage));
+  for (int direction = 0; direction < 2; ++direction) {
+    state.stream[direction].reset(state.storage[direction], kInspectionWindow);
+    state.baseKnown[direction] = (baseKnown >> direction) & 1;
+    state.streamBase[direction] = seqBase[direction];
+  }
+  return index;
+}
+
+void InspectionPool::release(uint32_t index) { freeStack_[freeCount_++] = index; }
+
+bool Inspector::onPacket(InspectionState& state, const ParsedPacket& packet, const uint8_t* payload,
+                         int direction) {
+  if (packet.protocol == IPPROTO_TCP) return onTcp(state, packet, payload, direction);
+  if (packet.protocol == IPPROTO_UDP) return onUdp(state, packet, payload, direction);
+  state.clientDone = state.serverDone = true;
+  return true;
+}
+
+bool Inspector::onTcp(InspectionState& state, const ParsedPacket& packet, const uint8_t* payload,
+                      int direction) {
+  if (packet.tcpFlags & kTcpSyn) {
+    state.streamBase[direction] = packet.tcpSeq + 1;
+    state.baseKnown[direction] = true;
+  }
+  if (packet.payloadLength == 0) {
+    // A reset ends the conversation: nothing more will come to finish a half-read message.
+    if (packet.tcpFlags & kTcpRst) state.clientDone = state.serverDone = true;
+    return finished(state);
+  }
+  if (!state.baseKnown[direction]) {
+    // Picked up mid-stream (no SYN seen): the first payload we see is byte 0.
+    state.streamBase[direction] = packet.tcpSeq;
+    state.baseKnown[direction] = true;
+  }
+  uint32_t offset = packet.tcpSeq - state.streamBase[direction];
+  if (offset < 0x80000000u) {  // serial-number arithmetic: larger means before the base (an old retransmit)
+    InsertResult result = state.stream[direction].insert(offset, payload, packet.payloadLength);
+    if (result == InsertResult::kOverlapConflict) ++counters_.overlapConflicts;
+  }
+  if (direction == kToServer) {
+    state.clientSpoke = true;
+    if (!state.clientDone) inspectClientStream(state);
+  } else {
+    if (!state.clientSpoke && state.proto == AppProto::kUnknown) {
+      state.clientDone = state.serverDone = true;  // server speaks first: SSH, SMTP, ... not ours to parse
+    } else if (!state.serverDone) {
+      inspectServerStream(state);
+    }
+  }
+  if (packet.tcpFlags & (kTcpFin | kTcpRst)) {
+    if (direction == kToServer) state.clientDone = true;
+    if (direction == kToClient) state.serverDone = true;
+  }
+  return finished(state);
+}
+
+void Inspector::inspectClientStream(InspectionState& state) {
+  const ReassemblyBuffer& stream = state.stream[kToServer];
+  uint32_t length = stream.contiguousLength();
+  const uint8_t* data = stream.data();
+  if (length == 0) return;
+  if (state.proto == AppProto::kUnknown) {
+    if (data[0] == kTlsHandshakeRecord) {
+      state.proto = AppProto::kTls;
+    } else if (data[0] >= 'A' && data[0] <= 'Z' && length < kHttpDetectBytes) {
+      return;  // could be an HTTP method: wait for a few more bytes
+    } else if (http::looksLikeHttpRequest(data, length)) {
+      state.proto = AppProto::kHttp;
+      state.serverDone = true;  // the response is not inspected
+    } else {
+      state.clientDone = state.serverDone = true;
+      return;
+    }
+  }
+  bool windowFull = length >= stream.capacity();
+  if (state.proto == AppProto::kTls) {
+    switch (helloParser_.parseRecords(data, length, state.hello)) {
+      case tls::ClientHelloStatus::kComplete:
+        state.helloComplete = true;
+        state.clientDone = true;
+        ++counters_.tlsClientHellos;
+        return;
+      case tls::ClientHelloStatus::kNeedMoreData:
+        if (windowFull) {
+          ++counters_.windowExceeded;
+          state.clientDone = true;
+        }
+        return;
+      default:
+        ++counters_.tlsClientHelloErrors;
+        state.clientDone = true;
+        return;
+    }
+  }
+  if (state.proto == AppProto::kHttp) {
+    switch (http::parseHttpRequest(data, length, state.http)) {
+      case http::HttpStatus::kComplete:
+        state.httpComplete = true;
+        state.clientDone = true;
+        ++counters_.httpRequests;
+        return;
+      case http::HttpStatus::kNeedMoreData:
+        if (windowFull) {
+          ++counters_.windowExceeded;
+          state.clientDone = true;
+        }
+        return;
+      default:
+        ++counters_.httpErrors;
+        state.clientDone = true;
+        return;
+    }
+  }
+}
+
+void Inspector::inspectServerStream(InspectionState& state) {
+  if (state.proto != AppProto::kTls) {
+    state.serverDone = true;
+    return;
+  }
+  const ReassemblyBuffer& stream = state.stream[kToClient];
+  uint32_t length = stream.contiguousLength();
+  if (length == 0) return;
+  switch (tls::parseServerFlight(stream.data(), length, state.server)) {
+    case tls::ServerFlightStatus::kComplete:
+    case tls::ServerFlightStatus::kEncrypted:
+      state.serverComplete = true;
+      state.serverDone = true;
+      if (state.server.hasCertificate) ++counters_.tlsCertificates;
+      return;
+    case tls::ServerFlightStatus::kNeedMoreData:
+      if (length >= stream.capacity()) {
+        ++counters_.windowExceeded;
+        state.serverDone = true;
+      }
+      return;
+    default:
+      ++counters_.tlsServerErrors;
+      state.serverDone = true;
+      return;
+  }
+}
+
+bool Inspector::onUdp(InspectionState& state, const ParsedPacket& packet, const uint8_t* payload,
+                      int direction) {
+  if (packet.payloadLength == 0) return finished(state);
+  if (direction == kToClient) {
+    // The server's Initials are protected with server keys and carry no ClientHello: nothing to read there.
+    if (!state.clientSpoke && state.proto == AppProto::kUnknown) state.clientDone = true;
+    state.serverDone = true;
+    return finished(state);
+  }
+  state.clientSpoke = true;
+  state.serverDone = true;
+  // A QUIC long header has the form and fixed bits set; anything else on a new UDP flow is not QUIC.
+  if (state.proto == AppProto::kUnknown && (payload[0] & 0xc0) != 0xc0) {
+    state.clientDone = true;
+    return true;
+  }
+  uint32_t position = 0;
+  while (position < packet.payloadLength) {
+    quic::InitialPacket initial;
+    quic::QuicStatus status = quicDecryptor_.decryptClientInitial(
+        payload + position, packet.payloadLength - position, quicPlaintext_, sizeof(quicPlaintext_), initial);
+    if (status == quic::QuicStatus::kOk) {
+      ++counters_.quicInitials;
+      ++state.quicInitials;
+      state.proto = AppProto::kQuic;
+      state.quicVersion = initial.version;
+      for (uint32_t i = 0; i < initial.cryptoFrameCount; ++i) {
+        const quic::CryptoFrame& frame = initial.crypto[i];
+        InsertResult result =
+            state.stream[kToServer].insert(frame.offset, quicPlaintext_ + frame.dataOffset, frame.length);
+        if (result == InsertResult::kOverlapConflict) ++counters_.overlapConflicts;
+      }
+    } else if (status == quic::QuicStatus::kDecryptFailed) {
+      ++counters_.quicDecryptFailures;
+    } else if (status != quic::QuicStatus::kNotInitial) {
+      break;  // not QUIC, or a version we cannot read: the rest of the datagram cannot be walked either
+    }
+    if (initial.packetLength == 0) break;
+    position += initial.packetLength;
+  }
+  if (state.proto != AppProto::kQuic) {
+    state.clientDone = true;
+    return true;
+  }
+  const ReassemblyBuffer& stream = state.stream[kToServer];
+  if (stream.contiguousLength() > 0) {
+    switch (helloParser_.parseHandshake(stream.data(), stream.contiguousLength(), tls::TlsTransport::kQuic,
+                                        state.hello)) {
+      case tls::ClientHelloStatus::kComplete:
+        state.helloComplete = true;
+        state.clientDone = true;
+        ++counters_.quicClientHellos;
+        break;
+      case tls::ClientHelloStatus::kNeedMoreData:
+        break;
+      default:
+        ++counters_.tlsClientHelloErrors;
+        state.clientDone = true;
+        break;
+    }
+  }
+  if (!state.clientDone && state.quicInitials >= kMaxQuicInitials) {
+    ++counters_.windowExceeded;
+    state.clientDone = true;
+  }
+  return finished(state);
+}
+
+bool Inspector::fillMetadata(const InspectionState& state, FlowMetadataRecord& record) {
+  record.appProto = state.proto;
+  bool any = false;
+  if ((state.proto == AppProto::kTls || state.proto == AppProto::kQuic) &&
+      (state.helloComplete || state.serverComplete)) {
+    auto& tls = record.tls;
+    tls.present = true;
+    if (state.helloComplete) {
+      const tls::ClientHello& hello = state.hello;
+      copyString(tls.sni, hello.sni);
+      tls.echOuter = hello.echOuter;
+      tls.version = hello.maxSupportedVersion;
+      tls.alpnCount =
+          static_cast<uint8_t>(hello.alpnCount < kMaxRecordAlpn ? hello.alpnCount : kMaxRecordAlpn);
+      for (int i = 0; i < tls.alpnCount; ++i) copyString(tls.alpn[i], hello.alpn[i]);
+      copyString(tls.ja3, hello.ja3);
+      copyString(tls.ja4, hello.ja4);
+    }
+    if (state.serverComplete) {
+      tls.version = state.server.version;
+      if (state.server.hasCertificate) {
+        const tls::ServerCertificate& cert = state.server.certificate;
+        tls.hasCertificate = true;
+        copyString(tls.subject, cert.subject);
+        copyString(tls.issuer, cert.issuer);
+        copyString(tls.serial, cert.serial);
+        copyString(tls.fingerprint, cert.fingerprint);
+        tls.notBefore = cert.notBefore;
+        tls.notAfter = cert.notAfter;
+      }
+    }
+    any = true;
+  }
+  if (state.proto == AppProto::kQuic) {
+    record.quic.present = true;
+    record.quic.version = state.quicVersion;
+    any = true;
+  }
+  if (state.proto == AppProto::kHttp && state.httpComplete) {
+    auto& http = record.http;
+    http.present = true;
+    copyString(http.hostname, state.http.host);
+    copyString(http.url, state.http.url);
+    copyString(http.method, state.http.method);
+    copyString(http.protocol, state.http.protocol);
+    copyString(http.userAgent, state.http.userAgent);
+    any = true;
+  }
+  return any;
+}
+
+}  // namespace vgate::dataplane

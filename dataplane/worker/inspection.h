@@ -1,0 +1,115 @@
+// Application-layer inspection of a flow's first bytes: TLS ClientHello and server certificate, QUIC
+// Initials, HTTP/1 request head. State lives in a bounded per-worker pool, taken when a TCP/UDP flow starts
+// and given back as soon as the flow's L7 facts are known, so long-lived flows cost nothing here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "dataplane/http/http_request.h"
+#include "dataplane/packet/packet_parser.h"
+#include "dataplane/quic/quic_initial.h"
+#include "dataplane/stream/reassembly_buffer.h"
+#include "dataplane/tls/client_hello.h"
+#include "dataplane/tls/server_flight.h"
+#include "vgate/flow_record.h"
+#include "vgate/result.h"
+
+namespace vgate::dataplane {
+
+// Stream bytes kept per direction: a post-quantum ClientHello from a current browser is ~2 KB and a server's
+// certificate chain rarely passes 8 KB; 16 KiB covers both with room for several records.
+inline constexpr uint32_t kInspectionWindow = 16 * 1024;
+// QUIC client Initials looked at before giving up on a ClientHello.
+inline constexpr uint8_t kMaxQuicInitials = 16;
+
+struct InspectionState {
+  ReassemblyBuffer stream[2];  // kToServer, kToClient
+  uint32_t streamBase[2];      // TCP sequence number of stream byte 0 per direction
+  bool baseKnown[2];
+  bool clientSpoke;  // the client sent payload: a server that speaks first is not TLS, HTTP or QUIC
+  AppProto proto;
+  bool clientDone;  // nothing more to learn from the client's side
+  bool serverDone;
+  bool helloComplete;
+  bool serverComplete;
+  bool httpComplete;
+  uint8_t quicInitials;
+  uint32_t quicVersion;
+  tls::ClientHello hello;
+  tls::ServerFlight server;
+  http::HttpRequest http;
+  alignas(64) uint8_t storage[2][ReassemblyBuffer::storageBytes(kInspectionWindow)];
+};
+
+struct InspectionCounters {
+  uint64_t started = 0;
+  uint64_t poolExhausted = 0;  // flows that got no inspection state: their L7 fields are not known
+  uint64_t tlsClientHellos = 0;
+  uint64_t tlsClientHelloErrors = 0;
+  uint64_t tlsCertificates = 0;
+  uint64_t tlsServerErrors = 0;
+  uint64_t quicInitials = 0;
+  uint64_t quicDecryptFailures = 0;
+  uint64_t quicClientHellos = 0;
+  uint64_t httpRequests = 0;
+  uint64_t httpErrors = 0;
+  uint64_t overlapConflicts = 0;  // retransmitted bytes that differ from the first copy (an evasion attempt)
+  uint64_t windowExceeded = 0;    // inspection gave up because the window filled before the message ended
+};
+
+// A fixed pool of states with a free stack of indices. One per worker, no locks.
+class InspectionPool {
+ public:
+  static Result<std::unique_ptr<InspectionPool>> create(uint32_t slots, int socket);
+  ~InspectionPool();
+  InspectionPool(const InspectionPool&) = delete;
+  InspectionPool& operator=(const InspectionPool&) = delete;
+
+  // A cleared state's index, or UINT32_MAX when none is free. The TCP sequence bases learnt from the SYNs
+  // (`baseKnown` bit per direction) seed the streams so that segments that arrive out of order still land
+  // right.
+  uint32_t acquire(const uint32_t* seqBase, uint8_t baseKnown);
+  void release(uint32_t index);
+  InspectionState& at(uint32_t index) { return states_[index]; }
+  uint32_t inUse() const { return slots_ - freeCount_; }
+  uint32_t slots() const { return slots_; }
+
+ private:
+  InspectionPool(InspectionState* states, uint32_t* freeStack, uint32_t slots);
+  InspectionState* states_;
+  uint32_t* freeStack_;
+  uint32_t slots_;
+  uint32_t freeCount_;
+};
+
+// The per-worker parsers (which own OpenSSL contexts) and the logic that feeds them.
+class Inspector {
+ public:
+  Inspector() = default;
+
+  // Feeds one packet of the flow. `payload` holds the packet's whole L4 payload contiguously. Returns true
+  // once inspection is finished for the flow: the caller copies the results out (fillMetadata) and releases
+  // the state.
+  bool onPacket(InspectionState& state, const ParsedPacket& packet, const uint8_t* payload, int direction);
+
+  // The L7 facts as the flow log carries them. Returns false when there is nothing to report.
+  static bool fillMetadata(const InspectionState& state, FlowMetadataRecord& record);
+
+  InspectionCounters& counters() { return counters_; }
+  const InspectionCounters& counters() const { return counters_; }
+
+ private:
+  bool onTcp(InspectionState& state, const ParsedPacket& packet, const uint8_t* payload, int direction);
+  bool onUdp(InspectionState& state, const ParsedPacket& packet, const uint8_t* payload, int direction);
+  void inspectClientStream(InspectionState& state);
+  void inspectServerStream(InspectionState& state);
+  static bool finished(const InspectionState& state) { return state.clientDone && state.serverDone; }
+
+  tls::ClientHelloParser helloParser_;
+  quic::InitialDecryptor quicDecryptor_;
+  InspectionCounters counters_;
+  uint8_t quicPlaintext_[65536];
+};
+
+}  // namespace vgate::dataplane

@@ -1,0 +1,44 @@
+// Offline replay: a capture goes through net_pcap and the same workers as live traffic, and every flow comes
+// out as a record, so that verdicts and logs can be checked against known traffic.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dataplane/worker/worker.h"
+#include "vgate/flow_record.h"
+#include "vgate/result.h"
+
+namespace vgate::dataplane {
+
+struct ReplayOptions {
+  std::string pcapPath;
+  uint16_t workers = 1;
+  uint32_t flowCapacity = 1u << 18;  // per worker
+  uint32_t inspectionSlots = 1024;   // per worker
+  FlowTimeouts timeouts;
+};
+
+// Receives records on the replay's main thread, in the order each worker produced them.
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  virtual void onMetadata(const FlowMetadataRecord& metadata) = 0;
+  virtual void onEnd(const FlowEndRecord& record) = 0;
+};
+
+struct ReplaySummary {
+  uint64_t capturePackets = 0;  // what libpcap read when checking the file
+  std::vector<WorkerCounters> workers;
+  std::vector<InspectionCounters> inspection;
+  WorkerCounters total;
+};
+
+// Checks that `path` is a readable Ethernet capture (pcap or pcapng) to its end, and counts its packets.
+Result<uint64_t> checkCapture(const std::string& path);
+
+// Starts EAL, replays the capture and stops EAL. Once per process (EAL cannot restart).
+Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink);
+
+}  // namespace vgate::dataplane

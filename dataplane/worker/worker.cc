@@ -1,0 +1,442 @@
+// The dataplane worker: see worker.h.
+#include "dataplane/worker/worker.h"
+
+#include <netinet/in.h>
+#include <rte_ip.h>
+#include <rte_ip_frag.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_mempool.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/flow/flow_key_builder.h"
+
+namespace vgate::dataplane {
+
+namespace {
+
+constexpr uint8_t kTcpFin = 0x01;
+constexpr uint8_t kTcpSyn = 0x02;
+constexpr uint8_t kTcpRst = 0x04;
+constexpr uint8_t kTcpAck = 0x10;
+constexpr uint32_t kFragmentAccounts = 256;
+constexpr uint32_t kScratchBytes = 65536 + 256;
+
+FlowState recordState(const Flow& flow) {
+  if (flow.key.protocol == IPPROTO_TCP) {
+    switch (flow.tcp) {
+      case TcpProgress::kClosed:
+        return FlowState::kClosed;
+      case TcpProgress::kEstablished:
+      case TcpProgress::kFinSeen:
+        return FlowState::kEstablished;
+      default:
+        return FlowState::kNew;
+    }
+  }
+  return flow.pkts[kToClient] > 0 ? FlowState::kEstablished : FlowState::kNew;
+}
+
+void advanceTcp(Flow& flow, uint8_t flags, int direction, uint32_t payloadLength) {
+  if (flags & kTcpRst) {
+    flow.tcp = TcpProgress::kClosed;
+    return;
+  }
+  if (flags & kTcpFin) {
+    flow.finSeen |= static_cast<uint8_t>(1u << direction);
+    flow.tcp = flow.finSeen == 3 ? TcpProgress::kClosed : TcpProgress::kFinSeen;
+    return;
+  }
+  if (flow.tcp >= TcpProgress::kEstablished) return;
+  if ((flags & (kTcpSyn | kTcpAck)) == kTcpSyn) {
+    if (flow.tcp == TcpProgress::kNone) flow.tcp = TcpProgress::kSynSent;
+  } else if ((flags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck)) {
+    flow.tcp = TcpProgress::kSynAckSeen;
+  } else if ((flags & kTcpAck) && (flow.tcp == TcpProgress::kSynAckSeen || payloadLength > 0 ||
+                                   (flow.pkts[kToServer] > 0 && flow.pkts[kToClient] > 0))) {
+    // The handshake's last ACK, or a flow picked up mid-stream that talks both ways.
+    flow.tcp = TcpProgress::kEstablished;
+  }
+}
+
+}  // namespace
+
+struct Worker::FragmentAccount {
+  uint8_t src[16];
+  uint8_t dst[16];
+  uint32_t id;
+  uint8_t ipVersion;
+  bool used;
+  uint64_t pkts;
+  uint64_t bytes;
+  uint64_t lastUs;
+};
+
+Result<std::unique_ptr<Worker>> Worker::create(const WorkerConfig& config) {
+  if (config.records == nullptr || config.endRecords == nullptr || config.metadataRecords == nullptr) {
+    return makeError(EINVAL, "a worker needs its record ring and record pools");
+  }
+  std::unique_ptr<Worker> worker(new Worker(config));
+  FlowTableConfig tableConfig;
+  tableConfig.name = "vgate_flows_" + std::to_string(config.id);
+  tableConfig.capacity = config.flowCapacity;
+  tableConfig.socket = config.socket;
+  auto table = FlowTable::create(tableConfig);
+  if (!table) return table.error();
+  worker->table_ = std::move(table).value();
+  auto pool = InspectionPool::create(config.inspectionSlots, config.socket);
+  if (!pool) return pool.error();
+  worker->inspections_ = std::move(pool).value();
+  // The fragment table's clock is whatever the caller passes as "cycles": we pass microseconds of packet
+  // time, so replayed captures age fragments in capture time.
+  uint32_t buckets = std::max<uint32_t>(config.fragmentFlows / 8, 16);
+  worker->fragmentTable_ =
+      rte_ip_frag_table_create(buckets, 8, buckets * 8, config.fragmentTimeoutUs, config.socket);
+  if (worker->fragmentTable_ == nullptr) return makeError(ENOMEM, "cannot create the IP fragment table");
+  // net_pcap (and NICs with timestamping) stamp each mbuf; the field exists only once a driver registered it.
+  worker->timestampOffset_ = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, nullptr);
+  int flagBit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, nullptr);
+  worker->timestampFlag_ = flagBit >= 0 ? (uint64_t{1} << flagBit) : 0;
+  return worker;
+}
+
+Worker::Worker(const WorkerConfig& config)
+    : config_(config),
+      inspector_(std::make_unique<Inspector>()),
+      fragmentAccounts_(std::make_unique<FragmentAccount[]>(kFragmentAccounts)),
+      scratch_(std::make_unique<uint8_t[]>(kScratchBytes)) {}
+
+Worker::~Worker() {
+  if (fragmentTable_ != nullptr) rte_ip_frag_table_destroy(fragmentTable_);
+}
+
+uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) {
+  ParsedPacket packets[kBurstSize];
+  FlowKey keys[kBurstSize];
+  const FlowKey* keyPointers[kBurstSize];
+  bool srcIsLow[kBurstSize];
+  uint64_t frameCounts[kBurstSize];
+  uint64_t byteCounts[kBurstSize];
+  uint64_t timestamps[kBurstSize];
+  rte_mbuf* flowPackets[kBurstSize];
+  uint16_t flowCount = 0;
+  uint16_t kept = 0;
+  rte_ip_frag_death_row deathRow;
+  deathRow.cnt = 0;
+
+  for (uint16_t i = 0; i < count && i < kBurstSize; ++i) {
+    rte_mbuf* mbuf = mbufs[i];
+    uint64_t timestamp = nowUs;
+    if (timestampOffset_ >= 0 && (mbuf->ol_flags & timestampFlag_)) {
+      timestamp = *RTE_MBUF_DYNFIELD(mbuf, timestampOffset_, uint64_t*);
+    }
+    clockUs_ = std::max(clockUs_, timestamp);
+    ++counters_.packets;
+    counters_.bytes += mbuf->pkt_len;
+    ParsedPacket& packet = packets[flowCount];
+    ParseStatus status =
+        parsePacket(rte_pktmbuf_mtod(mbuf, const uint8_t*), mbuf->data_len, mbuf->pkt_len, packet);
+    ++counters_.parseStatus[static_cast<int>(status)];
+    uint64_t frames = 1;
+    uint64_t frameBytes = mbuf->pkt_len;
+    if (status == ParseStatus::kFragment) {
+      ++counters_.fragments;
+      ParsedPacket fragment = packet;
+      accountFragment(fragment, mbuf->pkt_len, timestamp);
+      if (!reassemble(mbuf, packet, timestamp)) {
+        continue;  // kept by the fragment table (or dropped as unsupported) until its datagram completes
+      }
+      ++counters_.fragmentsReassembled;
+      if (!takeFragmentAccount(fragment, frames, frameBytes)) {
+        frames = 1;
+        frameBytes = mbuf->pkt_len;
+      }
+      status = parsePacket(rte_pktmbuf_mtod(mbuf, const uint8_t*), mbuf->data_len, mbuf->pkt_len, packet);
+    }
+    mbufs[kept++] = mbuf;
+    if (status != ParseStatus::kOk)
+      continue;  // ARP and other ethertypes pass; drop reasons are counted above
+    srcIsLow[flowCount] = buildFlowKey(packet, keys[flowCount]);
+    keyPointers[flowCount] = &keys[flowCount];
+    frameCounts[flowCount] = frames;
+    byteCounts[flowCount] = frameBytes;
+    timestamps[flowCount] = timestamp;
+    flowPackets[flowCount] = mbuf;
+    ++flowCount;
+  }
+  rte_ip_frag_free_death_row(&deathRow, 0);
+
+  int32_t positions[kBurstSize];
+  table_->lookupBurst(keyPointers, flowCount, positions);
+  bool evicted = false;
+  for (uint16_t i = 0; i < flowCount; ++i) {
+    int32_t position = positions[i];
+    if (evicted) table_->lookupBurst(&keyPointers[i], 1, &position);  // an eviction may have moved things
+    if (position < 0) position = table_->insert(keys[i]);
+    if (position < 0) {
+      int32_t victim = table_->pickVictim();
+      if (victim >= 0) {
+        ++counters_.flowsEvicted;
+        ++table_->stats().evicted;
+        endFlow(victim, FlowEndReason::kEviction, timestamps[i]);
+        evicted = true;
+        position = table_->insert(keys[i]);
+      }
+    }
+    if (position < 0) {
+      ++counters_.flowInsertFailed;
+      continue;
+    }
+    updateFlow(position, packets[i], srcIsLow[i], flowPackets[i], frameCounts[i], byteCounts[i],
+               timestamps[i]);
+  }
+  return kept;
+}
+
+bool Worker::reassemble(rte_mbuf*& mbuf, ParsedPacket& packet, uint64_t timestampUs) {
+  rte_ip_frag_death_row deathRow;
+  deathRow.cnt = 0;
+  rte_mbuf* result = nullptr;
+  mbuf->l2_len = packet.l3Offset;
+  if (packet.ipVersion == 4) {
+    auto* header = rte_pktmbuf_mtod_offset(mbuf, rte_ipv4_hdr*, packet.l3Offset);
+    mbuf->l3_len = rte_ipv4_hdr_len(header);
+    result = rte_ipv4_frag_reassemble_packet(fragmentTable_, &deathRow, mbuf, timestampUs, header);
+  } else {
+    auto* header = rte_pktmbuf_mtod_offset(mbuf, rte_ipv6_hdr*, packet.l3Offset);
+    // DPDK reassembles only a fragment header right after the fixed header; one behind other extension
+    // headers is counted and dropped rather than misread.
+    auto* fragmentHeader = rte_ipv6_frag_get_ipv6_fragment_header(header);
+    if (fragmentHeader == nullptr) {
+      ++counters_.fragmentsUnsupported;
+      rte_pktmbuf_free(mbuf);
+      return false;
+    }
+    mbuf->l3_len = sizeof(rte_ipv6_hdr) + sizeof(rte_ipv6_fragment_ext);
+    result =
+        rte_ipv6_frag_reassemble_packet(fragmentTable_, &deathRow, mbuf, timestampUs, header, fragmentHeader);
+  }
+  rte_ip_frag_free_death_row(&deathRow, 0);
+  if (result == nullptr) return false;
+  mbuf = result;
+  return true;
+}
+
+// Fragments are counted in their flow once their datagram completes; until then their frames wait here, so
+// that the flow's packet and byte counts are those of the frames on the wire, not of the reassembled
+// datagram.
+void Worker::accountFragment(const ParsedPacket& packet, uint32_t frameLength, uint64_t timestampUs) {
+  FragmentAccount* slot = nullptr;
+  FragmentAccount* oldest = &fragmentAccounts_[0];
+  for (uint32_t i = 0; i < kFragmentAccounts; ++i) {
+    FragmentAccount& account = fragmentAccounts_[i];
+    if (account.used && account.id == packet.fragmentId && account.ipVersion == packet.ipVersion &&
+        std::memcmp(account.src, packet.srcAddr, 16) == 0 &&
+        std::memcmp(account.dst, packet.dstAddr, 16) == 0) {
+      slot = &account;
+      break;
+    }
+    if (!account.used || account.lastUs < oldest->lastUs) oldest = &account;
+  }
+  if (slot == nullptr) {
+    slot = oldest;
+    std::memcpy(slot->src, packet.srcAddr, 16);
+    std::memcpy(slot->dst, packet.dstAddr, 16);
+    slot->id = packet.fragmentId;
+    slot->ipVersion = packet.ipVersion;
+    slot->used = true;
+    slot->pkts = 0;
+    slot->bytes = 0;
+  }
+  ++slot->pkts;
+  slot->bytes += frameLength;
+  slot->lastUs = timestampUs;
+}
+
+bool Worker::takeFragmentAccount(const ParsedPacket& packet, uint64_t& pkts, uint64_t& bytes) {
+  for (uint32_t i = 0; i < kFragmentAccounts; ++i) {
+    FragmentAccount& account = fragmentAccounts_[i];
+    if (account.used && account.id == packet.fragmentId && account.ipVersion == packet.ipVersion &&
+        std::memcmp(account.src, packet.srcAddr, 16) == 0 &&
+        std::memcmp(account.dst, packet.dstAddr, 16) == 0) {
+      pkts = account.pkts;
+      bytes = account.bytes;
+      account.used = false;
+      return true;
+    }
+  }
+  return false;
+}
+
+void Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIsLow, rte_mbuf* mbuf,
+                        uint64_t pkts, uint64_t bytes, uint64_t timestampUs) {
+  Flow& flow = table_->at(position);
+  if (flow.flowId == 0) {
+    // Flow ids stay below 2^53 so that JSON readers that parse numbers as doubles keep them exact.
+    flow.flowId = ((nextFlowSerial_++ << 8) | config_.id) & ((uint64_t{1} << 53) - 1);
+    flow.startUs = timestampUs;
+    flow.lastUs = timestampUs;
+    // The client is the side that opened the flow; a SYN-ACK seen first means we missed the SYN.
+    bool synAck =
+        packet.protocol == IPPROTO_TCP && (packet.tcpFlags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck);
+    flow.clientIsLow = (srcIsLow != synAck) ? 1 : 0;
+    flow.icmpType = packet.icmpType;
+    flow.icmpCode = packet.icmpCode;
+    ++counters_.flowsCreated;
+  }
+  int direction = (srcIsLow == (flow.clientIsLow != 0)) ? kToServer : kToClient;
+  flow.lastUs = std::max(flow.lastUs, timestampUs);
+  flow.pkts[direction] += pkts;
+  flow.bytes[direction] += bytes;
+  if (packet.protocol == IPPROTO_TCP) {
+    flow.tcpFlags[direction] |= packet.tcpFlags;
+    advanceTcp(flow, packet.tcpFlags, direction, packet.payloadLength);
+    if (packet.tcpFlags & kTcpSyn) {
+      flow.seqBase[direction] = packet.tcpSeq + 1;
+      flow.inspectFlags |= static_cast<uint8_t>(kInspectBaseKnown << direction);
+    }
+  }
+  if (!(flow.inspectFlags & kInspectFinished) &&
+      (packet.protocol == IPPROTO_TCP || packet.protocol == IPPROTO_UDP)) {
+    inspect(flow, packet, mbuf, direction);
+  }
+}
+
+void Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction) {
+  if (flow.inspection == kNoInspection) {
+    if (packet.payloadLength == 0) return;
+    flow.inspection = inspections_->acquire(flow.seqBase, flow.inspectFlags & 0x3);
+    if (flow.inspection == kNoInspection) {
+      ++inspector_->counters().poolExhausted;
+      flow.inspectFlags |= kInspectFinished;
+      return;
+    }
+    ++inspector_->counters().started;
+  }
+  const uint8_t* payload = nullptr;
+  if (packet.payloadLength > 0) {
+    if (packet.payloadOffset + packet.payloadLength <= mbuf->data_len) {
+      payload = rte_pktmbuf_mtod_offset(mbuf, const uint8_t*, packet.payloadOffset);
+    } else {
+      uint32_t length = std::min<uint32_t>(packet.payloadLength, kScratchBytes);
+      payload =
+          static_cast<const uint8_t*>(rte_pktmbuf_read(mbuf, packet.payloadOffset, length, scratch_.get()));
+      if (payload == nullptr) return;
+    }
+  }
+  if (inspector_->onPacket(inspections_->at(flow.inspection), packet, payload, direction))
+    finishInspection(flow);
+}
+
+void Worker::finishInspection(Flow& flow) {
+  if (flow.inspection == kNoInspection) return;
+  const InspectionState& state = inspections_->at(flow.inspection);
+  if (state.proto != AppProto::kUnknown) flow.appProto = state.proto;
+  auto* record = static_cast<FlowMetadataRecord*>(takeRecordObject(config_.metadataRecords));
+  if (record == nullptr) {
+    ++counters_.metadataLost;
+  } else {
+    new (record) FlowMetadataRecord();
+    record->flowId = flow.flowId;
+    if (Inspector::fillMetadata(state, *record)) {
+      if (sendRecord(record, config_.metadataRecords)) {
+        flow.hasMetadata = 1;
+      } else {
+        ++counters_.metadataLost;
+      }
+    } else {
+      rte_mempool_put(config_.metadataRecords, record);
+    }
+  }
+  inspections_->release(flow.inspection);
+  flow.inspection = kNoInspection;
+  flow.inspectFlags |= kInspectFinished;
+}
+
+void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
+  Flow& flow = table_->at(position);
+  finishInspection(flow);
+  auto* record = static_cast<FlowEndRecord*>(takeRecordObject(config_.endRecords));
+  if (record == nullptr) {
+    ++counters_.recordsLost;
+  } else {
+    new (record) FlowEndRecord();
+    record->state = recordState(flow);
+    // A flow that closed with FIN or RST ended for that reason, whenever its closing timeout noticed it.
+    record->reason = reason;
+    if (flow.key.protocol == IPPROTO_TCP && flow.tcp == TcpProgress::kClosed) {
+      record->reason =
+          ((flow.tcpFlags[0] | flow.tcpFlags[1]) & kTcpRst) ? FlowEndReason::kRst : FlowEndReason::kFin;
+    }
+    record->appProto = flow.appProto;
+    record->action = flow.action;
+    record->ruleId = flow.ruleId;
+    bool ipv4 = flow.key.isIpv4();
+    record->ipVersion = ipv4 ? 4 : 6;
+    record->protocol = flow.key.protocol;
+    record->tcpFlags[kToServer] = flow.tcpFlags[kToServer];
+    record->tcpFlags[kToClient] = flow.tcpFlags[kToClient];
+    uint32_t zone = uint32_t{flow.key.zone[0]} << 16 | uint32_t{flow.key.zone[1]} << 8 | flow.key.zone[2];
+    uint16_t outer = static_cast<uint16_t>(zone >> 12);
+    uint16_t inner = static_cast<uint16_t>(zone & 0xfff);
+    record->vlanCount = inner ? 2 : outer ? 1 : 0;
+    record->vlanIds[0] = outer;
+    record->vlanIds[1] = inner;
+    record->hasMetadata = flow.hasMetadata != 0;
+    bool clientLow = flow.clientIsLow != 0;
+    keyAddressToRecord(clientLow ? flow.key.addrLow : flow.key.addrHigh, ipv4, record->srcAddr);
+    keyAddressToRecord(clientLow ? flow.key.addrHigh : flow.key.addrLow, ipv4, record->dstAddr);
+    record->srcPort = clientLow ? flow.key.portLow : flow.key.portHigh;
+    record->dstPort = clientLow ? flow.key.portHigh : flow.key.portLow;
+    record->icmpType = flow.icmpType;
+    record->icmpCode = flow.icmpCode;
+    record->flowId = flow.flowId;
+    record->startUs = flow.startUs;
+    record->endUs = std::max(flow.lastUs, flow.startUs);
+    (void)nowUs;  // the record's end is the last packet seen, not when we noticed the flow had ended
+    for (int direction = 0; direction < 2; ++direction) {
+      record->pkts[direction] = flow.pkts[direction];
+      record->bytes[direction] = flow.bytes[direction];
+    }
+    if (!sendRecord(record, config_.endRecords)) ++counters_.recordsLost;
+  }
+  ++counters_.flowsEnded;
+  table_->remove(position);
+}
+
+void Worker::expire(uint64_t nowUs, uint32_t budget) {
+  table_->sweep(nowUs, config_.timeouts, budget, [&](int32_t position) {
+    ++counters_.flowsTimedOut;
+    endFlow(position, FlowEndReason::kTimeout, nowUs);
+  });
+}
+
+void Worker::flushAll(uint64_t nowUs, FlowEndReason reason) {
+  table_->forEach([&](int32_t position) { endFlow(position, reason, nowUs); });
+}
+
+void* Worker::takeRecordObject(rte_mempool* pool) {
+  void* object = nullptr;
+  while (rte_mempool_get(pool, &object) != 0) {
+    if (!config_.losslessRecords) return nullptr;
+    rte_pause();
+  }
+  return object;
+}
+
+bool Worker::sendRecord(void* object, rte_mempool* pool) {
+  while (rte_ring_sp_enqueue(config_.records, object) != 0) {
+    if (!config_.losslessRecords) {
+      rte_mempool_put(pool, object);
+      return false;
+    }
+    rte_pause();
+  }
+  return true;
+}
+
+}  // namespace vgate::dataplane
