@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 build=${VGATE_RELEASE_BUILD:-build/release}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVGATE_TESTS=OFF -DVGATE_BENCH=OFF >/dev/null
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DVGATE_TESTS=OFF -DVGATE_BENCH=OFF >/dev/null
 ninja -C "$build" vgated
 for capture in tests/data/pcap/*.pcap; do
   echo "== $(basename "$capture")"
-  "$build/control/vgated" replay --pcap "$capture" --flow-log - |
+  summary=$(mktemp)
+  "$build/control/vgated" replay --pcap "$capture" --flow-log - 2>"$summary" |
     python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -28,6 +30,8 @@ for line in sys.stdin:
         r.get("app_proto", "-"), f["pkts_toserver"], f["pkts_toclient"], f["bytes_toserver"],
         f["bytes_toclient"], f["state"], f["reason"], l7))
 '
+  sed 's/^/  /' "$summary"
+  rm -f "$summary"
 done
 echo
 echo "The full JSON record of one flow:"

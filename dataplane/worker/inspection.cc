@@ -18,10 +18,12 @@ constexpr uint8_t kTlsHandshakeRecord = 0x16;
 // Bytes of a client's first payload needed to tell an HTTP method from anything else ("OPTIONS " is 8).
 constexpr uint32_t kHttpDetectBytes = 8;
 
+// Copies a NUL-terminated field into a fixed record buffer, cut to fit and always terminated.
 template <size_t N>
 void copyString(char (&out)[N], const char* in) {
-  std::strncpy(out, in, N - 1);
-  out[N - 1] = '\0';
+  size_t length = strnlen(in, N - 1);
+  std::memcpy(out, in, length);
+  out[length] = '\0';
 }
 
 }  // namespace
@@ -268,8 +270,21 @@ bool Inspector::onUdp(InspectionState& state, const ParsedPacket& packet, const 
   return finished(state);
 }
 
+AppProto Inspector::appProto(const InspectionState& state) {
+  // A protocol is named only once its message parsed: bytes that began like TLS or HTTP but broke (truncated,
+  // lying lengths) are "failed", as Suricata reports them, not a protocol the flow never spoke.
+  switch (state.proto) {
+    case AppProto::kTls:
+      return state.helloComplete || state.serverComplete ? AppProto::kTls : AppProto::kFailed;
+    case AppProto::kHttp:
+      return state.httpComplete ? AppProto::kHttp : AppProto::kFailed;
+    default:
+      return state.proto;
+  }
+}
+
 bool Inspector::fillMetadata(const InspectionState& state, FlowMetadataRecord& record) {
-  record.appProto = state.proto;
+  record.appProto = appProto(state);
   bool any = false;
   if ((state.proto == AppProto::kTls || state.proto == AppProto::kQuic) &&
       (state.helloComplete || state.serverComplete)) {

@@ -95,6 +95,8 @@ class Inspector {
 
   // The L7 facts as the flow log carries them. Returns false when there is nothing to report.
   static bool fillMetadata(const InspectionState& state, FlowMetadataRecord& record);
+  // The flow's app_proto as the record names it.
+  static AppProto appProto(const InspectionState& state);
 
   InspectionCounters& counters() { return counters_; }
   const InspectionCounters& counters() const { return counters_; }

@@ -335,7 +335,7 @@ void Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int
 void Worker::finishInspection(Flow& flow) {
   if (flow.inspection == kNoInspection) return;
   const InspectionState& state = inspections_->at(flow.inspection);
-  if (state.proto != AppProto::kUnknown) flow.appProto = state.proto;
+  flow.appProto = Inspector::appProto(state);
   auto* record = static_cast<FlowMetadataRecord*>(takeRecordObject(config_.metadataRecords));
   if (record == nullptr) {
     ++counters_.metadataLost;
