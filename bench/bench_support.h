@@ -56,9 +56,14 @@ class RatioReporter : public benchmark::ConsoleReporter {
   }
 
  private:
-  double find(const std::string& prefix) const {
-    for (const auto& [name, rate] : rates_) {
-      if (name.rfind(prefix, 0) == 0) return rate;
+  // The run named `name`, or its median when the benchmark ran with repetitions.
+  double find(const std::string& name) const {
+    for (const std::string& candidate : {name, name + "_median"}) {
+      auto found = rates_.find(candidate);
+      if (found != rates_.end()) return found->second;
+    }
+    for (const auto& [run, rate] : rates_) {  // parameterised runs: "name/arg"
+      if (run.rfind(name + "/", 0) == 0 && run.find("_") == std::string::npos) return rate;
     }
     return 0;
   }

@@ -130,6 +130,42 @@ std::vector<uint8_t> ipv4Udp(const char* src, uint16_t sport, const char* dst, u
   return out;
 }
 
+// An IPv6 frame carrying `l4` (a TCP header and payload); with fragmentOffset >= 0 it is one fragment of it:
+// a fragment header (id 0x1234) right after the fixed header, `l4` being that fragment's share.
+std::vector<uint8_t> ipv6Frame(const char* src, const char* dst, const std::vector<uint8_t>& l4,
+                               int fragmentOffset = -1, bool moreFragments = false) {
+  std::vector<uint8_t> out = ethernet(0x86dd);
+  bool fragment = fragmentOffset >= 0;
+  out.insert(out.end(), {0x60, 0, 0, 0});
+  put16(out, static_cast<uint16_t>(l4.size() + (fragment ? 8 : 0)));
+  out.push_back(fragment ? 44 : IPPROTO_TCP);
+  out.push_back(64);
+  in6_addr a{}, b{};
+  inet_pton(AF_INET6, src, &a);
+  inet_pton(AF_INET6, dst, &b);
+  out.insert(out.end(), a.s6_addr, a.s6_addr + 16);
+  out.insert(out.end(), b.s6_addr, b.s6_addr + 16);
+  if (fragment) {
+    out.insert(out.end(), {IPPROTO_TCP, 0});
+    put16(out, static_cast<uint16_t>(fragmentOffset | (moreFragments ? 1 : 0)));
+    put32(out, 0x1234);
+  }
+  out.insert(out.end(), l4.begin(), l4.end());
+  return out;
+}
+
+std::vector<uint8_t> tcpSegment(uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq, uint32_t ack,
+                                const std::string& payload = "") {
+  std::vector<uint8_t> out;
+  put16(out, sport);
+  put16(out, dport);
+  put32(out, seq);
+  put32(out, ack);
+  out.insert(out.end(), {0x50, flags, 0xff, 0xff, 0, 0, 0, 0});
+  out.insert(out.end(), payload.begin(), payload.end());
+  return out;
+}
+
 void writePcap(const fs::path& path, const std::vector<Frame>& frames, int linkType = DLT_EN10MB) {
   pcap_t* dead = pcap_open_dead(linkType, 65535);
   pcap_dumper_t* dumper = pcap_dump_open(dead, path.c_str());
@@ -222,6 +258,42 @@ TEST_F(ReplayCommand, RecordsAreExactForKnownTraffic) {
   EXPECT_EQ(midstream["flow"]["pkts_toserver"], 1);
   EXPECT_EQ(midstream["flow"]["pkts_toclient"], 1);
   EXPECT_EQ(midstream["flow"]["reason"], "rst");
+}
+
+TEST_F(ReplayCommand, Ipv6FragmentsAreReassembledAndCountedAsTheirFrames) {
+  const char* client = "fd00:1::1";
+  const char* server = "fd00:1::2";
+  const std::string request = "GET /v6/fragmented HTTP/1.1\r\nHost: frag6.example\r\n\r\n";
+  std::vector<uint8_t> segment = tcpSegment(40100, 80, 0x18, 101, 501, request);
+  // Fragment data lengths must be multiples of 8 except the last: split after 24 bytes (20 TCP + 4 payload).
+  std::vector<uint8_t> first(segment.begin(), segment.begin() + 24);
+  std::vector<uint8_t> second(segment.begin() + 24, segment.end());
+  const double t = 1700000100.0;
+  std::vector<Frame> frames = {
+      {t + 0.0, ipv6Frame(client, server, tcpSegment(40100, 80, 0x02, 100, 0))},
+      {t + 0.1, ipv6Frame(server, client, tcpSegment(80, 40100, 0x12, 500, 101))},
+      {t + 0.2, ipv6Frame(client, server, tcpSegment(40100, 80, 0x10, 101, 501))},
+      // The second fragment arrives first.
+      {t + 0.3, ipv6Frame(client, server, second, 24, false)},
+      {t + 0.4, ipv6Frame(client, server, first, 0, true)},
+      {t + 0.5, ipv6Frame(server, client, tcpSegment(80, 40100, 0x14, 501, 0))},
+  };
+  writePcap(dir_ / "frag6.pcap", frames);
+  CommandRun run = vgated("replay --pcap " + (dir_ / "frag6.pcap").string());
+  ASSERT_EQ(run.exitCode, 0) << run.err;
+  auto lines = records(run.out);
+  ASSERT_EQ(lines.size(), 1u) << run.out;
+  const Json& flow = lines[0];
+  EXPECT_EQ(flow["src_ip"], client);
+  EXPECT_EQ(flow["src_port"], 40100);
+  EXPECT_EQ(flow["app_proto"], "http");
+  EXPECT_EQ(flow["http"]["hostname"], "frag6.example");
+  EXPECT_EQ(flow["http"]["url"], "/v6/fragmented");
+  // Both fragment frames count, at their own sizes, not as one reassembled datagram.
+  EXPECT_EQ(flow["flow"]["pkts_toserver"], 4);
+  EXPECT_EQ(flow["flow"]["bytes_toserver"], frames[0].bytes.size() + frames[2].bytes.size() +
+                                                frames[3].bytes.size() + frames[4].bytes.size());
+  EXPECT_EQ(flow["flow"]["reason"], "rst");
 }
 
 TEST_F(ReplayCommand, WorkerCountDoesNotChangeTheRecords) {
