@@ -86,13 +86,14 @@ std::vector<uint8_t> ethernet(uint16_t etherType) {
   return out;
 }
 
-std::vector<uint8_t> ipv4Tcp(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t flags,
-                             uint32_t seq, uint32_t ack, const std::string& payload = "") {
+// Ethernet + IPv4 header (no options) for `l4Length` bytes of protocol `protocol`.
+std::vector<uint8_t> ipv4Frame(const char* src, const char* dst, uint8_t protocol, size_t l4Length,
+                               uint16_t id) {
   std::vector<uint8_t> out = ethernet(0x0800);
-  uint16_t total = static_cast<uint16_t>(20 + 20 + payload.size());
   out.insert(out.end(), {0x45, 0});
-  put16(out, total);
-  out.insert(out.end(), {0, 1, 0x40, 0, 64, IPPROTO_TCP, 0, 0});
+  put16(out, static_cast<uint16_t>(20 + l4Length));
+  put16(out, id);
+  out.insert(out.end(), {0x40, 0, 64, protocol, 0, 0});
   in_addr a{}, b{};
   inet_pton(AF_INET, src, &a);
   inet_pton(AF_INET, dst, &b);
@@ -100,6 +101,12 @@ std::vector<uint8_t> ipv4Tcp(const char* src, uint16_t sport, const char* dst, u
   auto* pb = reinterpret_cast<uint8_t*>(&b.s_addr);
   out.insert(out.end(), pa, pa + 4);
   out.insert(out.end(), pb, pb + 4);
+  return out;
+}
+
+std::vector<uint8_t> tcpSegment(uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq, uint32_t ack,
+                                const std::string& payload = "") {
+  std::vector<uint8_t> out;
   put16(out, sport);
   put16(out, dport);
   put32(out, seq);
@@ -109,19 +116,17 @@ std::vector<uint8_t> ipv4Tcp(const char* src, uint16_t sport, const char* dst, u
   return out;
 }
 
+std::vector<uint8_t> ipv4Tcp(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t flags,
+                             uint32_t seq, uint32_t ack, const std::string& payload = "") {
+  std::vector<uint8_t> segment = tcpSegment(sport, dport, flags, seq, ack, payload);
+  std::vector<uint8_t> out = ipv4Frame(src, dst, IPPROTO_TCP, segment.size(), 1);
+  out.insert(out.end(), segment.begin(), segment.end());
+  return out;
+}
+
 std::vector<uint8_t> ipv4Udp(const char* src, uint16_t sport, const char* dst, uint16_t dport,
                              size_t payload) {
-  std::vector<uint8_t> out = ethernet(0x0800);
-  out.insert(out.end(), {0x45, 0});
-  put16(out, static_cast<uint16_t>(28 + payload));
-  out.insert(out.end(), {0, 2, 0, 0, 64, IPPROTO_UDP, 0, 0});
-  in_addr a{}, b{};
-  inet_pton(AF_INET, src, &a);
-  inet_pton(AF_INET, dst, &b);
-  auto* pa = reinterpret_cast<uint8_t*>(&a.s_addr);
-  auto* pb = reinterpret_cast<uint8_t*>(&b.s_addr);
-  out.insert(out.end(), pa, pa + 4);
-  out.insert(out.end(), pb, pb + 4);
+  std::vector<uint8_t> out = ipv4Frame(src, dst, IPPROTO_UDP, 8 + payload, 2);
   put16(out, sport);
   put16(out, dport);
   put16(out, static_cast<uint16_t>(8 + payload));
@@ -151,18 +156,6 @@ std::vector<uint8_t> ipv6Frame(const char* src, const char* dst, const std::vect
     put32(out, 0x1234);
   }
   out.insert(out.end(), l4.begin(), l4.end());
-  return out;
-}
-
-std::vector<uint8_t> tcpSegment(uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq, uint32_t ack,
-                                const std::string& payload = "") {
-  std::vector<uint8_t> out;
-  put16(out, sport);
-  put16(out, dport);
-  put32(out, seq);
-  put32(out, ack);
-  out.insert(out.end(), {0x50, flags, 0xff, 0xff, 0, 0, 0, 0});
-  out.insert(out.end(), payload.begin(), payload.end());
   return out;
 }
 
