@@ -18,9 +18,16 @@ class EalEnvironment : public ::testing::Environment {
   void SetUp() override {
     rte_openlog_stream(stderr);
     std::string memory = std::to_string(memoryMb_);
-    std::vector<std::string> args = {
-        "vgate-test", "--no-huge", "-m", memory, "--no-pci", "--no-shconf", "--log-level=*:warning",
-        "-l",         "0"};
+    std::vector<std::string> args = {"vgate-test",
+                                     "--no-huge",
+                                     "-m",
+                                     memory,
+                                     "--no-pci",
+                                     "--no-shconf",
+                                     "--no-telemetry",
+                                     "--log-level=*:warning",
+                                     "-l",
+                                     "0"};
     std::vector<char*> argv;
     for (auto& arg : args) argv.push_back(arg.data());
     ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0) << "rte_eal_init failed";
