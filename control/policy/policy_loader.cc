@@ -1,0 +1,999 @@
+// Policy loader: walks the YAML tree by hand (not yaml-cpp's converters) so that each problem is reported
+// with the position of the node at fault, and so that one pass collects all of them.
+#include "control/policy/policy_loader.h"
+
+#include <arpa/inet.h>
+#include <hs/hs.h>
+#include <idn2.h>
+#include <openssl/evp.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+
+namespace vgate::control {
+namespace {
+
+using policy::Cidr;
+using policy::ContainerSelector;
+using policy::Direction;
+using policy::EndpointMatch;
+using policy::PortRange;
+using policy::Protocol;
+using policy::Rule;
+
+constexpr const char* kApiVersion = "vgate.io/v1";
+constexpr const char* kKind = "Policy";
+// Bounds that keep a hostile or broken document from costing unbounded time: a policy is a few KiB.
+constexpr size_t kMaxDocumentBytes = 4 << 20;
+constexpr size_t kMaxDiagnostics = 100;
+constexpr size_t kMaxRegexLength = 8192;
+constexpr size_t kMaxFileBytes = 16 << 20;
+constexpr uint32_t kMaxWindow = 65536;
+
+const char* typeName(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return "a string";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Null:
+      return "null";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "undefined";
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// Levenshtein distance, case-insensitive; keys are short, so the quadratic table is fine (long input is
+// capped).
+int editDistance(std::string_view a, std::string_view b) {
+  if (a.size() > 64 || b.size() > 64) return 1000;
+  std::string x = lower(a), y = lower(b);
+  std::vector<int> previous(y.size() + 1), current(y.size() + 1);
+  for (size_t j = 0; j <= y.size(); ++j) previous[j] = static_cast<int>(j);
+  for (size_t i = 1; i <= x.size(); ++i) {
+    current[0] = static_cast<int>(i);
+    for (size_t j = 1; j <= y.size(); ++j) {
+      int substitution = previous[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1);
+      current[j] = std::min({previous[j] + 1, current[j - 1] + 1, substitution});
+    }
+    std::swap(previous, current);
+  }
+  return previous[y.size()];
+}
+
+// The nearest candidate within edit distance 2, for "did you mean" hints; empty when none is close.
+std::string suggest(std::string_view word, std::initializer_list<const char*> candidates) {
+  std::string best;
+  int bestDistance = 3;
+  for (const char* candidate : candidates) {
+    int distance = editDistance(word, candidate);
+    if (distance < bestDistance) {
+      bestDistance = distance;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+std::string joinChoices(std::initializer_list<const char*> choices) {
+  std::string out;
+  for (const char* choice : choices) {
+    if (!out.empty()) out += ", ";
+    out += choice;
+  }
+  return out;
+}
+
+std::string sha256Hex(const std::string& text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1) return {};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+bool allDigits(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Parses a decimal number of at most `maxDigits` digits; nullopt when not all digits.
+std::optional<uint64_t> parseNumber(std::string_view text, size_t maxDigits = 10) {
+  if (!allDigits(text) || text.size() > maxDigits) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) value = value * 10 + static_cast<uint64_t>(c - '0');
+  return value;
+}
+
+std::string formatCidr(const Cidr& cidr) {
+  char buffer[INET6_ADDRSTRLEN] = {};
+  inet_ntop(cidr.family == 4 ? AF_INET : AF_INET6, cidr.address, buffer, sizeof(buffer));
+  return std::string(buffer) + "/" + std::to_string(cidr.prefixLength);
+}
+
+// Parses "addr" or "addr/len" (IPv4 or IPv6); on failure returns the reason.
+std::variant<Cidr, std::string> parseCidr(const std::string& text) {
+  Cidr cidr;
+  size_t slash = text.find('/');
+  std::string address = text.substr(0, slash);
+  if (address.find('\0') != std::string::npos) return std::string("not an IPv4 or IPv6 address");
+  bool v6 = address.find(':') != std::string::npos;
+  cidr.family = v6 ? 6 : 4;
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, address.c_str(), cidr.address) != 1) {
+    return std::string("not an IPv4 or IPv6 address");
+  }
+  int maxPrefix = v6 ? 128 : 32;
+  if (slash == std::string::npos) {
+    cidr.prefixLength = static_cast<uint8_t>(maxPrefix);
+    return cidr;
+  }
+  std::optional<uint64_t> prefix = parseNumber(std::string_view(text).substr(slash + 1), 3);
+  if (!prefix || *prefix > static_cast<uint64_t>(maxPrefix)) {
+    return "prefix length must be 0.." + std::to_string(maxPrefix);
+  }
+  cidr.prefixLength = static_cast<uint8_t>(*prefix);
+  return cidr;
+}
+
+// Zeroes host bits; returns whether any were set.
+bool clearHostBits(Cidr* cidr) {
+  int bytes = cidr->family == 4 ? 4 : 16;
+  bool changed = false;
+  for (int i = 0; i < bytes; ++i) {
+    int bitsKept = std::clamp(static_cast<int>(cidr->prefixLength) - i * 8, 0, 8);
+    uint8_t mask = static_cast<uint8_t>(bitsKept == 0 ? 0 : 0xff << (8 - bitsKept));
+    if ((cidr->address[i] & ~mask) != 0) changed = true;
+    cidr->address[i] &= mask;
+  }
+  return changed;
+}
+
+// Normalizes a TLS SNI / HTTP host pattern to what is seen on the wire: lower case, no trailing dot,
+// A-labels. Returns the normalized pattern or, on failure, the reason (second = false).
+std::pair<std::string, bool> normalizeHostPattern(const std::string& pattern) {
+  std::string name = pattern;
+  std::string prefix;
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) return {"contains a control character", false};
+  }
+  if (name.empty()) return {"empty pattern", false};
+  // A bare "*" is any non-empty name, which is how dataplane/l7match compiles it.
+  if (name == "*") return {name, true};
+  if (name.size() >= 2 && name.compare(0, 2, "*.") == 0) {
+    prefix = "*.";
+    name = name.substr(2);
+  }
+  if (!name.empty() && name.back() == '.') name.pop_back();
+  if (name.empty()) return {"no name after '" + prefix + "'", false};
+  if (name.find('*') != std::string::npos) {
+    return {"'*' is only allowed as the whole first label ('*.example.com')", false};
+  }
+  bool ascii =
+      std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  if (ascii) {
+    name = lower(name);
+  } else {
+    // Unicode names go on the wire as A-labels (RFC 5891); UTS 46 non-transitional mapping also lower-cases.
+    char* converted = nullptr;
+    int rc = idn2_to_ascii_8z(name.c_str(), &converted, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+    if (rc != IDN2_OK) {
+      return {std::string("cannot convert to an A-label: ") + idn2_strerror(rc), false};
+    }
+    name = lower(converted);
+    idn2_free(converted);
+  }
+  size_t start = 0;
+  while (true) {
+    size_t dot = name.find('.', start);
+    std::string_view label =
+        std::string_view(name).substr(start, dot == std::string::npos ? dot : dot - start);
+    if (label.empty()) return {"empty label", false};
+    if (label.size() > 63) return {"label longer than 63 characters", false};
+    for (char c : label) {
+      bool ldh = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+      if (!ldh) {
+        return {std::string("character '") + c + "' is not allowed in a host name (letters, digits, '-')",
+                false};
+      }
+    }
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  std::string normalized = prefix + name;
+  if (normalized.size() > 253) return {"name longer than 253 characters", false};
+  return {normalized, true};
+}
+
+// RFC 9110 tchar: what an HTTP method may be made of.
+bool isToken(const std::string& text) {
+  static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           kExtra.find(c) != std::string_view::npos;
+  });
+}
+
+// Records where each document starts, and nothing else.
+struct DocumentCounter : YAML::EventHandler {
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+  }
+  void OnMapEnd() override {}
+  std::vector<YAML::Mark> starts;
+};
+
+// One key: value pair of a YAML map, with the key's position for "unknown key" errors.
+struct Entry {
+  std::string key;
+  YAML::Node keyNode;
+  YAML::Node value;
+};
+
+using Fields = std::map<std::string, Entry>;
+
+class Validator {
+ public:
+  Validator(const std::string& fileName, std::vector<PolicyDiagnostic>* diagnostics)
+      : file_(fileName), diagnostics_(diagnostics) {}
+
+  void run(const std::string& text, policy::Policy* policy);
+
+ private:
+  void report(const YAML::Mark& mark, std::string message, bool warning = false);
+  void error(const YAML::Node& node, std::string message) { report(node.Mark(), std::move(message)); }
+  bool full() const { return errors_ >= kMaxDiagnostics; }
+
+  Fields fields(const YAML::Node& map, std::initializer_list<const char*> known);
+  const Entry* find(const Fields& fields, const char* key) const {
+    auto it = fields.find(key);
+    return it == fields.end() ? nullptr : &it->second;
+  }
+  bool expectMap(const Entry& entry);
+  std::optional<std::string> scalar(const Entry& entry);
+  std::vector<YAML::Node> list(const Entry& entry);
+  std::vector<std::pair<std::string, YAML::Node>> stringList(const Entry& entry);
+  std::optional<int> choice(const Entry& entry, std::initializer_list<const char*> choices);
+
+  void parseSpec(const YAML::Node& spec, policy::Policy* policy);
+  void parseRule(const YAML::Node& node, size_t index, Rule* rule, YAML::Node* nameNode);
+  void parseMatch(const YAML::Node& node, Rule* rule);
+  void parseEndpointMatch(const Entry& entry, EndpointMatch* match, std::vector<YAML::Node>* portNodes);
+  void parseContainers(const Entry& entry, ContainerSelector* selector);
+  void parseLabels(const Entry& entry, std::map<std::string, std::string>* labels);
+  void parseCidrs(const Entry& entry, std::vector<Cidr>* cidrs, std::vector<YAML::Node>* nodes = nullptr);
+  void parsePorts(const Entry& entry, std::vector<PortRange>* ports);
+  void parseTls(const Entry& entry, policy::TlsMatch* tls);
+  void parseHttp(const Entry& entry, policy::HttpMatch* http);
+  void parsePayload(const Entry& entry, policy::PayloadMatch* payload);
+  void parseHostPatterns(const Entry& entry, const char* what, std::vector<std::string>* out);
+  void parseRegexes(const Entry& entry, bool sni, uint32_t window, std::vector<std::string>* out);
+  void parseGlobs(const Entry& entry, std::vector<std::string>* out);
+  void parseEndpoints(const Entry& entry, std::vector<policy::Endpoint>* endpoints);
+  std::optional<std::string> compileRegex(const std::string& pattern, bool sni, uint32_t window);
+  std::optional<std::string> hyperscan(const std::string& expression, unsigned int flags, uint32_t maxOffset);
+
+  std::string file_;
+  std::string rule_;  // the rule being parsed, for diagnostics
+  std::vector<PolicyDiagnostic>* diagnostics_;
+  size_t errors_ = 0;
+  bool truncated_ = false;
+  std::unordered_map<std::string, std::optional<std::string>> regexCache_;  // aliases can repeat a regex
+};
+
+void Validator::report(const YAML::Mark& mark, std::string message, bool warning) {
+  if (full()) {
+    if (!truncated_) {
+      truncated_ = true;
+      PolicyDiagnostic last;
+      last.location.file = file_;
+      last.message = "too many errors; stopping after " + std::to_string(kMaxDiagnostics);
+      diagnostics_->push_back(std::move(last));
+    }
+    return;
+  }
+  PolicyDiagnostic diagnostic;
+  diagnostic.location.file = file_;
+  diagnostic.location.line = mark.line >= 0 ? mark.line + 1 : 0;
+  diagnostic.location.column = mark.column >= 0 ? mark.column + 1 : 0;
+  diagnostic.rule = rule_;
+  diagnostic.message = std::move(message);
+  diagnostic.warning = warning;
+  if (!warning) ++errors_;
+  diagnostics_->push_back(std::move(diagnostic));
+}
+
+Fields Validator::fields(const YAML::Node& map, std::initializer_list<const char*> known) {
+  Fields out;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    YAML::Node key = it->first;  // copies: it-> points into a temporary
+    if (!key.IsScalar()) {
+      error(key, std::string("keys must be strings, not ") + typeName(key));
+      continue;
+    }
+    const std::string& name = key.Scalar();
+    if (std::none_of(known.begin(), known.end(), [&](const char* k) { return name == k; })) {
+      std::string hint = suggest(name, known);
+      error(key, "unknown key '" + name + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+      continue;
+    }
+    if (out.count(name) != 0) {
+      error(key, "duplicate key '" + name + "' (first at line " +
+                     std::to_string(out[name].keyNode.Mark().line + 1) + ")");
+      continue;
+    }
+    out.emplace(name, Entry{name, key, it->second});
+  }
+  return out;
+}
+
+bool Validator::expectMap(const Entry& entry) {
+  if (entry.value.IsMap()) return true;
+  if (!entry.value.IsNull())
+    error(entry.value, "'" + entry.key + "' must be a map, not " + typeName(entry.value));
+  return false;
+}
+
+std::optional<std::string> Validator::scalar(const Entry& entry) {
+  if (entry.value.IsScalar()) return entry.value.Scalar();
+  // A key with nothing after it has no useful position of its own: point at the key.
+  const YAML::Node& at = entry.value.IsNull() ? entry.keyNode : entry.value;
+  error(at, "'" + entry.key + "' must be a string, not " + typeName(entry.value));
+  return std::nullopt;
+}
+
+std::vector<YAML::Node> Validator::list(const Entry& entry) {
+  std::vector<YAML::Node> out;
+  if (entry.value.IsNull()) return out;  // "key:" with nothing: an empty list
+  if (!entry.value.IsSequence()) {
+    error(entry.value, "'" + entry.key + "' must be a list, not " + typeName(entry.value));
+    return out;
+  }
+  for (auto it = entry.value.begin(); it != entry.value.end(); ++it) out.push_back(*it);
+  return out;
+}
+
+std::vector<std::pair<std::string, YAML::Node>> Validator::stringList(const Entry& entry) {
+  std::vector<std::pair<std::string, YAML::Node>> out;
+  for (const YAML::Node& item : list(entry)) {
+    if (!item.IsScalar()) {
+      error(item, "items of '" + entry.key + "' must be strings, not " + typeName(item));
+      continue;
+    }
+    out.emplace_back(item.Scalar(), item);
+  }
+  return out;
+}
+
+std::optional<int> Validator::choice(const Entry& entry, std::initializer_list<const char*> choices) {
+  std::optional<std::string> value = scalar(entry);
+  if (!value) return std::nullopt;
+  int index = 0;
+  for (const char* c : choices) {
+    if (*value == c) return index;
+    ++index;
+  }
+  std::string hint = suggest(*value, choices);
+  error(entry.value, "invalid " + entry.key + " '" + *value + "': expected one of " + joinChoices(choices) +
+                         (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+  return std::nullopt;
+}
+
+void Validator::run(const std::string& text, policy::Policy* policy) {
+  if (text.size() > kMaxDocumentBytes) {
+    report(YAML::Mark(),
+           "policy document is larger than " + std::to_string(kMaxDocumentBytes >> 20) + " MiB");
+    return;
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    report(e.mark, e.msg);
+    return;
+  }
+  if (root.IsNull()) {
+    report(YAML::Mark(), "policy document is empty");
+    return;
+  }
+  // Not YAML::LoadAll: on some malformed input (",% v") it yields empty documents forever. Counting documents
+  // with the event parser, and stopping at the second, is bounded.
+  try {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
+    }
+    if (counter.starts.size() > 1) {
+      report(counter.starts[1], "a policy file holds one YAML document; found a second one");
+    }
+  } catch (const YAML::Exception& e) {
+    report(e.mark, e.msg);
+  }
+  if (!root.IsMap()) {
+    error(root, std::string("a policy document must be a map, not ") + typeName(root));
+    return;
+  }
+  Fields top = fields(root, {"apiVersion", "kind", "metadata", "spec"});
+  for (const char* key : {"apiVersion", "kind", "metadata", "spec"}) {
+    if (!find(top, key)) error(root, std::string("missing required key '") + key + "'");
+  }
+  if (const Entry* e = find(top, "apiVersion")) {
+    if (auto value = scalar(*e); value && *value != kApiVersion) {
+      error(e->value, "apiVersion must be '" + std::string(kApiVersion) + "', not '" + *value + "'");
+    }
+  }
+  if (const Entry* e = find(top, "kind")) {
+    if (auto value = scalar(*e); value && *value != kKind) {
+      error(e->value, "kind must be '" + std::string(kKind) + "', not '" + *value + "'");
+    }
+  }
+  if (const Entry* e = find(top, "metadata")) {
+    if (e->value.IsNull()) {
+      error(e->keyNode, "missing required key 'metadata.name'");
+    } else if (expectMap(*e)) {
+      Fields metadata = fields(e->value, {"name", "labels", "annotations"});
+      if (const Entry* name = find(metadata, "name")) {
+        if (auto value = scalar(*name)) {
+          if (value->empty()) error(name->value, "metadata.name must not be empty");
+          policy->name = *value;
+        }
+      } else {
+        error(e->value, "missing required key 'metadata.name'");
+      }
+      std::map<std::string, std::string> ignored;
+      if (const Entry* labels = find(metadata, "labels")) parseLabels(*labels, &ignored);
+      if (const Entry* annotations = find(metadata, "annotations")) parseLabels(*annotations, &ignored);
+    }
+  }
+  if (const Entry* e = find(top, "spec")) {
+    if (e->value.IsNull()) {
+      error(e->keyNode, "'spec' must be a map, not null");
+    } else if (expectMap(*e)) {
+      parseSpec(e->value, policy);
+    }
+  }
+  policy->sourceHash = sha256Hex(text);
+}
+
+void Validator::parseSpec(const YAML::Node& spec, policy::Policy* policy) {
+  Fields f = fields(spec, {"mode", "default", "rules", "endpoints"});
+  if (const Entry* e = find(f, "mode")) {
+    if (auto index = choice(*e, {"enforce", "audit"})) {
+      policy->mode = *index == 0 ? PolicyMode::kEnforce : PolicyMode::kAudit;
+    }
+  }
+  if (const Entry* e = find(f, "default")) {
+    if (auto index = choice(*e, {"allow", "deny"})) {
+      policy->defaultAction = *index == 0 ? VerdictAction::kAllow : VerdictAction::kDeny;
+    }
+  }
+  if (const Entry* e = find(f, "rules")) {
+    std::map<std::string, int> names;  // name -> line of its first definition
+    std::optional<size_t> catchAll;    // index of the first rule that matches every flow
+    std::vector<YAML::Node> items = list(*e);
+    policy->rules.reserve(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      Rule rule;
+      YAML::Node nameNode;
+      size_t errorsBefore = errors_;
+      parseRule(items[i], i, &rule, &nameNode);
+      rule_ = rule.name.empty() ? "#" + std::to_string(i + 1) : rule.name;
+      if (!rule.name.empty()) {
+        auto [it, inserted] = names.emplace(rule.name, rule.location.line);
+        if (!inserted) {
+          error(nameNode, "duplicate rule name '" + rule.name + "' (first defined at line " +
+                              std::to_string(it->second) + ")");
+        }
+      }
+      // First match wins, so a rule after one that matches every flow can never decide anything. "log" is
+      // left out: whether a log rule ends evaluation is the data plane's call, so flagging it would be a
+      // guess.
+      if (catchAll) {
+        const Rule& earlier = policy->rules[*catchAll];
+        error(items[i], "rule can never match: rule '" + earlier.name + "' at line " +
+                            std::to_string(earlier.location.line) +
+                            " has no conditions and matches every flow");
+      }
+      bool matchesAll =
+          rule.protocol == Protocol::kAny && rule.direction == Direction::kAny && rule.source.cidrs.empty() &&
+          rule.source.ports.empty() && !rule.source.containers.present && rule.destination.cidrs.empty() &&
+          rule.destination.ports.empty() && !rule.destination.containers.present && !rule.hasL7();
+      rule_.clear();
+      policy->rules.push_back(std::move(rule));
+      // A rule with errors may look empty only because its conditions failed to parse.
+      if (!catchAll && matchesAll && errors_ == errorsBefore &&
+          policy->rules.back().action != VerdictAction::kLog) {
+        catchAll = policy->rules.size() - 1;
+      }
+    }
+  }
+  if (const Entry* e = find(f, "endpoints")) parseEndpoints(*e, &policy->endpoints);
+}
+
+void Validator::parseRule(const YAML::Node& node, size_t index, Rule* rule, YAML::Node* nameNode) {
+  rule_ = "#" + std::to_string(index + 1);
+  rule->location.file = file_;
+  rule->location.line = node.Mark().line + 1;
+  rule->location.column = node.Mark().column + 1;
+  if (!node.IsMap()) {
+    error(node, std::string("a rule must be a map, not ") + typeName(node));
+    rule_.clear();
+    return;
+  }
+  // The name first, so that every diagnostic about this rule carries it whatever the key order.
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    YAML::Node key = it->first;  // copies: it-> points into a temporary
+    YAML::Node value = it->second;
+    if (key.IsScalar() && key.Scalar() == "name" && value.IsScalar() && !value.Scalar().empty()) {
+      rule_ = value.Scalar();
+      break;
+    }
+  }
+  Fields f = fields(node, {"name", "action", "log", "direction", "match", "description"});
+  if (const Entry* e = find(f, "name")) {
+    if (auto name = scalar(*e)) {
+      if (name->empty()) {
+        error(e->value, "rule name must not be empty");
+      } else {
+        rule->name = *name;
+        rule_ = *name;
+        *nameNode = e->value;
+      }
+    }
+  } else {
+    error(node, "missing required key 'name'");
+  }
+  if (const Entry* e = find(f, "action")) {
+    if (auto action = choice(*e, {"allow", "deny", "reject", "log"})) {
+      rule->action = static_cast<VerdictAction>(*action);
+    }
+  } else {
+    error(node, "missing required key 'action'");
+  }
+  if (const Entry* e = find(f, "log")) {
+    if (auto value = scalar(*e)) {
+      if (*value == "true" || *value == "True" || *value == "TRUE") {
+        rule->log = true;
+      } else if (*value == "false" || *value == "False" || *value == "FALSE") {
+        rule->log = false;
+      } else {
+        error(e->value, "'log' must be true or false, not '" + *value + "'");
+      }
+    }
+  }
+  if (const Entry* e = find(f, "direction")) {
+    if (auto direction = choice(*e, {"any", "egress", "ingress"})) {
+      rule->direction = static_cast<Direction>(*direction);
+    }
+  }
+  if (const Entry* e = find(f, "description")) (void)scalar(*e);
+  if (const Entry* e = find(f, "match")) {
+    if (expectMap(*e)) parseMatch(e->value, rule);
+  }
+  rule_.clear();
+}
+
+void Validator::parseMatch(const YAML::Node& node, Rule* rule) {
+  Fields f = fields(node, {"protocol", "source", "destination", "tls", "http", "payload"});
+  std::optional<std::string> protocolName;
+  if (const Entry* e = find(f, "protocol")) {
+    static constexpr Protocol kProtocols[] = {Protocol::kTcp,    Protocol::kUdp,  Protocol::kIcmp,
+                                              Protocol::kIcmpv6, Protocol::kSctp, Protocol::kAny};
+    if (auto index = choice(*e, {"tcp", "udp", "icmp", "icmpv6", "sctp", "any"})) {
+      rule->protocol = kProtocols[*index];
+      protocolName = e->value.Scalar();
+    }
+  }
+  std::vector<YAML::Node> portNodes;  // each non-empty ports list, to point at when the protocol has no ports
+  if (const Entry* e = find(f, "source")) parseEndpointMatch(*e, &rule->source, &portNodes);
+  if (const Entry* e = find(f, "destination")) parseEndpointMatch(*e, &rule->destination, &portNodes);
+  const Entry* tls = find(f, "tls");
+  const Entry* http = find(f, "http");
+  if (tls) parseTls(*tls, &rule->tls);
+  if (http) parseHttp(*http, &rule->http);
+  if (const Entry* e = find(f, "payload")) parsePayload(*e, &rule->payload);
+
+  Protocol p = rule->protocol;
+  std::string pname = protocolName.value_or("any");
+  bool hasPortNumbers = p == Protocol::kTcp || p == Protocol::kUdp || p == Protocol::kSctp;
+  // An unparsable protocol was already reported; don't pile a second error on it.
+  if (!hasPortNumbers && (protocolName || !find(f, "protocol"))) {
+    for (const YAML::Node& ports : portNodes) {
+      error(ports, "ports need protocol tcp, udp or sctp (protocol is " + pname + ")");
+    }
+  }
+  bool hasTls = !rule->tls.sni.empty() || !rule->tls.sniRegex.empty() || !rule->tls.alpn.empty() ||
+                !rule->tls.certificate.subject.empty() || !rule->tls.certificate.issuer.empty() ||
+                !rule->tls.certificate.san.empty();
+  bool hasHttp = !rule->http.host.empty() || !rule->http.path.empty() || !rule->http.method.empty();
+  // TLS runs over TCP, or over UDP as QUIC; HTTP/1 is only parsed over TCP. Anything else can never match.
+  if (hasTls && p != Protocol::kAny && p != Protocol::kTcp && p != Protocol::kUdp) {
+    error(tls->keyNode, "tls conditions need protocol tcp, udp (QUIC) or any (protocol is " + pname + ")");
+  }
+  if (hasHttp && p != Protocol::kAny && p != Protocol::kTcp) {
+    error(http->keyNode, "http conditions need protocol tcp or any (protocol is " + pname + ")");
+  }
+}
+
+void Validator::parseEndpointMatch(const Entry& entry, EndpointMatch* match,
+                                   std::vector<YAML::Node>* portNodes) {
+  if (!expectMap(entry)) return;
+  Fields f = fields(entry.value, {"cidrs", "containers", "ports"});
+  if (const Entry* e = find(f, "cidrs")) parseCidrs(*e, &match->cidrs);
+  if (const Entry* e = find(f, "containers")) parseContainers(*e, &match->containers);
+  if (const Entry* e = find(f, "ports")) {
+    parsePorts(*e, &match->ports);
+    if (e->value.IsSequence() && e->value.size() > 0) portNodes->push_back(e->value);
+  }
+}
+
+void Validator::parseContainers(const Entry& entry, ContainerSelector* selector) {
+  if (!expectMap(entry)) return;
+  selector->present = true;
+  Fields f = fields(entry.value, {"name", "labels"});
+  if (const Entry* e = find(f, "name")) {
+    if (auto name = scalar(*e)) selector->name = *name;
+  }
+  if (const Entry* e = find(f, "labels")) parseLabels(*e, &selector->labels);
+}
+
+void Validator::parseLabels(const Entry& entry, std::map<std::string, std::string>* labels) {
+  if (!expectMap(entry)) return;
+  for (auto it = entry.value.begin(); it != entry.value.end(); ++it) {
+    YAML::Node key = it->first;  // copies: it-> points into a temporary
+    YAML::Node value = it->second;
+    if (!key.IsScalar()) {
+      error(key, std::string("label keys must be strings, not ") + typeName(key));
+      continue;
+    }
+    if (key.Scalar().empty()) {
+      error(key, "label key must not be empty");
+      continue;
+    }
+    if (!value.IsScalar()) {
+      error(value.IsNull() ? key : value,
+            "label '" + key.Scalar() + "' must have a string value, not " + typeName(value));
+      continue;
+    }
+    if (!labels->emplace(key.Scalar(), value.Scalar()).second) {
+      error(key, "duplicate label '" + key.Scalar() + "'");
+    }
+  }
+}
+
+void Validator::parseCidrs(const Entry& entry, std::vector<Cidr>* cidrs, std::vector<YAML::Node>* nodes) {
+  for (const auto& [text, node] : stringList(entry)) {
+    auto parsed = parseCidr(text);
+    if (auto* reason = std::get_if<std::string>(&parsed)) {
+      error(node, "invalid CIDR '" + text + "': " + *reason);
+      continue;
+    }
+    Cidr cidr = std::get<Cidr>(parsed);
+    if (clearHostBits(&cidr)) {
+      error(node, "CIDR '" + text + "' has host bits set; did you mean '" + formatCidr(cidr) + "'?");
+      continue;
+    }
+    cidrs->push_back(cidr);
+    if (nodes) nodes->push_back(node);
+  }
+}
+
+void Validator::parsePorts(const Entry& entry, std::vector<PortRange>* ports) {
+  for (const auto& [text, node] : stringList(entry)) {
+    size_t dash = text.find('-');
+    std::optional<uint64_t> low = parseNumber(std::string_view(text).substr(0, dash));
+    std::optional<uint64_t> high =
+        dash == std::string::npos ? low : parseNumber(std::string_view(text).substr(dash + 1));
+    if (!low || !high) {
+      error(node, "invalid port '" + text + "': expected a number or a range 'N-M'");
+      continue;
+    }
+    if (*low > 65535 || *high > 65535) {
+      error(node, "invalid port '" + text + "': ports are 0..65535");
+      continue;
+    }
+    if (*low > *high) {
+      error(node, "invalid port range '" + text + "': " + std::to_string(*low) + " is above " +
+                      std::to_string(*high));
+      continue;
+    }
+    ports->push_back(PortRange{static_cast<uint16_t>(*low), static_cast<uint16_t>(*high)});
+  }
+}
+
+void Validator::parseHostPatterns(const Entry& entry, const char* what, std::vector<std::string>* out) {
+  for (const auto& [text, node] : stringList(entry)) {
+    auto [normalized, ok] = normalizeHostPattern(text);
+    if (!ok) {
+      error(node, std::string("invalid ") + what + " pattern '" + text + "': " + normalized);
+      continue;
+    }
+    out->push_back(std::move(normalized));
+  }
+}
+
+// Compiles the regex the way dataplane/l7match does (same flags, same wrapping, the window as max_offset), so
+// that a policy that validates also compiles there.
+std::optional<std::string> Validator::compileRegex(const std::string& pattern, bool sni, uint32_t window) {
+  if (pattern.empty()) return std::string("empty pattern");
+  if (pattern.find('\0') != std::string::npos) return std::string("contains a NUL byte (write it as \\x00)");
+  if (pattern.size() > kMaxRegexLength) {
+    return "longer than " + std::to_string(kMaxRegexLength) + " characters";
+  }
+  constexpr unsigned int kBase = HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
+  if (!sni) return hyperscan(pattern, kBase | HS_FLAG_DOTALL, window);
+  // The raw pattern first: wrapped as ^(?:...)\z, an unbalanced "a)(b" would otherwise pass.
+  if (auto problem = hyperscan(pattern, kBase | HS_FLAG_CASELESS, 0)) return problem;
+  return hyperscan("^(?:" + pattern + ")\\z", kBase | HS_FLAG_CASELESS, 0);
+}
+
+std::optional<std::string> Validator::hyperscan(const std::string& expression, unsigned int flags,
+                                                uint32_t maxOffset) {
+  std::string key = std::to_string(flags) + "/" + std::to_string(maxOffset) + "/" + expression;
+  if (auto it = regexCache_.find(key); it != regexCache_.end()) return it->second;
+  hs_expr_ext_t ext{};
+  ext.flags = HS_EXT_FLAG_MAX_OFFSET;
+  ext.max_offset = maxOffset;
+  const char* expressions[] = {expression.c_str()};
+  const unsigned int flagList[] = {flags};
+  const unsigned int ids[] = {0};
+  const hs_expr_ext_t* exts[] = {maxOffset > 0 ? &ext : nullptr};
+  hs_database_t* database = nullptr;
+  hs_compile_error_t* compileError = nullptr;
+  std::optional<std::string> result;
+  if (hs_compile_ext_multi(expressions, flagList, ids, exts, 1, HS_MODE_BLOCK, nullptr, &database,
+                           &compileError) != HS_SUCCESS) {
+    result = compileError && compileError->message ? compileError->message : "Hyperscan rejected it";
+  }
+  hs_free_compile_error(compileError);
+  hs_free_database(database);
+  regexCache_.emplace(std::move(key), result);
+  return result;
+}
+
+void Validator::parseRegexes(const Entry& entry, bool sni, uint32_t window, std::vector<std::string>* out) {
+  for (const auto& [text, node] : stringList(entry)) {
+    if (full()) return;  // compiling costs; nothing more will be reported anyway
+    if (auto problem = compileRegex(text, sni, window)) {
+      error(node, "invalid regex '" + text + "': " + *problem);
+      continue;
+    }
+    out->push_back(text);
+  }
+}
+
+void Validator::parseGlobs(const Entry& entry, std::vector<std::string>* out) {
+  for (const auto& [text, node] : stringList(entry)) {
+    if (text.empty()) {
+      error(node, "items of '" + entry.key + "' must not be empty");
+      continue;
+    }
+    out->push_back(text);
+  }
+}
+
+void Validator::parseTls(const Entry& entry, policy::TlsMatch* tls) {
+  if (!expectMap(entry)) return;
+  Fields f = fields(entry.value, {"sni", "sniRegex", "alpn", "certificate"});
+  if (const Entry* e = find(f, "sni")) parseHostPatterns(*e, "SNI", &tls->sni);
+  if (const Entry* e = find(f, "sniRegex")) parseRegexes(*e, true, 0, &tls->sniRegex);
+  if (const Entry* e = find(f, "alpn")) {
+    for (const auto& [text, node] : stringList(*e)) {
+      // ALPN ids are opaque bytes compared exactly (RFC 7301), 1..255 of them.
+      if (text.empty() || text.size() > 255) {
+        error(node, "ALPN protocol id must be 1..255 bytes");
+        continue;
+      }
+      tls->alpn.push_back(text);
+    }
+  }
+  if (const Entry* e = find(f, "certificate")) {
+    if (expectMap(*e)) {
+      Fields c = fields(e->value, {"subject", "issuer", "san"});
+      if (const Entry* s = find(c, "subject")) parseGlobs(*s, &tls->certificate.subject);
+      if (const Entry* s = find(c, "issuer")) parseGlobs(*s, &tls->certificate.issuer);
+      if (const Entry* s = find(c, "san")) parseGlobs(*s, &tls->certificate.san);
+    }
+  }
+}
+
+void Validator::parseHttp(const Entry& entry, policy::HttpMatch* http) {
+  if (!expectMap(entry)) return;
+  Fields f = fields(entry.value, {"host", "path", "method"});
+  if (const Entry* e = find(f, "host")) parseHostPatterns(*e, "HTTP host", &http->host);
+  if (const Entry* e = find(f, "path")) parseGlobs(*e, &http->path);
+  if (const Entry* e = find(f, "method")) {
+    for (const auto& [text, node] : stringList(*e)) {
+      if (!isToken(text)) {
+        error(node, "invalid HTTP method '" + text + "'");
+        continue;
+      }
+      http->method.push_back(text);
+    }
+  }
+}
+
+void Validator::parsePayload(const Entry& entry, policy::PayloadMatch* payload) {
+  if (!expectMap(entry)) return;
+  Fields f = fields(entry.value, {"regex", "window"});
+  // The window first: the regexes are compiled with it as their max_offset.
+  bool windowOk = true;
+  if (const Entry* e = find(f, "window")) {
+    windowOk = false;
+    if (auto text = scalar(*e)) {
+      std::optional<uint64_t> window = parseNumber(*text);
+      if (!window || *window < 1 || *window > kMaxWindow) {
+        error(e->value, "payload window must be 1..65536 bytes, not '" + *text + "'");
+      } else {
+        payload->window = static_cast<uint32_t>(*window);
+        windowOk = true;
+      }
+    }
+  }
+  if (const Entry* e = find(f, "regex"))
+    parseRegexes(*e, false, windowOk ? payload->window : 0, &payload->regex);
+}
+
+void Validator::parseEndpoints(const Entry& entry, std::vector<policy::Endpoint>* endpoints) {
+  std::map<std::string, std::string> owners;  // address -> endpoint, so that replay identity is unambiguous
+  std::map<std::string, int> names;
+  for (const YAML::Node& node : list(entry)) {
+    if (!node.IsMap()) {
+      error(node, std::string("an endpoint must be a map, not ") + typeName(node));
+      continue;
+    }
+    policy::Endpoint endpoint;
+    Fields f = fields(node, {"name", "labels", "addresses"});
+    if (const Entry* e = find(f, "name")) {
+      if (auto name = scalar(*e)) {
+        if (name->empty()) {
+          error(e->value, "endpoint name must not be empty");
+        } else if (auto [it, inserted] = names.emplace(*name, e->value.Mark().line + 1); !inserted) {
+          error(e->value, "duplicate endpoint name '" + *name + "' (first defined at line " +
+                              std::to_string(it->second) + ")");
+        }
+        endpoint.name = *name;
+      }
+    } else {
+      error(node, "missing required key 'name'");
+    }
+    if (const Entry* e = find(f, "labels")) parseLabels(*e, &endpoint.labels);
+    if (const Entry* e = find(f, "addresses")) {
+      std::vector<Cidr> addresses;
+      std::vector<YAML::Node> nodes;
+      parseCidrs(*e, &addresses, &nodes);
+      for (size_t i = 0; i < addresses.size(); ++i) {
+        std::string key = formatCidr(addresses[i]);
+        auto [it, inserted] = owners.emplace(key, endpoint.name);
+        if (!inserted)
+          error(nodes[i], "address " + key + " already belongs to endpoint '" + it->second + "'");
+      }
+      endpoint.addresses = std::move(addresses);
+    }
+    endpoints->push_back(std::move(endpoint));
+  }
+}
+
+}  // namespace
+
+std::string PolicyDiagnostic::toString() const {
+  std::ostringstream out;
+  out << location.file << ":" << location.line << ":" << location.column << ": ";
+  if (!rule.empty()) out << "rule '" << rule << "': ";
+  if (warning) out << "warning: ";
+  out << message;
+  return out.str();
+}
+
+bool hasPolicyErrors(const std::vector<PolicyDiagnostic>& diagnostics) {
+  return std::any_of(diagnostics.begin(), diagnostics.end(),
+                     [](const PolicyDiagnostic& d) { return !d.warning; });
+}
+
+std::vector<PolicyDiagnostic> validatePolicy(const std::string& yamlText, const std::string& fileName,
+                                             policy::Policy* out) {
+  std::vector<PolicyDiagnostic> diagnostics;
+  policy::Policy policy;
+  // yaml-cpp reports through exceptions; none may leave this API.
+  try {
+    Validator(fileName, &diagnostics).run(yamlText, &policy);
+  } catch (const YAML::Exception& e) {
+    PolicyDiagnostic diagnostic;
+    diagnostic.location = {fileName, e.mark.line >= 0 ? e.mark.line + 1 : 0,
+                           e.mark.column >= 0 ? e.mark.column + 1 : 0};
+    diagnostic.message = e.msg;
+    diagnostics.push_back(std::move(diagnostic));
+  } catch (const std::exception& e) {
+    diagnostics.push_back(
+        PolicyDiagnostic{{fileName, 0, 0}, "", std::string("internal error: ") + e.what(), false});
+  } catch (...) {
+    diagnostics.push_back(PolicyDiagnostic{{fileName, 0, 0}, "", "internal error", false});
+  }
+  // Fields are visited in key order, not document order; report in the order a reader meets them.
+  std::stable_sort(diagnostics.begin(), diagnostics.end(),
+                   [](const PolicyDiagnostic& a, const PolicyDiagnostic& b) {
+                     auto key = [](const PolicyDiagnostic& d) {
+                       // Position-less ones (the "too many errors" line) go last.
+                       return d.location.line == 0 ? std::pair{INT32_MAX, 0}
+                                                   : std::pair{d.location.line, d.location.column};
+                     };
+                     return key(a) < key(b);
+                   });
+  if (out && !hasPolicyErrors(diagnostics)) *out = std::move(policy);
+  return diagnostics;
+}
+
+Result<policy::Policy> loadPolicy(const std::string& yamlText, const std::string& fileName) {
+  try {
+    policy::Policy policy;
+    std::vector<PolicyDiagnostic> diagnostics = validatePolicy(yamlText, fileName, &policy);
+    if (!hasPolicyErrors(diagnostics)) return policy;
+    std::string message;
+    for (const PolicyDiagnostic& d : diagnostics) {
+      if (d.warning) continue;
+      if (!message.empty()) message += "\n";
+      message += d.toString();
+    }
+    return makeError(EINVAL, std::move(message));
+  } catch (const std::exception& e) {
+    return makeError(ENOMEM, std::string("loading policy: ") + e.what());
+  }
+}
+
+Result<policy::Policy> loadPolicyFile(const std::string& path) {
+  try {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+      return makeError(errno ? errno : ENOENT,
+                       "cannot open " + path + ": " + std::strerror(errno ? errno : ENOENT));
+    std::string text;
+    char buffer[65536];
+    while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) {
+      text.append(buffer, static_cast<size_t>(in.gcount()));
+      if (text.size() > kMaxFileBytes) return makeError(EFBIG, path + ": policy file is too large");
+    }
+    if (in.bad()) return makeError(EIO, "cannot read " + path);
+    return loadPolicy(text, path);
+  } catch (const std::exception& e) {
+    return makeError(ENOMEM, std::string("loading policy: ") + e.what());
+  }
+}
+
+}  // namespace vgate::control
