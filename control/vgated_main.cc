@@ -5,6 +5,7 @@
 #include <string>
 
 #include "control/replay_command.h"
+#include "control/validate_command.h"
 
 namespace {
 
@@ -15,6 +16,8 @@ constexpr const char* kUsage =
     "  replay --pcap FILE [--flow-log PATH|-] [--workers N] [--flows N]\n"
     "      Feed a capture through the dataplane and write one JSON flow record per flow\n"
     "      (to stdout with '-', the default). --flows is the flow table size per worker.\n"
+    "  validate FILE\n"
+    "      Check a policy document; print each problem as file:line:column: rule 'name': message.\n"
     "\n"
     "exit status: 0 done, 2 bad arguments or input, 1 internal failure\n";
 
@@ -36,6 +39,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (command == "replay") return vgate::control::runReplayCommand(argc, argv, 2);
+    if (command == "validate") return vgate::control::runValidateCommand(argc, argv, 2);
     std::fprintf(stderr, "vgated: unknown command '%s' (try 'vgated --help')\n", command.c_str());
     return 2;
   } catch (const std::exception& error) {
