@@ -1,0 +1,90 @@
+// The L3/L4 classifier: the first rule (in policy order) whose protocol, addresses and ports match a flow's
+// first packet, on DPDK rte_acl. One IPv4 and one IPv6 context, built once, then shared read-only by workers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vgate/policy.h"
+#include "vgate/result.h"
+
+struct rte_acl_ctx;
+
+namespace vgate::dataplane {
+
+inline constexpr uint32_t kNoRule = UINT32_MAX;
+
+// The L3/L4 part of one policy rule. Its position in the builder's input is its priority: earlier wins.
+struct L34Rule {
+  uint32_t ruleId = 0;                              // anything but kNoRule
+  uint8_t protocol = 0;                             // IPPROTO_*; 0 = any
+  std::vector<policy::Cidr> sources;                // empty = any address (of either family)
+  std::vector<policy::Cidr> destinations;           // empty = any address (of either family)
+  std::vector<policy::PortRange> sourcePorts;       // empty = any port; non-empty: TCP/UDP/SCTP only
+  std::vector<policy::PortRange> destinationPorts;  // empty = any port; non-empty: TCP/UDP/SCTP only
+};
+
+// What is classified: a flow's first packet as the client sent it.
+struct L34Tuple {
+  uint8_t ipVersion;  // 4 or 6; anything else never matches
+  uint8_t protocol;
+  uint8_t src[16];  // network order; IPv4 in the first 4 bytes
+  uint8_t dst[16];
+  uint16_t srcPort;  // host order; ignored unless the protocol is TCP, UDP or SCTP
+  uint16_t dstPort;
+};
+
+struct L34ClassifierConfig {
+  // The cross product of a rule's CIDRs, port ranges (and, for "any protocol with ports", TCP/UDP/SCTP) is
+  // one rte_acl rule each; a policy that expands beyond this is refused rather than built for minutes.
+  uint64_t maxAclRules = 4u << 20;
+  // rte_acl_config.max_size: a cap on the run-time tries' memory (0 = none). Over it, rte_acl splits the
+  // rules into more tries (slower classify) and fails only when even RTE_ACL_MAX_TRIES tries do not fit.
+  size_t maxTrieBytes = 0;
+  // An enum rte_acl_classify_alg value to use instead of the best one the CPU and EAL allow (0): for tests
+  // and benchmarks that compare the implementations. Refused if unsupported here.
+  int algorithm = 0;
+};
+
+struct L34ClassifierStats {
+  uint32_t rules = 0;         // L34Rule count
+  uint64_t ipv4AclRules = 0;  // after expansion
+  uint64_t ipv6AclRules = 0;
+  uint64_t buildNanoseconds = 0;
+  // rte_malloc bytes the two contexts hold after the build (rules kept by rte_acl plus the run-time tries),
+  // measured as the heap's growth across the build: exact when nothing else allocates meanwhile.
+  uint64_t memoryBytes = 0;
+  const char* algorithm = "none";  // rte_acl classify method in use: "avx2", "sse", "scalar", ...
+};
+
+class L34Classifier {
+ public:
+  // name: unique among live classifiers (rte_acl context names are process-global), at most 28 characters.
+  // socket: NUMA socket for the contexts, SOCKET_ID_ANY (-1) for any.
+  static Result<std::unique_ptr<L34Classifier>> build(const std::vector<L34Rule>& rules,
+                                                      const std::string& name, int socket,
+                                                      const L34ClassifierConfig& config = {});
+  ~L34Classifier();
+  L34Classifier(const L34Classifier&) = delete;
+  L34Classifier& operator=(const L34Classifier&) = delete;
+
+  // ruleIds[i] = the first matching rule's id for tuples[i], or kNoRule. Any count (split into bursts of 64);
+  // allocates nothing. Safe to call from many threads at once: rte_acl_classify only reads the built context
+  // (it takes it const, and DPDK's l3fwd-acl shares one context per socket between lcores the same way).
+  void classify(const L34Tuple* const* tuples, uint32_t count, uint32_t* ruleIds) const;
+
+  const L34ClassifierStats& stats() const { return stats_; }
+
+ private:
+  L34Classifier() = default;
+  void classifyBurst(const L34Tuple* const* tuples, uint32_t count, uint32_t* ruleIds) const;
+
+  rte_acl_ctx* ipv4_ = nullptr;  // null when no rule applies to IPv4
+  rte_acl_ctx* ipv6_ = nullptr;
+  L34ClassifierStats stats_;
+};
+
+}  // namespace vgate::dataplane
