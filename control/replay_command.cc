@@ -5,10 +5,13 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <memory>
 
 #include "control/command_line.h"
 #include "control/flowlog/flow_log_writer.h"
+#include "control/policy/policy_loader.h"
 #include "dataplane/worker/replay.h"
 
 namespace vgate::control {
@@ -33,7 +36,7 @@ int fail(int code, const std::string& message) {
 }  // namespace
 
 int runReplayCommand(int argc, char** argv, int first) {
-  CommandSpec spec{"replay", {"pcap", "flow-log", "workers", "flows"}, {}};
+  CommandSpec spec{"replay", {"pcap", "flow-log", "workers", "flows", "policy"}, {}};
   auto arguments = parseCommandArguments(spec, argc, argv, first);
   if (!arguments) return fail(2, arguments.error().message);
   const CommandArguments& args = arguments.value();
@@ -46,6 +49,22 @@ int runReplayCommand(int argc, char** argv, int first) {
   auto flows = parseUnsigned(args.get("flows", std::to_string(options.flowCapacity)), 64, 1u << 24, "flows");
   if (!flows) return fail(2, flows.error().message);
   options.flowCapacity = static_cast<uint32_t>(flows.value());
+
+  // A bad policy changes nothing: every problem is printed and nothing is replayed.
+  policy::Policy policy;
+  if (args.has("policy")) {
+    std::string path = args.get("policy");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return fail(2, "cannot read policy " + path + ": " + std::strerror(errno));
+    std::stringstream text;
+    text << in.rdbuf();
+    auto diagnostics = validatePolicy(text.str(), path, &policy);
+    if (hasPolicyErrors(diagnostics)) {
+      for (const auto& diagnostic : diagnostics) std::fprintf(stderr, "%s\n", diagnostic.toString().c_str());
+      return fail(2, "policy " + path + " is invalid; nothing was replayed");
+    }
+    options.policy = &policy;
+  }
 
   // Check the capture before anything else, so that a bad file fails fast and leaves no flow log behind.
   if (auto capture = dataplane::checkCapture(options.pcapPath); !capture)
@@ -60,6 +79,13 @@ int runReplayCommand(int argc, char** argv, int first) {
     out = file.get();
   }
   FlowLogWriter writer(out);
+  if (options.policy != nullptr) {
+    PolicyNames names;
+    names.loaded = true;
+    names.policyName = policy.name;
+    for (const auto& rule : policy.rules) names.ruleNames.push_back(rule.name);
+    writer.setPolicyNames(std::move(names));
+  }
   WriterSink sink(writer);
   auto summary = dataplane::runReplay(options, sink);
   writer.flush();
@@ -69,9 +95,9 @@ int runReplayCommand(int argc, char** argv, int first) {
   const auto& total = summary.value().total;
   std::fprintf(stderr,
                "vgated replay: %" PRIu64 " packets, %" PRIu64 " flows, %" PRIu64 " records written, %" PRIu64
-               " records lost, %" PRIu64 " evictions\n",
+               " records lost, %" PRIu64 " evictions, %" PRIu64 " packets denied\n",
                total.packets, total.flowsCreated, writer.counters().recordsWritten, total.recordsLost,
-               total.flowsEvicted);
+               total.flowsEvicted, total.packetsDenied);
   if (writer.counters().writeErrors > 0) return fail(1, "writing the flow log failed");
   return 0;
 }

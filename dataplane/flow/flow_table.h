@@ -42,9 +42,12 @@ struct alignas(64) Flow {
   // inspection state; the sequence bases the SYNs announced wait here until then.
   uint8_t inspectFlags;  // kInspectBaseKnown << direction, kInspectFinished
   uint32_t seqBase[2];
+  uint32_t policyVersion;  // the policy that gave the verdict
 };
 inline constexpr uint8_t kInspectBaseKnown = 0x01;  // shifted by the direction
 inline constexpr uint8_t kInspectFinished = 0x04;
+// The verdict waits for L7 facts (ruleId holds the L3/L4 fallback meanwhile); packets pass until it is known.
+inline constexpr uint8_t kVerdictPending = 0x08;
 static_assert(sizeof(Flow) == 128, "two cache lines per flow: keep the hot fields in the first");
 
 struct FlowTimeouts {

@@ -184,6 +184,15 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
   if (!eal) return eal.error();
   ReplaySummary summary;
   summary.capturePackets = packets.value();
+  std::shared_ptr<const CompiledPolicy> policy;
+  if (options.policy != nullptr) {
+    CompileOptions compileOptions;
+    compileOptions.cacheDir = options.policyCacheDir;
+    auto compiled = CompiledPolicy::compile(*options.policy, 1, compileOptions);
+    if (!compiled) return makeError(EINVAL, compiled.error().message);
+    policy = std::move(compiled).value();
+    summary.policy = policy->stats();
+  }
   {
     Resources resources;
     int socket = static_cast<int>(rte_socket_id());
@@ -226,6 +235,7 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
       config.endRecords = resources.endRecords;
       config.metadataRecords = resources.metadataRecords;
       config.losslessRecords = true;
+      config.policy = policy;
       auto worker = Worker::create(config);
       if (!worker) return worker.error();
       lane->worker = std::move(worker).value();
@@ -297,6 +307,9 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
       total.fragments += counters.fragments;
       total.fragmentsReassembled += counters.fragmentsReassembled;
       total.fragmentsUnsupported += counters.fragmentsUnsupported;
+      total.verdictsImmediate += counters.verdictsImmediate;
+      total.verdictsAfterL7 += counters.verdictsAfterL7;
+      total.packetsDenied += counters.packetsDenied;
     }
   }
   return summary;

@@ -8,6 +8,7 @@
 
 #include "dataplane/worker/worker.h"
 #include "vgate/flow_record.h"
+#include "vgate/policy.h"
 #include "vgate/result.h"
 
 namespace vgate::dataplane {
@@ -18,6 +19,8 @@ struct ReplayOptions {
   uint32_t flowCapacity = 1u << 18;  // per worker
   uint32_t inspectionSlots = 1024;   // per worker
   FlowTimeouts timeouts;
+  const policy::Policy* policy = nullptr;  // compiled once EAL runs (rte_acl allocates from its heap)
+  std::string policyCacheDir;              // Hyperscan databases serialized by policy hash; empty: none
 };
 
 // Receives records on the replay's main thread, in the order each worker produced them.
@@ -33,6 +36,7 @@ struct ReplaySummary {
   std::vector<WorkerCounters> workers;
   std::vector<InspectionCounters> inspection;
   WorkerCounters total;
+  CompiledPolicyStats policy;
 };
 
 // Checks that `path` is a readable Ethernet capture (pcap or pcapng) to its end, and counts its packets.

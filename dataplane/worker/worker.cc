@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 
 #include "dataplane/flow/flow_key_builder.h"
 
@@ -97,6 +98,11 @@ Result<std::unique_ptr<Worker>> Worker::create(const WorkerConfig& config) {
   worker->fragmentTable_ =
       rte_ip_frag_table_create(buckets, 8, buckets * 8, config.fragmentTimeoutUs, config.socket);
   if (worker->fragmentTable_ == nullptr) return makeError(ENOMEM, "cannot create the IP fragment table");
+  if (config.policy) {
+    auto scratch = config.policy->makeScratch();
+    if (!scratch) return scratch.error();
+    worker->policyScratch_ = std::move(scratch).value();
+  }
   // net_pcap (and NICs with timestamping) stamp each mbuf; the field exists only once a driver registered it.
   worker->timestampOffset_ = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, nullptr);
   int flagBit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, nullptr);
@@ -117,16 +123,15 @@ Worker::~Worker() {
 uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) {
   ParsedPacket packets[kBurstSize];
   FlowKey keys[kBurstSize];
-  const FlowKey* keyPointers[kBurstSize];
+  const FlowKey* keyPointers[kBurstSize] = {};  // zeroed: GCC cannot see that only [0, flowCount) is read
   bool srcIsLow[kBurstSize];
   uint64_t frameCounts[kBurstSize];
   uint64_t byteCounts[kBurstSize];
   uint64_t timestamps[kBurstSize];
-  rte_mbuf* flowPackets[kBurstSize];
+  uint16_t flowSlot[kBurstSize];  // for each flow packet, its place among the kept mbufs
+  bool forward[kBurstSize];
   uint16_t flowCount = 0;
   uint16_t kept = 0;
-  rte_ip_frag_death_row deathRow;
-  deathRow.cnt = 0;
 
   for (uint16_t i = 0; i < count && i < kBurstSize; ++i) {
     rte_mbuf* mbuf = mbufs[i];
@@ -157,6 +162,7 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
       }
       status = parsePacket(rte_pktmbuf_mtod(mbuf, const uint8_t*), mbuf->data_len, mbuf->pkt_len, packet);
     }
+    forward[kept] = true;
     mbufs[kept++] = mbuf;
     if (status != ParseStatus::kOk)
       continue;  // ARP and other ethertypes pass; drop reasons are counted above
@@ -165,10 +171,9 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
     frameCounts[flowCount] = frames;
     byteCounts[flowCount] = frameBytes;
     timestamps[flowCount] = timestamp;
-    flowPackets[flowCount] = mbuf;
+    flowSlot[flowCount] = static_cast<uint16_t>(kept - 1);
     ++flowCount;
   }
-  rte_ip_frag_free_death_row(&deathRow, 0);
 
   int32_t positions[kBurstSize];
   table_->lookupBurst(keyPointers, flowCount, positions);
@@ -191,10 +196,21 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
       ++counters_.flowInsertFailed;
       continue;
     }
-    updateFlow(position, packets[i], srcIsLow[i], flowPackets[i], frameCounts[i], byteCounts[i],
-               timestamps[i]);
+    forward[flowSlot[i]] = updateFlow(position, packets[i], srcIsLow[i], mbufs[flowSlot[i]], frameCounts[i],
+                                      byteCounts[i], timestamps[i]);
   }
-  return kept;
+
+  // Denied packets leave the burst here; the rest keep their order.
+  uint16_t forwarded = 0;
+  for (uint16_t i = 0; i < kept; ++i) {
+    if (forward[i]) {
+      mbufs[forwarded++] = mbufs[i];
+    } else {
+      ++counters_.packetsDenied;
+      rte_pktmbuf_free(mbufs[i]);
+    }
+  }
+  return forwarded;
 }
 
 bool Worker::reassemble(rte_mbuf*& mbuf, ParsedPacket& packet, uint64_t timestampUs) {
@@ -272,7 +288,7 @@ bool Worker::takeFragmentAccount(const ParsedPacket& packet, uint64_t& pkts, uin
   return false;
 }
 
-void Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIsLow, rte_mbuf* mbuf,
+bool Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIsLow, rte_mbuf* mbuf,
                         uint64_t pkts, uint64_t bytes, uint64_t timestampUs) {
   Flow& flow = table_->at(position);
   if (flow.flowId == 0) {
@@ -287,6 +303,7 @@ void Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIs
     flow.icmpType = packet.icmpType;
     flow.icmpCode = packet.icmpCode;
     ++counters_.flowsCreated;
+    judgeNewFlow(flow, packet, srcIsLow == (flow.clientIsLow != 0));
   }
   int direction = (srcIsLow == (flow.clientIsLow != 0)) ? kToServer : kToClient;
   flow.lastUs = std::max(flow.lastUs, timestampUs);
@@ -304,6 +321,103 @@ void Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIs
       (packet.protocol == IPPROTO_TCP || packet.protocol == IPPROTO_UDP)) {
     inspect(flow, packet, mbuf, direction);
   }
+  // Pending flows pass (the handshake must complete for the facts to arrive); a decided deny drops, from the
+  // packet that completed the decision on. Audit mode only records what enforce would have done.
+  if (flow.inspectFlags & kVerdictPending) return true;
+  bool denied = flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject;
+  return !(denied && config_.policy && config_.policy->mode() == PolicyMode::kEnforce);
+}
+
+namespace {
+
+L34Tuple tupleOf(const ParsedPacket& packet, bool fromClient) {
+  L34Tuple tuple{};
+  tuple.ipVersion = packet.ipVersion;
+  tuple.protocol = packet.protocol;
+  std::memcpy(tuple.src, fromClient ? packet.srcAddr : packet.dstAddr, 16);
+  std::memcpy(tuple.dst, fromClient ? packet.dstAddr : packet.srcAddr, 16);
+  tuple.srcPort = fromClient ? packet.srcPort : packet.dstPort;
+  tuple.dstPort = fromClient ? packet.dstPort : packet.srcPort;
+  return tuple;
+}
+
+L34Tuple tupleOf(const Flow& flow) {
+  L34Tuple tuple{};
+  bool ipv4 = flow.key.isIpv4();
+  bool clientLow = flow.clientIsLow != 0;
+  tuple.ipVersion = ipv4 ? 4 : 6;
+  tuple.protocol = flow.key.protocol;
+  keyAddressToRecord(clientLow ? flow.key.addrLow : flow.key.addrHigh, ipv4, tuple.src);
+  keyAddressToRecord(clientLow ? flow.key.addrHigh : flow.key.addrLow, ipv4, tuple.dst);
+  tuple.srcPort = clientLow ? flow.key.portLow : flow.key.portHigh;
+  tuple.dstPort = clientLow ? flow.key.portHigh : flow.key.portLow;
+  return tuple;
+}
+
+std::string_view pathOf(const char* url) {
+  std::string_view view(url);
+  return view.substr(0, view.find('?'));
+}
+
+}  // namespace
+
+void Worker::judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFromClient) {
+  if (!config_.policy) return;
+  VerdictDecision decision = config_.policy->classifyNewFlow(tupleOf(packet, packetFromClient));
+  flow.ruleId = decision.ruleId;
+  flow.action = decision.action;
+  flow.policyVersion = config_.policy->version();
+  bool inspectable = packet.protocol == IPPROTO_TCP || packet.protocol == IPPROTO_UDP;
+  if (decision.pending && inspectable) {
+    flow.inspectFlags |= kVerdictPending;
+  } else if (decision.pending) {
+    resolvePendingVerdict(flow, nullptr);  // no L7 facts will ever come: decide on none
+  } else {
+    ++counters_.verdictsImmediate;
+  }
+}
+
+void Worker::resolvePendingVerdict(Flow& flow, const InspectionState* state) {
+  if (!config_.policy) return;
+  L7Facts facts;
+  std::string_view alpn[tls::kMaxAlpnEntries];
+  std::string_view sans[tls::kMaxSanEntries];
+  if (state != nullptr) {
+    if (state->helloComplete) {
+      facts.sni = state->hello.sni;
+      for (uint8_t i = 0; i < state->hello.alpnCount; ++i) alpn[i] = state->hello.alpn[i];
+      facts.alpn = alpn;
+      facts.alpnCount = state->hello.alpnCount;
+      facts.presentFields |= (state->hello.hasSni ? kFactSni : 0) | kFactAlpn;
+    }
+    if (state->serverComplete && state->server.hasCertificate) {
+      const tls::ServerCertificate& certificate = state->server.certificate;
+      facts.certSubject = certificate.subject;
+      facts.certIssuer = certificate.issuer;
+      for (uint8_t i = 0; i < certificate.sanCount; ++i) sans[i] = certificate.sans[i];
+      facts.sans = sans;
+      facts.sanCount = certificate.sanCount;
+      facts.presentFields |= kFactCertSubject | kFactCertIssuer | kFactSan;
+    }
+    if (state->httpComplete) {
+      facts.httpHost = state->http.host;
+      facts.httpPath = pathOf(state->http.url);
+      facts.httpMethod = state->http.method;
+      facts.presentFields |= (state->http.hasHost ? kFactHttpHost : 0) | kFactHttpPath | kFactHttpMethod;
+    }
+    for (int direction = 0; direction < 2; ++direction) {
+      const ReassemblyBuffer& stream = state->stream[direction];
+      if (stream.contiguousLength() == 0) continue;
+      std::string_view bytes(reinterpret_cast<const char*>(stream.data()), stream.contiguousLength());
+      (direction == kToServer ? facts.payloadToServer : facts.payloadToClient) = bytes;
+      facts.presentFields |= direction == kToServer ? kFactPayloadToServer : kFactPayloadToClient;
+    }
+  }
+  VerdictDecision decision = config_.policy->decide(tupleOf(flow), facts, flow.ruleId, *policyScratch_);
+  flow.ruleId = decision.ruleId;
+  flow.action = decision.action;
+  flow.inspectFlags &= static_cast<uint8_t>(~kVerdictPending);
+  ++counters_.verdictsAfterL7;
 }
 
 void Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction) {
@@ -328,14 +442,22 @@ void Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int
       if (payload == nullptr) return;
     }
   }
-  if (inspector_->onPacket(inspections_->at(flow.inspection), packet, payload, direction))
+  InspectionState& state = inspections_->at(flow.inspection);
+  if (inspector_->onPacket(state, packet, payload, direction)) {
     finishInspection(flow);
+  } else if ((flow.inspectFlags & kVerdictPending) && state.clientDone &&
+             (state.serverDone || !config_.policy->needsServerFacts())) {
+    // The client's side is complete: decide now, so that a deny drops this packet and the rest, while
+    // inspection goes on for the log (the server's certificate).
+    resolvePendingVerdict(flow, &state);
+  }
 }
 
 void Worker::finishInspection(Flow& flow) {
   if (flow.inspection == kNoInspection) return;
   const InspectionState& state = inspections_->at(flow.inspection);
   flow.appProto = Inspector::appProto(state);
+  if (flow.inspectFlags & kVerdictPending) resolvePendingVerdict(flow, &state);
   auto* record = static_cast<FlowMetadataRecord*>(takeRecordObject(config_.metadataRecords));
   if (record == nullptr) {
     ++counters_.metadataLost;
@@ -360,6 +482,7 @@ void Worker::finishInspection(Flow& flow) {
 void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
   Flow& flow = table_->at(position);
   finishInspection(flow);
+  if (flow.inspectFlags & kVerdictPending) resolvePendingVerdict(flow, nullptr);  // ended before any payload
   auto* record = static_cast<FlowEndRecord*>(takeRecordObject(config_.endRecords));
   if (record == nullptr) {
     ++counters_.recordsLost;
@@ -375,6 +498,8 @@ void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
     record->appProto = flow.appProto;
     record->action = flow.action;
     record->ruleId = flow.ruleId;
+    record->policyVersion = flow.policyVersion;
+    record->mode = config_.policy ? config_.policy->mode() : PolicyMode::kEnforce;
     bool ipv4 = flow.key.isIpv4();
     record->ipVersion = ipv4 ? 4 : 6;
     record->protocol = flow.key.protocol;

@@ -8,6 +8,7 @@
 
 #include "dataplane/flow/flow_table.h"
 #include "dataplane/packet/packet_parser.h"
+#include "dataplane/verdict/compiled_policy.h"
 #include "dataplane/worker/inspection.h"
 #include "vgate/flow_record.h"
 #include "vgate/result.h"
@@ -37,6 +38,8 @@ struct WorkerConfig {
   // Replay wants every record and has no deadline: wait for the writer. Live traffic cannot wait: count the
   // loss.
   bool losslessRecords = false;
+  // The policy flows are judged by; none: every flow is allowed and no rule is named.
+  std::shared_ptr<const CompiledPolicy> policy;
 };
 
 // Per-worker counters: written by the worker only, cache-line aligned, summed by whoever reads them.
@@ -54,6 +57,9 @@ struct alignas(64) WorkerCounters {
   uint64_t fragments = 0;
   uint64_t fragmentsReassembled = 0;  // datagrams completed
   uint64_t fragmentsUnsupported = 0;  // IPv6 fragment header behind other extension headers
+  uint64_t verdictsImmediate = 0;     // decided on the first packet
+  uint64_t verdictsAfterL7 = 0;       // held pending, then decided on L7 facts
+  uint64_t packetsDenied = 0;         // dropped by a deny or reject verdict in enforce mode
 };
 
 class Worker {
@@ -86,8 +92,11 @@ class Worker {
   bool reassemble(rte_mbuf*& mbuf, ParsedPacket& packet, uint64_t timestampUs);
   void accountFragment(const ParsedPacket& packet, uint32_t frameLength, uint64_t timestampUs);
   bool takeFragmentAccount(const ParsedPacket& packet, uint64_t& pkts, uint64_t& bytes);
-  void updateFlow(int32_t position, const ParsedPacket& packet, bool srcIsLow, rte_mbuf* mbuf, uint64_t pkts,
+  // Returns whether the packet may be forwarded.
+  bool updateFlow(int32_t position, const ParsedPacket& packet, bool srcIsLow, rte_mbuf* mbuf, uint64_t pkts,
                   uint64_t bytes, uint64_t timestampUs);
+  void judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFromClient);
+  void resolvePendingVerdict(Flow& flow, const InspectionState* state);
   void inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction);
   void finishInspection(Flow& flow);
   void endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs);
@@ -106,6 +115,7 @@ class Worker {
   uint64_t clockUs_ = 0;
   WorkerCounters counters_;
   std::unique_ptr<uint8_t[]> scratch_;  // a chained mbuf's payload, made contiguous for the parsers
+  std::unique_ptr<PolicyScratch> policyScratch_;
 };
 
 }  // namespace vgate::dataplane

@@ -1,0 +1,93 @@
+// A policy compiled for the dataplane: container selectors resolved to addresses, two rte_acl classifiers and
+// the Hyperscan L7 matcher. Immutable once built and shared read-only by every worker (RCU publication swaps
+// whole CompiledPolicy objects, so a worker never sees half of one).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/acl/l34_classifier.h"
+#include "dataplane/l7match/l7_matcher.h"
+#include "vgate/flow_record.h"
+#include "vgate/policy.h"
+#include "vgate/result.h"
+
+namespace vgate::dataplane {
+
+struct VerdictDecision {
+  uint32_t ruleId = kNoRule;  // kNoRule: the policy's default decided
+  VerdictAction action = VerdictAction::kAllow;
+  bool pending = false;  // an L7 rule before ruleId may still match: wait for the flow's L7 facts
+};
+
+// Per-worker matching state for one CompiledPolicy.
+struct PolicyScratch {
+  std::unique_ptr<L7Scratch> l7;
+  RuleSet matches;
+};
+
+struct CompiledPolicyStats {
+  double compileMillis = 0;
+  uint32_t rules = 0;
+  uint32_t l34Rules = 0;       // decided on the first packet
+  uint32_t l7Rules = 0;        // need L7 facts
+  uint32_t neverMatching = 0;  // container selectors that match no known container
+  L34ClassifierStats l34;
+  L34ClassifierStats l7L34;
+  L7MatcherStats l7;
+};
+
+class CompiledPolicy {
+ public:
+  static Result<std::shared_ptr<const CompiledPolicy>> compile(const policy::Policy& policy, uint32_t version,
+                                                               const CompileOptions& options = {});
+  ~CompiledPolicy();
+  CompiledPolicy(const CompiledPolicy&) = delete;
+  CompiledPolicy& operator=(const CompiledPolicy&) = delete;
+
+  // A new flow's first packet, as its client sent it: decided now, or pending with ruleId the L3/L4 fallback.
+  VerdictDecision classifyNewFlow(const L34Tuple& tuple) const;
+  // The decision for a pending flow once its L7 facts are known (absent facts match no L7 condition).
+  VerdictDecision decide(const L34Tuple& tuple, const L7Facts& facts, uint32_t fallbackRule,
+                         PolicyScratch& scratch) const;
+
+  Result<std::unique_ptr<PolicyScratch>> makeScratch() const;
+
+  // Whether a decision must wait for the server's flight: only certificate conditions need it. Otherwise a
+  // pending flow is decided as soon as the client's ClientHello or request is complete.
+  bool needsServerFacts() const { return needsServerFacts_; }
+
+  VerdictAction actionOf(uint32_t ruleId) const {
+    return ruleId < actions_.size() ? actions_[ruleId] : defaultAction_;
+  }
+  PolicyMode mode() const { return mode_; }
+  uint32_t version() const { return version_; }
+  const std::string& name() const { return name_; }
+  const std::vector<std::string>& ruleNames() const { return ruleNames_; }
+  const CompiledPolicyStats& stats() const { return stats_; }
+
+ private:
+  CompiledPolicy() = default;
+  bool l34Matches(uint32_t ruleId, const L34Tuple& tuple) const;
+
+  std::string name_;
+  uint32_t version_ = 0;
+  PolicyMode mode_ = PolicyMode::kEnforce;
+  VerdictAction defaultAction_ = VerdictAction::kAllow;
+  std::vector<std::string> ruleNames_;
+  std::vector<VerdictAction> actions_;
+  std::unique_ptr<L34Classifier> l34Only_;  // rules without L7 conditions
+  std::unique_ptr<L34Classifier> l7L34_;    // the L3/L4 part of rules with L7 conditions
+  std::shared_ptr<const L7Matcher> l7_;
+  std::vector<L34Rule> l7RuleParts_;  // indexed by rule id; used only for rules with L7 conditions
+  std::vector<uint8_t> reachable_;    // 0: a container selector matched no container
+  bool needsServerFacts_ = false;
+  CompiledPolicyStats stats_;
+};
+
+// Glob on container names: '*' any run, '?' one character.
+bool globMatches(const std::string& pattern, const std::string& text);
+
+}  // namespace vgate::dataplane
