@@ -56,16 +56,20 @@ class RatioReporter : public benchmark::ConsoleReporter {
   }
 
  private:
-  // The run named `name`, or its median when the benchmark ran with repetitions.
+  // The run named `name` (or "name/args"), or its median when the benchmark ran with repetitions.
   double find(const std::string& name) const {
-    for (const std::string& candidate : {name, name + "_median"}) {
-      auto found = rates_.find(candidate);
-      if (found != rates_.end()) return found->second;
+    double plain = 0;
+    for (const auto& [run, rate] : rates_) {
+      if (run.rfind(name, 0) != 0 ||
+          (run.size() > name.size() && run[name.size()] != '/' && run[name.size()] != '_'))
+        continue;
+      bool median = run.size() >= 7 && run.compare(run.size() - 7, 7, "_median") == 0;
+      bool aggregate = median || run.find("_mean") != std::string::npos ||
+                       run.find("_stddev") != std::string::npos || run.find("_cv") != std::string::npos;
+      if (median) return rate;
+      if (!aggregate && plain == 0) plain = rate;
     }
-    for (const auto& [run, rate] : rates_) {  // parameterised runs: "name/arg"
-      if (run.rfind(name + "/", 0) == 0 && run.find("_") == std::string::npos) return rate;
-    }
-    return 0;
+    return plain;
   }
   std::map<std::string, double> rates_;
 };
