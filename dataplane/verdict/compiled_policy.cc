@@ -103,7 +103,8 @@ bool globMatches(const std::string& pattern, const std::string& text) {
 
 Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const policy::Policy& policy,
                                                                       uint32_t version,
-                                                                      const CompileOptions& options) {
+                                                                      const CompileOptions& options,
+                                                                      uint32_t workers) {
   auto started = std::chrono::steady_clock::now();
   std::shared_ptr<CompiledPolicy> compiled(new CompiledPolicy());
   compiled->name_ = policy.name;
@@ -158,6 +159,11 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const poli
   compiled->stats_.l34 = compiled->l34Only_->stats();
   compiled->stats_.l7L34 = compiled->l7L34_->stats();
   compiled->stats_.l7 = compiled->l7_->stats();
+  for (uint32_t worker = 0; worker < workers; ++worker) {
+    auto scratch = compiled->makeScratch();
+    if (!scratch) return scratch.error();
+    compiled->scratches_.push_back(std::move(scratch).value());
+  }
   compiled->stats_.compileMillis =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   return std::shared_ptr<const CompiledPolicy>(std::move(compiled));

@@ -41,8 +41,11 @@ struct CompiledPolicyStats {
 
 class CompiledPolicy {
  public:
+  // `workers` scratches are made with the policy, so that a worker picking up a newly published policy
+  // allocates nothing: worker i uses scratchFor(i).
   static Result<std::shared_ptr<const CompiledPolicy>> compile(const policy::Policy& policy, uint32_t version,
-                                                               const CompileOptions& options = {});
+                                                               const CompileOptions& options = {},
+                                                               uint32_t workers = 0);
   ~CompiledPolicy();
   CompiledPolicy(const CompiledPolicy&) = delete;
   CompiledPolicy& operator=(const CompiledPolicy&) = delete;
@@ -54,6 +57,9 @@ class CompiledPolicy {
                          PolicyScratch& scratch) const;
 
   Result<std::unique_ptr<PolicyScratch>> makeScratch() const;
+  // Worker `workerId`'s own scratch, made at compile time; only that worker may use it.
+  PolicyScratch& scratchFor(uint32_t workerId) const { return *scratches_[workerId]; }
+  uint32_t workerScratches() const { return static_cast<uint32_t>(scratches_.size()); }
 
   // Whether a decision must wait for the server's flight: only certificate conditions need it. Otherwise a
   // pending flow is decided as soon as the client's ClientHello or request is complete.
@@ -84,6 +90,7 @@ class CompiledPolicy {
   std::vector<L34Rule> l7RuleParts_;  // indexed by rule id; used only for rules with L7 conditions
   std::vector<uint8_t> reachable_;    // 0: a container selector matched no container
   bool needsServerFacts_ = false;
+  std::vector<std::unique_ptr<PolicyScratch>> scratches_;
   CompiledPolicyStats stats_;
 };
 
