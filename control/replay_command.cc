@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <memory>
+#include <sstream>
 
 #include "control/command_line.h"
 #include "control/flowlog/flow_log_writer.h"
@@ -82,6 +82,7 @@ int runReplayCommand(int argc, char** argv, int first) {
   if (options.policy != nullptr) {
     PolicyNames names;
     names.loaded = true;
+    names.version = 1;  // replay publishes its one policy as version 1
     names.policyName = policy.name;
     for (const auto& rule : policy.rules) names.ruleNames.push_back(rule.name);
     writer.setPolicyNames(std::move(names));

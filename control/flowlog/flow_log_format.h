@@ -14,6 +14,7 @@ namespace vgate::control {
 // What the flow log needs of the policy in force to name the deciding rule.
 struct PolicyNames {
   bool loaded = false;
+  uint32_t version = 0;  // the policy version these names belong to
   std::string policyName;
   std::vector<std::string> ruleNames;  // indexed by FlowEndRecord::ruleId
 };

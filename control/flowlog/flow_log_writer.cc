@@ -6,6 +6,11 @@ namespace vgate::control {
 FlowLogWriter::FlowLogWriter(std::FILE* out, size_t maxPendingMetadata)
     : out_(out), maxPendingMetadata_(maxPendingMetadata) {}
 
+void FlowLogWriter::setPolicyNames(PolicyNames names) {
+  uint32_t version = names.version;
+  policies_[version] = std::move(names);
+}
+
 void FlowLogWriter::onMetadata(const FlowMetadataRecord& metadata) {
   if (pending_.size() >= maxPendingMetadata_ && pending_.find(metadata.flowId) == pending_.end()) {
     ++counters_.metadataDropped;
@@ -19,7 +24,9 @@ void FlowLogWriter::onEnd(const FlowEndRecord& record) {
   const nlohmann::ordered_json* metadata = nullptr;
   auto found = record.hasMetadata ? pending_.find(record.flowId) : pending_.end();
   if (found != pending_.end()) metadata = &found->second;
-  std::string line = formatFlowRecord(record, metadata, policy_);
+  static const PolicyNames kNoPolicy;
+  auto names = policies_.find(record.policyVersion);
+  std::string line = formatFlowRecord(record, metadata, names == policies_.end() ? kNoPolicy : names->second);
   line.push_back('\n');
   if (std::fwrite(line.data(), 1, line.size(), out_) != line.size()) {
     ++counters_.writeErrors;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -25,7 +26,9 @@ class FlowLogWriter {
   // `out` is not owned. Metadata of at most `maxPendingMetadata` live flows is kept.
   FlowLogWriter(std::FILE* out, size_t maxPendingMetadata = 1u << 20);
 
-  void setPolicyNames(PolicyNames names) { policy_ = std::move(names); }
+  // Names for one policy version. Every version published stays known, so a flow judged before a swap is
+  // still logged with the names of the policy that judged it.
+  void setPolicyNames(PolicyNames names);
   void onMetadata(const FlowMetadataRecord& metadata);
   void onEnd(const FlowEndRecord& record);
   void flush();
@@ -34,7 +37,7 @@ class FlowLogWriter {
  private:
   std::FILE* out_;
   size_t maxPendingMetadata_;
-  PolicyNames policy_;
+  std::map<uint32_t, PolicyNames> policies_;  // by version
   std::unordered_map<uint64_t, nlohmann::ordered_json> pending_;
   FlowLogCounters counters_;
 };

@@ -20,6 +20,7 @@
 #include <memory>
 
 #include "dataplane/flow/flow_key_builder.h"
+#include "dataplane/verdict/policy_registry.h"
 #include "dataplane/worker/eal.h"
 
 namespace vgate::dataplane {
@@ -56,6 +57,7 @@ int workerMain(void* argument) {
     }
     // The dispatcher sets inputDone after its last enqueue, so an empty ring seen after it means the end.
     if (lane->inputDone->load(std::memory_order_acquire) && rte_ring_empty(lane->input)) break;
+    worker.reportQuiescent();  // idle: a policy publish must not wait for this worker's next packet
     rte_pause();
   }
   worker.flushAll(worker.clockUs(), FlowEndReason::kEndOfInput);
@@ -67,6 +69,7 @@ struct Resources {
   rte_mempool* mbufs = nullptr;
   rte_mempool* endRecords = nullptr;
   rte_mempool* metadataRecords = nullptr;
+  std::unique_ptr<PolicyRegistry> policies;  // outlives the workers, which unregister from it
   std::vector<std::unique_ptr<WorkerLane>> lanes;
   ~Resources() {
     for (auto& lane : lanes) {
@@ -184,15 +187,6 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
   if (!eal) return eal.error();
   ReplaySummary summary;
   summary.capturePackets = packets.value();
-  std::shared_ptr<const CompiledPolicy> policy;
-  if (options.policy != nullptr) {
-    CompileOptions compileOptions;
-    compileOptions.cacheDir = options.policyCacheDir;
-    auto compiled = CompiledPolicy::compile(*options.policy, 1, compileOptions);
-    if (!compiled) return makeError(EINVAL, compiled.error().message);
-    policy = std::move(compiled).value();
-    summary.policy = policy->stats();
-  }
   {
     Resources resources;
     int socket = static_cast<int>(rte_socket_id());
@@ -209,6 +203,17 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
         resources.metadataRecords == nullptr) {
       return makeError(ENOMEM,
                        "cannot create the replay's buffer pools: " + std::string(rte_strerror(rte_errno)));
+    }
+    if (options.policy != nullptr) {
+      auto registry = PolicyRegistry::create(options.workers);
+      if (!registry) return registry.error();
+      resources.policies = std::move(registry).value();
+      CompileOptions compileOptions;
+      compileOptions.cacheDir = options.policyCacheDir;
+      auto compiled = CompiledPolicy::compile(*options.policy, 1, compileOptions, options.workers);
+      if (!compiled) return makeError(EINVAL, compiled.error().message);
+      summary.policy = compiled.value()->stats();
+      resources.policies->publish(std::move(compiled).value());
     }
     auto port = eal.value()->probeVirtualDevice("net_pcap0,rx_pcap=" + capturePath.path());
     if (!port) return port.error();
@@ -235,7 +240,7 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
       config.endRecords = resources.endRecords;
       config.metadataRecords = resources.metadataRecords;
       config.losslessRecords = true;
-      config.policy = policy;
+      config.policies = resources.policies.get();
       auto worker = Worker::create(config);
       if (!worker) return worker.error();
       lane->worker = std::move(worker).value();

@@ -98,10 +98,9 @@ Result<std::unique_ptr<Worker>> Worker::create(const WorkerConfig& config) {
   worker->fragmentTable_ =
       rte_ip_frag_table_create(buckets, 8, buckets * 8, config.fragmentTimeoutUs, config.socket);
   if (worker->fragmentTable_ == nullptr) return makeError(ENOMEM, "cannot create the IP fragment table");
-  if (config.policy) {
-    auto scratch = config.policy->makeScratch();
-    if (!scratch) return scratch.error();
-    worker->policyScratch_ = std::move(scratch).value();
+  if (config.policies != nullptr) {
+    if (auto registered = config.policies->registerWorker(config.id); !registered) return registered.error();
+    worker->registered_ = true;
   }
   // net_pcap (and NICs with timestamping) stamp each mbuf; the field exists only once a driver registered it.
   worker->timestampOffset_ = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, nullptr);
@@ -116,11 +115,30 @@ Worker::Worker(const WorkerConfig& config)
       fragmentAccounts_(std::make_unique<FragmentAccount[]>(kFragmentAccounts)),
       scratch_(std::make_unique<uint8_t[]>(kScratchBytes)) {}
 
+// Reads the policy in force for one burst (or one expiry sweep) and reports quiescence when it ends, so that
+// a publish can free the previous policy as soon as every worker has finished a burst with it.
+struct Worker::PolicyBurst {
+  explicit PolicyBurst(Worker& worker) : worker_(worker) {
+    worker_.policy_ = worker_.config_.policies ? worker_.config_.policies->current() : nullptr;
+  }
+  ~PolicyBurst() {
+    worker_.policy_ = nullptr;
+    worker_.reportQuiescent();
+  }
+  Worker& worker_;
+};
+
+void Worker::reportQuiescent() {
+  if (config_.policies != nullptr) config_.policies->quiescent(config_.id);
+}
+
 Worker::~Worker() {
+  if (registered_) config_.policies->unregisterWorker(config_.id);
   if (fragmentTable_ != nullptr) rte_ip_frag_table_destroy(fragmentTable_);
 }
 
 uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) {
+  PolicyBurst policyBurst(*this);
   ParsedPacket packets[kBurstSize];
   FlowKey keys[kBurstSize];
   const FlowKey* keyPointers[kBurstSize] = {};  // zeroed: GCC cannot see that only [0, flowCount) is read
@@ -325,7 +343,7 @@ bool Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIs
   // packet that completed the decision on. Audit mode only records what enforce would have done.
   if (flow.inspectFlags & kVerdictPending) return true;
   bool denied = flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject;
-  return !(denied && config_.policy && config_.policy->mode() == PolicyMode::kEnforce);
+  return !(denied && policy_ != nullptr && policy_->mode() == PolicyMode::kEnforce);
 }
 
 namespace {
@@ -362,11 +380,11 @@ std::string_view pathOf(const char* url) {
 }  // namespace
 
 void Worker::judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFromClient) {
-  if (!config_.policy) return;
-  VerdictDecision decision = config_.policy->classifyNewFlow(tupleOf(packet, packetFromClient));
+  if (policy_ == nullptr) return;
+  VerdictDecision decision = policy_->classifyNewFlow(tupleOf(packet, packetFromClient));
   flow.ruleId = decision.ruleId;
   flow.action = decision.action;
-  flow.policyVersion = config_.policy->version();
+  flow.policyVersion = policy_->version();
   bool inspectable = packet.protocol == IPPROTO_TCP || packet.protocol == IPPROTO_UDP;
   if (decision.pending && inspectable) {
     flow.inspectFlags |= kVerdictPending;
@@ -378,7 +396,17 @@ void Worker::judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFro
 }
 
 void Worker::resolvePendingVerdict(Flow& flow, const InspectionState* state) {
-  if (!config_.policy) return;
+  if (policy_ == nullptr) return;
+  // A policy published while the flow waited: its fallback rule id belongs to the old version.
+  uint32_t fallback = flow.ruleId;
+  if (flow.policyVersion != policy_->version()) {
+    fallback = policy_->classifyNewFlow(tupleOf(flow)).ruleId;
+    flow.policyVersion = policy_->version();
+  }
+  if (config_.id >= policy_->workerScratches()) {
+    ++counters_.verdictsWithoutScratch;
+    state = nullptr;
+  }
   L7Facts facts;
   std::string_view alpn[tls::kMaxAlpnEntries];
   std::string_view sans[tls::kMaxSanEntries];
@@ -413,7 +441,10 @@ void Worker::resolvePendingVerdict(Flow& flow, const InspectionState* state) {
       facts.presentFields |= direction == kToServer ? kFactPayloadToServer : kFactPayloadToClient;
     }
   }
-  VerdictDecision decision = config_.policy->decide(tupleOf(flow), facts, flow.ruleId, *policyScratch_);
+  VerdictDecision decision =
+      config_.id < policy_->workerScratches()
+          ? policy_->decide(tupleOf(flow), facts, fallback, policy_->scratchFor(config_.id))
+          : VerdictDecision{fallback, policy_->actionOf(fallback), false};
   flow.ruleId = decision.ruleId;
   flow.action = decision.action;
   flow.inspectFlags &= static_cast<uint8_t>(~kVerdictPending);
@@ -446,7 +477,7 @@ void Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int
   if (inspector_->onPacket(state, packet, payload, direction)) {
     finishInspection(flow);
   } else if ((flow.inspectFlags & kVerdictPending) && state.clientDone &&
-             (state.serverDone || !config_.policy->needsServerFacts())) {
+             (state.serverDone || policy_ == nullptr || !policy_->needsServerFacts())) {
     // The client's side is complete: decide now, so that a deny drops this packet and the rest, while
     // inspection goes on for the log (the server's certificate).
     resolvePendingVerdict(flow, &state);
@@ -499,7 +530,7 @@ void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
     record->action = flow.action;
     record->ruleId = flow.ruleId;
     record->policyVersion = flow.policyVersion;
-    record->mode = config_.policy ? config_.policy->mode() : PolicyMode::kEnforce;
+    record->mode = policy_ != nullptr ? policy_->mode() : PolicyMode::kEnforce;
     bool ipv4 = flow.key.isIpv4();
     record->ipVersion = ipv4 ? 4 : 6;
     record->protocol = flow.key.protocol;
@@ -534,6 +565,7 @@ void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
 }
 
 void Worker::expire(uint64_t nowUs, uint32_t budget) {
+  PolicyBurst policyBurst(*this);
   table_->sweep(nowUs, config_.timeouts, budget, [&](int32_t position) {
     ++counters_.flowsTimedOut;
     endFlow(position, FlowEndReason::kTimeout, nowUs);
@@ -541,6 +573,7 @@ void Worker::expire(uint64_t nowUs, uint32_t budget) {
 }
 
 void Worker::flushAll(uint64_t nowUs, FlowEndReason reason) {
+  PolicyBurst policyBurst(*this);
   table_->forEach([&](int32_t position) { endFlow(position, reason, nowUs); });
 }
 

@@ -8,7 +8,7 @@
 
 #include "dataplane/flow/flow_table.h"
 #include "dataplane/packet/packet_parser.h"
-#include "dataplane/verdict/compiled_policy.h"
+#include "dataplane/verdict/policy_registry.h"
 #include "dataplane/worker/inspection.h"
 #include "vgate/flow_record.h"
 #include "vgate/result.h"
@@ -38,8 +38,9 @@ struct WorkerConfig {
   // Replay wants every record and has no deadline: wait for the writer. Live traffic cannot wait: count the
   // loss.
   bool losslessRecords = false;
-  // The policy flows are judged by; none: every flow is allowed and no rule is named.
-  std::shared_ptr<const CompiledPolicy> policy;
+  // Where the worker reads the policy in force, once per burst (its id is its RCU thread id, and the policies
+  // published there must carry a scratch for it). None: every flow is allowed and no rule is named.
+  PolicyRegistry* policies = nullptr;
 };
 
 // Per-worker counters: written by the worker only, cache-line aligned, summed by whoever reads them.
@@ -55,11 +56,12 @@ struct alignas(64) WorkerCounters {
   uint64_t recordsLost = 0;
   uint64_t metadataLost = 0;
   uint64_t fragments = 0;
-  uint64_t fragmentsReassembled = 0;  // datagrams completed
-  uint64_t fragmentsUnsupported = 0;  // IPv6 fragment header behind other extension headers
-  uint64_t verdictsImmediate = 0;     // decided on the first packet
-  uint64_t verdictsAfterL7 = 0;       // held pending, then decided on L7 facts
-  uint64_t packetsDenied = 0;         // dropped by a deny or reject verdict in enforce mode
+  uint64_t fragmentsReassembled = 0;    // datagrams completed
+  uint64_t fragmentsUnsupported = 0;    // IPv6 fragment header behind other extension headers
+  uint64_t verdictsImmediate = 0;       // decided on the first packet
+  uint64_t verdictsAfterL7 = 0;         // held pending, then decided on L7 facts
+  uint64_t packetsDenied = 0;           // dropped by a deny or reject verdict in enforce mode
+  uint64_t verdictsWithoutScratch = 0;  // a published policy had no scratch for this worker: L7 facts unused
 };
 
 class Worker {
@@ -78,6 +80,8 @@ class Worker {
   void expire(uint64_t nowUs, uint32_t budget);
   // Ends every flow (shutdown, end of a replay) and emits its record.
   void flushAll(uint64_t nowUs, FlowEndReason reason);
+  // Tells the policy registry this worker holds no policy: an idle worker must call it, or a publish waits.
+  void reportQuiescent();
 
   // The latest packet time this worker has seen (replay time runs on packet timestamps).
   uint64_t clockUs() const { return clockUs_; }
@@ -114,8 +118,10 @@ class Worker {
   uint64_t nextFlowSerial_ = 1;
   uint64_t clockUs_ = 0;
   WorkerCounters counters_;
-  std::unique_ptr<uint8_t[]> scratch_;  // a chained mbuf's payload, made contiguous for the parsers
-  std::unique_ptr<PolicyScratch> policyScratch_;
+  std::unique_ptr<uint8_t[]> scratch_;      // a chained mbuf's payload, made contiguous for the parsers
+  const CompiledPolicy* policy_ = nullptr;  // for the current burst only
+  bool registered_ = false;
+  struct PolicyBurst;
 };
 
 }  // namespace vgate::dataplane

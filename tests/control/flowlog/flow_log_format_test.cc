@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <sstream>
+#include <vector>
 
 #include "control/flowlog/flow_log_writer.h"
 
@@ -141,6 +143,47 @@ TEST(FlowLogFormat, IcmpHasTypeAndCodeInsteadOfPorts) {
   EXPECT_EQ(line["icmp_code"], 0);
   EXPECT_EQ(line["proto"], "ICMP");
   EXPECT_EQ(line["community_id"], "1:X0snYXpgwiv9TZtqg64sgzUn6Dk=");
+}
+
+}  // namespace
+}  // namespace vgate::control
+
+namespace vgate::control {
+namespace {
+
+TEST(FlowLogWriter, RulesAreNamedByThePolicyVersionThatJudgedTheFlow) {
+  char* buffer = nullptr;
+  size_t size = 0;
+  std::FILE* out = open_memstream(&buffer, &size);
+  ASSERT_NE(out, nullptr);
+  {
+    FlowLogWriter writer(out);
+    writer.setPolicyNames({true, 1, "p", {"old-first", "old-second"}});
+    writer.setPolicyNames({true, 2, "p", {"new-first"}});
+    FlowEndRecord record = tlsRecord();
+    record.hasMetadata = false;
+    record.action = VerdictAction::kDeny;
+    record.ruleId = 1;
+    record.policyVersion = 1;  // judged before the swap
+    writer.onEnd(record);
+    record.ruleId = 0;
+    record.policyVersion = 2;
+    writer.onEnd(record);
+    record.policyVersion = 0;  // judged with no policy at all
+    writer.onEnd(record);
+    writer.flush();
+  }
+  std::fclose(out);
+  std::istringstream lines(std::string(buffer, size));
+  free(buffer);
+  std::vector<nlohmann::json> records;
+  for (std::string line; std::getline(lines, line);) records.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0]["verdict"]["rule"], "old-second");
+  EXPECT_EQ(records[0]["verdict"]["policy_version"], 1);
+  EXPECT_EQ(records[1]["verdict"]["rule"], "new-first");
+  EXPECT_EQ(records[1]["verdict"]["policy_version"], 2);
+  EXPECT_TRUE(records[2]["verdict"]["policy"].is_null());
 }
 
 }  // namespace
