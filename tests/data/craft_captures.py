@@ -471,6 +471,12 @@ CASES = {
     "crafted_lying_record_len_short": dict(fn=case_lying_len_short, idx=12, sni=None, sent_sni="lyingshort.vgate.test",
         note="TLS record header claims fewer bytes than the ClientHello (record ends before the SNI "
              "extension); the following bytes are no valid record header: no SNI expected"),
+    "crafted_bank_sni": dict(fn=case_plain, idx=18, sni="www.bank.example",
+        note="TLS to www.bank.example: matched by policies/deny-bank-sni.yaml's *.bank.example"),
+    "crafted_bank_apex": dict(fn=case_plain, idx=19, sni="bank.example",
+        note="TLS to the apex bank.example: *.bank.example must NOT match it"),
+    "crafted_bank_quic": dict(fn=case_quic_initial, idx=20, sni=None, quic_sni="api.example.com",
+        note="QUIC v1 Initial to api.example.com: an SNI rule must judge HTTP/3 too; no server reply"),
 }
 
 
