@@ -1,0 +1,164 @@
+// The verdict engine's semantics on hand-built policies: first match in rule order across L3/L4 and L7 rules,
+// when a flow is held pending, L7 candidates whose own L3/L4 part fails, container selectors, IPv6, port
+// ranges.
+#include "dataplane/verdict/compiled_policy.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include "support/eal_environment.h"
+
+namespace vgate::dataplane {
+namespace {
+
+policy::Cidr cidr(const char* text, uint8_t prefix) {
+  policy::Cidr c;
+  bool v6 = std::string(text).find(':') != std::string::npos;
+  c.family = v6 ? 6 : 4;
+  inet_pton(v6 ? AF_INET6 : AF_INET, text, c.address);
+  c.prefixLength = prefix;
+  return c;
+}
+
+L34Tuple tuple(const char* src, const char* dst, uint16_t dport, uint8_t protocol = IPPROTO_TCP) {
+  L34Tuple t{};
+  bool v6 = std::string(src).find(':') != std::string::npos;
+  t.ipVersion = v6 ? 6 : 4;
+  t.protocol = protocol;
+  inet_pton(v6 ? AF_INET6 : AF_INET, src, t.src);
+  inet_pton(v6 ? AF_INET6 : AF_INET, dst, t.dst);
+  t.srcPort = 40000;
+  t.dstPort = dport;
+  return t;
+}
+
+policy::Rule rule(const char* name, VerdictAction action) {
+  policy::Rule r;
+  r.name = name;
+  r.action = action;
+  return r;
+}
+
+std::shared_ptr<const CompiledPolicy> compile(const policy::Policy& policy) {
+  auto compiled = CompiledPolicy::compile(policy, 7, {}, 1);
+  EXPECT_TRUE(compiled.ok()) << (compiled.ok() ? "" : compiled.error().message);
+  return compiled.ok() ? compiled.value() : nullptr;
+}
+
+VerdictDecision decideWithSni(const CompiledPolicy& policy, const L34Tuple& t, uint32_t fallback,
+                              const char* sni) {
+  L7Facts facts;
+  if (sni != nullptr) {
+    facts.sni = sni;
+    facts.presentFields = kFactSni;
+  }
+  return policy.decide(t, facts, fallback, policy.scratchFor(0));
+}
+
+TEST(CompiledPolicy, AnEarlierL7RuleHoldsTheFlowThenTheFirstWholeMatchDecides) {
+  policy::Policy p;
+  p.defaultAction = VerdictAction::kAllow;
+  auto bank = rule("deny-bank", VerdictAction::kDeny);
+  bank.protocol = policy::Protocol::kTcp;
+  bank.tls.sni = {"*.bank.example"};
+  bank.destination.cidrs = {cidr("10.9.0.0", 16)};  // its L3/L4 part: only this network
+  auto web = rule("deny-80-8100", VerdictAction::kReject);
+  web.protocol = policy::Protocol::kTcp;
+  web.destination.ports = {{80, 80}, {8000, 8100}};
+  p.rules = {bank, web};
+  auto policy = compile(p);
+  ASSERT_TRUE(policy);
+
+  // Into 10.9/16: deny-bank could still match, so the flow waits with deny-80-8100 (or the default) as
+  // fallback.
+  VerdictDecision first = policy->classifyNewFlow(tuple("10.1.0.1", "10.9.0.1", 8100));
+  EXPECT_TRUE(first.pending);
+  EXPECT_EQ(first.ruleId, 1u);
+  EXPECT_EQ(decideWithSni(*policy, tuple("10.1.0.1", "10.9.0.1", 8100), 1, "WWW.Bank.Example").ruleId, 0u);
+  EXPECT_EQ(decideWithSni(*policy, tuple("10.1.0.1", "10.9.0.1", 8100), 1, "bank.example").ruleId, 1u);
+  EXPECT_EQ(decideWithSni(*policy, tuple("10.1.0.1", "10.9.0.1", 8100), 1, nullptr).action,
+            VerdictAction::kReject);
+
+  // Elsewhere the L7 rule's L3/L4 part cannot match: decided on the first packet, and an SNI match later
+  // (checked here directly) must not be taken either.
+  VerdictDecision other = policy->classifyNewFlow(tuple("10.1.0.1", "10.2.0.1", 80));
+  EXPECT_FALSE(other.pending);
+  EXPECT_EQ(other.ruleId, 1u);
+  EXPECT_EQ(decideWithSni(*policy, tuple("10.1.0.1", "10.2.0.1", 80), 1, "www.bank.example").ruleId, 1u);
+
+  // Port range edges and protocols.
+  EXPECT_EQ(policy->classifyNewFlow(tuple("10.1.0.1", "10.2.0.1", 7999)).ruleId, kNoRule);
+  EXPECT_EQ(policy->classifyNewFlow(tuple("10.1.0.1", "10.2.0.1", 8000)).ruleId, 1u);
+  EXPECT_EQ(policy->classifyNewFlow(tuple("10.1.0.1", "10.2.0.1", 8101)).ruleId, kNoRule);
+  EXPECT_EQ(policy->classifyNewFlow(tuple("10.1.0.1", "10.2.0.1", 80, IPPROTO_UDP)).ruleId, kNoRule);
+  EXPECT_EQ(policy->actionOf(kNoRule), VerdictAction::kAllow);
+}
+
+TEST(CompiledPolicy, AnEarlierL3L4MatchIsNeverOverriddenByALaterL7Rule) {
+  policy::Policy p;
+  auto ports = rule("allow-443", VerdictAction::kAllow);
+  ports.protocol = policy::Protocol::kTcp;
+  ports.destination.ports = {{443, 443}};
+  auto sni = rule("deny-sni", VerdictAction::kDeny);
+  sni.tls.sni = {"evil.example"};
+  p.rules = {ports, sni};
+  auto policy = compile(p);
+  ASSERT_TRUE(policy);
+  VerdictDecision decision = policy->classifyNewFlow(tuple("10.1.0.1", "10.2.0.1", 443));
+  EXPECT_FALSE(decision.pending);
+  EXPECT_EQ(decision.ruleId, 0u);
+  // Port 8443: only the SNI rule can match; it waits, and without that SNI the default applies.
+  VerdictDecision other = policy->classifyNewFlow(tuple("10.1.0.1", "10.2.0.1", 8443));
+  EXPECT_TRUE(other.pending);
+  EXPECT_EQ(decideWithSni(*policy, tuple("10.1.0.1", "10.2.0.1", 8443), other.ruleId, "good.example").ruleId,
+            kNoRule);
+  EXPECT_EQ(decideWithSni(*policy, tuple("10.1.0.1", "10.2.0.1", 8443), other.ruleId, "evil.example").ruleId,
+            1u);
+}
+
+TEST(CompiledPolicy, ContainerSelectorsResolveThroughEndpointsAndNeverWidenToAny) {
+  policy::Policy p;
+  p.defaultAction = VerdictAction::kDeny;
+  p.endpoints = {{"web-1", {{"tier", "frontend"}}, {cidr("10.0.0.5", 32), cidr("fd00::5", 128)}},
+                 {"web-9", {{"tier", "backend"}}, {cidr("10.0.0.9", 32)}},
+                 {"db-1", {{"tier", "frontend"}}, {cidr("10.0.0.20", 32)}}};
+  auto web = rule("web-frontend", VerdictAction::kAllow);
+  web.source.containers.present = true;
+  web.source.containers.name = "web-*";
+  web.source.containers.labels = {{"tier", "frontend"}};
+  auto nobody = rule("nobody", VerdictAction::kAllow);
+  nobody.source.containers.present = true;
+  nobody.source.containers.name = "cache-*";
+  auto v6 = rule("v6-net", VerdictAction::kLog);
+  v6.destination.cidrs = {cidr("fd00:1::", 64)};
+  p.rules = {web, nobody, v6};
+  auto policy = compile(p);
+  ASSERT_TRUE(policy);
+  EXPECT_EQ(policy->stats().neverMatching, 1u);
+  EXPECT_EQ(policy->classifyNewFlow(tuple("10.0.0.5", "192.0.2.1", 443)).ruleId, 0u);
+  EXPECT_EQ(policy->classifyNewFlow(tuple("fd00::5", "2001:db8::1", 443)).ruleId, 0u);
+  EXPECT_EQ(policy->classifyNewFlow(tuple("10.0.0.9", "192.0.2.1", 443)).ruleId, kNoRule);   // wrong label
+  EXPECT_EQ(policy->classifyNewFlow(tuple("10.0.0.20", "192.0.2.1", 443)).ruleId, kNoRule);  // wrong name
+  EXPECT_EQ(policy->classifyNewFlow(tuple("10.0.0.77", "192.0.2.1", 443)).ruleId,
+            kNoRule);  // not a container
+  EXPECT_EQ(policy->classifyNewFlow(tuple("fd00::77", "fd00:1::1", 22)).ruleId, 2u);
+  EXPECT_EQ(policy->classifyNewFlow(tuple("fd00::77", "fd00:2::1", 22)).ruleId, kNoRule);
+  EXPECT_EQ(policy->classifyNewFlow(tuple("fd00::77", "fd00:2::1", 22)).action, VerdictAction::kDeny);
+  EXPECT_EQ(policy->version(), 7u);
+}
+
+TEST(CompiledPolicy, GlobsOnContainerNames) {
+  EXPECT_TRUE(globMatches("web-*", "web-1"));
+  EXPECT_TRUE(globMatches("web-*", "web-"));
+  EXPECT_FALSE(globMatches("web-*", "xweb-1"));
+  EXPECT_TRUE(globMatches("*-db", "orders-db"));
+  EXPECT_TRUE(globMatches("a?c", "abc"));
+  EXPECT_FALSE(globMatches("a?c", "ac"));
+  EXPECT_TRUE(globMatches("*", ""));
+  EXPECT_TRUE(globMatches("w*b*x", "wabbbx"));
+  EXPECT_FALSE(globMatches("w*b*x", "wabbby"));
+}
+
+}  // namespace
+}  // namespace vgate::dataplane
