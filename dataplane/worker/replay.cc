@@ -297,24 +297,7 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
       const WorkerCounters& counters = lane->worker->counters();
       summary.workers.push_back(counters);
       summary.inspection.push_back(lane->worker->inspectionCounters());
-      WorkerCounters& total = summary.total;
-      total.packets += counters.packets;
-      total.bytes += counters.bytes;
-      for (int i = 0; i < static_cast<int>(ParseStatus::kCount); ++i)
-        total.parseStatus[i] += counters.parseStatus[i];
-      total.flowsCreated += counters.flowsCreated;
-      total.flowsEnded += counters.flowsEnded;
-      total.flowsEvicted += counters.flowsEvicted;
-      total.flowsTimedOut += counters.flowsTimedOut;
-      total.flowInsertFailed += counters.flowInsertFailed;
-      total.recordsLost += counters.recordsLost;
-      total.metadataLost += counters.metadataLost;
-      total.fragments += counters.fragments;
-      total.fragmentsReassembled += counters.fragmentsReassembled;
-      total.fragmentsUnsupported += counters.fragmentsUnsupported;
-      total.verdictsImmediate += counters.verdictsImmediate;
-      total.verdictsAfterL7 += counters.verdictsAfterL7;
-      total.packetsDenied += counters.packetsDenied;
+      summary.total.add(counters);
     }
   }
   return summary;

@@ -66,6 +66,26 @@ void advanceTcp(Flow& flow, uint8_t flags, int direction, uint32_t payloadLength
 
 }  // namespace
 
+void WorkerCounters::add(const WorkerCounters& other) {
+  packets += other.packets;
+  bytes += other.bytes;
+  for (int i = 0; i < static_cast<int>(ParseStatus::kCount); ++i) parseStatus[i] += other.parseStatus[i];
+  flowsCreated += other.flowsCreated;
+  flowsEnded += other.flowsEnded;
+  flowsEvicted += other.flowsEvicted;
+  flowsTimedOut += other.flowsTimedOut;
+  flowInsertFailed += other.flowInsertFailed;
+  recordsLost += other.recordsLost;
+  metadataLost += other.metadataLost;
+  fragments += other.fragments;
+  fragmentsReassembled += other.fragmentsReassembled;
+  fragmentsUnsupported += other.fragmentsUnsupported;
+  verdictsImmediate += other.verdictsImmediate;
+  verdictsAfterL7 += other.verdictsAfterL7;
+  packetsDenied += other.packetsDenied;
+  verdictsWithoutScratch += other.verdictsWithoutScratch;
+}
+
 struct Worker::FragmentAccount {
   uint8_t src[16];
   uint8_t dst[16];

@@ -62,6 +62,9 @@ struct alignas(64) WorkerCounters {
   uint64_t verdictsAfterL7 = 0;         // held pending, then decided on L7 facts
   uint64_t packetsDenied = 0;           // dropped by a deny or reject verdict in enforce mode
   uint64_t verdictsWithoutScratch = 0;  // a published policy had no scratch for this worker: L7 facts unused
+
+  // Sums another worker's counters into these: the one place that lists every field.
+  void add(const WorkerCounters& other);
 };
 
 class Worker {

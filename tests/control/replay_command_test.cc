@@ -17,51 +17,19 @@
 #include <string>
 #include <vector>
 
+#include "support/vgated_test.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-const std::string kVgated = std::string(VGATE_BINARY_DIR) + "/control/vgated";
+using vgate::testing::CommandOutput;
+using vgate::testing::readFile;
 
-struct CommandRun {
-  int exitCode;
-  std::string out;
-  std::string err;
-};
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-class ReplayCommand : public ::testing::Test {
+class ReplayCommand : public vgate::testing::VgatedTest {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/vgate-replay-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  CommandRun vgated(const std::string& arguments) {
-    std::string command =
-        kVgated + " " + arguments + " >" + (dir_ / "out").string() + " 2>" + (dir_ / "err").string();
-    int status = std::system(command.c_str());
-    return CommandRun{WIFEXITED(status) ? WEXITSTATUS(status) : -1, readFile(dir_ / "out"),
-                      readFile(dir_ / "err")};
-  }
-
-  static std::vector<Json> records(const std::string& text) {
-    std::vector<Json> lines;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) lines.push_back(Json::parse(line));
-    return lines;
-  }
-
-  fs::path dir_;
+  static std::vector<Json> records(const std::string& text) { return vgate::testing::jsonLines(text); }
 };
 
 // Frames built byte by byte; checksums are left zero (vgate does not verify them, like a capture of offloaded
@@ -201,7 +169,7 @@ std::vector<Frame> knownTraffic() {
 TEST_F(ReplayCommand, RecordsAreExactForKnownTraffic) {
   auto frames = knownTraffic();
   writePcap(dir_ / "known.pcap", frames);
-  CommandRun run = vgated("replay --pcap " + (dir_ / "known.pcap").string() + " --flow-log -");
+  CommandOutput run = vgated("replay --pcap " + (dir_ / "known.pcap").string() + " --flow-log -");
   ASSERT_EQ(run.exitCode, 0) << run.err;
   auto lines = records(run.out);
   ASSERT_EQ(lines.size(), 3u) << run.out;
@@ -272,7 +240,7 @@ TEST_F(ReplayCommand, Ipv6FragmentsAreReassembledAndCountedAsTheirFrames) {
       {t + 0.5, ipv6Frame(server, client, tcpSegment(80, 40100, 0x14, 501, 0))},
   };
   writePcap(dir_ / "frag6.pcap", frames);
-  CommandRun run = vgated("replay --pcap " + (dir_ / "frag6.pcap").string());
+  CommandOutput run = vgated("replay --pcap " + (dir_ / "frag6.pcap").string());
   ASSERT_EQ(run.exitCode, 0) << run.err;
   auto lines = records(run.out);
   ASSERT_EQ(lines.size(), 1u) << run.out;
@@ -292,7 +260,7 @@ TEST_F(ReplayCommand, Ipv6FragmentsAreReassembledAndCountedAsTheirFrames) {
 TEST_F(ReplayCommand, WorkerCountDoesNotChangeTheRecords) {
   writePcap(dir_ / "known.pcap", knownTraffic());
   auto normalized = [&](const std::string& workers) {
-    CommandRun run = vgated("replay --pcap " + (dir_ / "known.pcap").string() + " --workers " + workers);
+    CommandOutput run = vgated("replay --pcap " + (dir_ / "known.pcap").string() + " --workers " + workers);
     EXPECT_EQ(run.exitCode, 0) << run.err;
     std::vector<std::string> lines;
     for (Json line : records(run.out)) {
@@ -311,7 +279,7 @@ TEST_F(ReplayCommand, FlowLogFileIsAppendedAndStdoutStaysEmpty) {
   writePcap(dir_ / "known.pcap", knownTraffic());
   std::string log = (dir_ / "flows.json").string();
   ASSERT_EQ(vgated("replay --pcap " + (dir_ / "known.pcap").string() + " --flow-log " + log).exitCode, 0);
-  CommandRun second = vgated("replay --pcap=" + (dir_ / "known.pcap").string() + " --flow-log=" + log);
+  CommandOutput second = vgated("replay --pcap=" + (dir_ / "known.pcap").string() + " --flow-log=" + log);
   ASSERT_EQ(second.exitCode, 0) << second.err;
   EXPECT_EQ(second.out, "");
   EXPECT_EQ(records(readFile(log)).size(), 6u);
@@ -319,14 +287,14 @@ TEST_F(ReplayCommand, FlowLogFileIsAppendedAndStdoutStaysEmpty) {
 
 TEST_F(ReplayCommand, PathWithACommaWorks) {
   writePcap(dir_ / "a,b.pcap", knownTraffic());
-  CommandRun run = vgated("replay --pcap '" + (dir_ / "a,b.pcap").string() + "'");
+  CommandOutput run = vgated("replay --pcap '" + (dir_ / "a,b.pcap").string() + "'");
   EXPECT_EQ(run.exitCode, 0) << run.err;
   EXPECT_EQ(records(run.out).size(), 3u);
 }
 
 TEST_F(ReplayCommand, EmptyCaptureGivesNoRecords) {
   writePcap(dir_ / "empty.pcap", {});
-  CommandRun run = vgated("replay --pcap " + (dir_ / "empty.pcap").string());
+  CommandOutput run = vgated("replay --pcap " + (dir_ / "empty.pcap").string());
   EXPECT_EQ(run.exitCode, 0) << run.err;
   EXPECT_EQ(run.out, "");
 }
@@ -348,7 +316,7 @@ TEST_P(ReplayBadInput, ExitsTwoWithOneLineNamingTheProblem) {
   std::string arguments = GetParam().arguments;
   for (size_t at; (at = arguments.find("{dir}")) != std::string::npos;)
     arguments.replace(at, 5, dir_.string());
-  CommandRun run = vgated(arguments);
+  CommandOutput run = vgated(arguments);
   EXPECT_EQ(run.exitCode, 2) << run.err;
   EXPECT_EQ(run.out, "");
   EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;

@@ -9,44 +9,18 @@
 #include <sstream>
 #include <string>
 
+#include "support/vgated_test.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Output {
-  int exitCode;
-  std::string out;
-  std::string err;
-};
-
-Output vgated(const std::string& arguments, const fs::path& dir) {
-  std::string command = std::string(VGATE_BINARY_DIR) + "/control/vgated " + arguments + " >" +
-                        (dir / "out").string() + " 2>" + (dir / "err").string();
-  int status = std::system(command.c_str());
-  auto read = [](const fs::path& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read(dir / "out"), read(dir / "err")};
-}
-
-class ValidateCommand : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/vgate-validate-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
-};
+using ValidateCommand = vgate::testing::VgatedTest;
 
 TEST_F(ValidateCommand, ShippedPoliciesAreValid) {
   int checked = 0;
   for (const auto& entry : fs::directory_iterator(fs::path(VGATE_TEST_DATA_DIR) / "../../policies")) {
-    Output run = vgated("validate " + entry.path().string(), dir_);
+    vgate::testing::CommandOutput run = vgated("validate " + entry.path().string());
     EXPECT_EQ(run.exitCode, 0) << entry.path() << "\n" << run.out << run.err;
     EXPECT_NE(run.out.find("is valid"), std::string::npos) << run.out;
     ++checked;
@@ -68,7 +42,7 @@ TEST_F(ValidateCommand, BrokenPolicyListsEveryProblemWithItsPosition) {
                                       "    - name: one\n"
                                       "      action: allow\n"
                                       "      match: {protocl: tcp}\n";
-  Output run = vgated("validate " + (dir_ / "bad.yaml").string(), dir_);
+  vgate::testing::CommandOutput run = vgated("validate " + (dir_ / "bad.yaml").string());
   EXPECT_EQ(run.exitCode, 2);
   std::string file = (dir_ / "bad.yaml").string();
   // Host bits, the inverted range, the duplicate name and the misspelt key: each on its own line, positioned.
@@ -84,7 +58,7 @@ TEST_F(ValidateCommand, BadInvocationsExitTwoWithOneLine) {
   for (const std::string& arguments :
        {std::string("validate"), std::string("validate /nonexistent/policy.yaml"),
         std::string("validate a b")}) {
-    Output run = vgated(arguments, dir_);
+    vgate::testing::CommandOutput run = vgated(arguments);
     EXPECT_EQ(run.exitCode, 2) << arguments;
     EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << arguments << ": " << run.err;
   }

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <string>
 
+#include "support/vgated_test.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -57,15 +59,8 @@ struct Replay {
   std::string err;
 };
 
-class ReplayPolicy : public ::testing::Test {
+class ReplayPolicy : public vgate::testing::VgatedTest {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/vgate-policy-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   fs::path writePolicy(const std::string& mode, const std::string& text = kPolicy) {
     std::string document = std::regex_replace(text, std::regex("MODE"), mode);
     fs::path path = dir_ / ("policy-" + mode + ".yaml");
@@ -74,20 +69,10 @@ class ReplayPolicy : public ::testing::Test {
   }
 
   Replay replay(const std::string& capture, const fs::path& policy) {
-    std::string command = std::string(VGATE_BINARY_DIR) + "/control/vgated replay --pcap " +
-                          (kData / "pcap" / (capture + ".pcap")).string() + " --policy " + policy.string() +
-                          " >" + (dir_ / "out").string() + " 2>" + (dir_ / "err").string();
-    int status = std::system(command.c_str());
-    auto read = [](const fs::path& path) {
-      std::ifstream in(path);
-      std::stringstream text;
-      text << in.rdbuf();
-      return text.str();
-    };
-    Replay result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, Json(), 0, 0, read(dir_ / "err")};
-    std::istringstream out(read(dir_ / "out"));
-    for (std::string line; std::getline(out, line);) {
-      Json record = Json::parse(line);
+    auto run = vgated("replay --pcap " + (kData / "pcap" / (capture + ".pcap")).string() + " --policy " +
+                      policy.string());
+    Replay result{run.exitCode, Json(), 0, 0, run.err};
+    for (const Json& record : vgate::testing::jsonLines(run.out)) {
       result.packets +=
           record["flow"]["pkts_toserver"].get<uint64_t>() + record["flow"]["pkts_toclient"].get<uint64_t>();
       if (result.record.is_null()) result.record = record;
@@ -98,8 +83,6 @@ class ReplayPolicy : public ::testing::Test {
     }
     return result;
   }
-
-  fs::path dir_;
 };
 
 struct Expectation {

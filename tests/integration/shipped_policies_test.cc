@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "support/vgated_test.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -20,35 +22,16 @@ using Json = nlohmann::json;
 const fs::path kData = VGATE_TEST_DATA_DIR;
 const fs::path kPolicies = kData / "../../policies";
 
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using vgate::testing::readFile;
 
-class ShippedPolicies : public ::testing::Test {
+class ShippedPolicies : public vgate::testing::VgatedTest {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/vgate-shipped-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // Every flow record of one capture under one policy.
   std::vector<Json> replay(const std::string& capture, const fs::path& policy) {
-    fs::path out = dir_ / "flows.json";
-    fs::remove(out);
-    std::string command = std::string(VGATE_BINARY_DIR) + "/control/vgated replay --pcap " +
-                          (kData / "pcap" / (capture + ".pcap")).string() + " --policy " + policy.string() +
-                          " --flow-log " + out.string() + " 2>/dev/null";
-    int status = std::system(command.c_str());
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << command;
-    std::vector<Json> records;
-    std::istringstream lines(readFile(out));
-    for (std::string line; std::getline(lines, line);) records.push_back(Json::parse(line));
-    return records;
+    auto run = vgated("replay --pcap " + (kData / "pcap" / (capture + ".pcap")).string() + " --policy " +
+                      policy.string());
+    EXPECT_EQ(run.exitCode, 0) << run.err;
+    return vgate::testing::jsonLines(run.out);
   }
 
   void expectVerdict(const std::string& capture, const fs::path& policy, const std::string& action,
@@ -65,8 +48,6 @@ class ShippedPolicies : public ::testing::Test {
       }
     }
   }
-
-  fs::path dir_;
 };
 
 TEST_F(ShippedPolicies, DefaultAllowAuditsEveryFlowWithItsCatchAllRule) {
