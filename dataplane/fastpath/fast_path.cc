@@ -1,0 +1,147 @@
+// The fast path's loader: see fast_path.h.
+#include "dataplane/fastpath/fast_path.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "fast_path.skel.h"
+
+namespace vgate::dataplane {
+
+namespace {
+
+void mappedAddress(const FastPathTuple& tuple, const uint8_t* address, uint8_t* out) {
+  if (tuple.ipVersion == 4) {
+    std::memset(out, 0, 10);
+    out[10] = 0xff;
+    out[11] = 0xff;
+    std::memcpy(out + 12, address, 4);
+  } else {
+    std::memcpy(out, address, 16);
+  }
+}
+
+uint16_t networkOrder(uint16_t port) { return static_cast<uint16_t>(port << 8 | port >> 8); }
+
+Error libbpfError(int rc, const std::string& what) {
+  int code = rc < 0 ? -rc : (errno != 0 ? errno : EINVAL);
+  return makeError(code, what + ": " + std::strerror(code));
+}
+
+}  // namespace
+
+vgate_fp_key fastPathKey(uint32_t ifindex, const FastPathTuple& tuple) {
+  vgate_fp_key key;
+  std::memset(&key, 0, sizeof(key));
+  key.ifindex = ifindex;
+  key.protocol = tuple.protocol;
+  uint8_t src[16], dst[16];
+  mappedAddress(tuple, tuple.src, src);
+  mappedAddress(tuple, tuple.dst, dst);
+  // The same order as the TC program: addresses bytewise, then ports numerically.
+  int order = std::memcmp(src, dst, 16);
+  bool srcLow = order < 0 || (order == 0 && tuple.srcPort <= tuple.dstPort);
+  std::memcpy(key.addr_low, srcLow ? src : dst, 16);
+  std::memcpy(key.addr_high, srcLow ? dst : src, 16);
+  key.port_low = networkOrder(srcLow ? tuple.srcPort : tuple.dstPort);
+  key.port_high = networkOrder(srcLow ? tuple.dstPort : tuple.srcPort);
+  return key;
+}
+
+Result<std::unique_ptr<FastPath>> FastPath::load(uint32_t maxFlows) {
+  fast_path* skeleton = fast_path__open();
+  if (skeleton == nullptr) return libbpfError(-errno, "cannot open the fast path BPF object");
+  if (int rc = bpf_map__set_max_entries(skeleton->maps.vgate_fp_flows, maxFlows); rc != 0) {
+    fast_path__destroy(skeleton);
+    return libbpfError(rc, "cannot size the fast path flow map");
+  }
+  if (int rc = fast_path__load(skeleton); rc != 0) {
+    fast_path__destroy(skeleton);
+    return libbpfError(rc, "cannot load the fast path BPF program (needs CAP_BPF and CAP_NET_ADMIN)");
+  }
+  return std::unique_ptr<FastPath>(new FastPath(skeleton));
+}
+
+FastPath::~FastPath() {
+  for (int ifindex : attached_) {
+    bpf_tc_hook hook;
+    std::memset(&hook, 0, sizeof(hook));
+    hook.sz = sizeof(hook);
+    hook.ifindex = ifindex;
+    hook.attach_point = BPF_TC_INGRESS;
+    bpf_tc_opts options;
+    std::memset(&options, 0, sizeof(options));
+    options.sz = sizeof(options);
+    options.handle = 1;
+    options.priority = 1;
+    bpf_tc_detach(&hook, &options);  // best effort: a port whose namespace is gone has lost it already
+  }
+  fast_path__destroy(skeleton_);
+}
+
+Result<void> FastPath::attachIngress(int ifindex) {
+  bpf_tc_hook hook;
+  std::memset(&hook, 0, sizeof(hook));
+  hook.sz = sizeof(hook);
+  hook.ifindex = ifindex;
+  hook.attach_point = BPF_TC_INGRESS;
+  int rc = bpf_tc_hook_create(&hook);
+  if (rc != 0 && rc != -EEXIST)
+    return libbpfError(rc, "cannot create the clsact hook on ifindex " + std::to_string(ifindex));
+  bpf_tc_opts options;
+  std::memset(&options, 0, sizeof(options));
+  options.sz = sizeof(options);
+  options.handle = 1;
+  options.priority = 1;
+  options.prog_fd = bpf_program__fd(skeleton_->progs.vgate_fast_path);
+  if (rc = bpf_tc_attach(&hook, &options); rc != 0) {
+    return libbpfError(rc, "cannot attach the fast path to ifindex " + std::to_string(ifindex));
+  }
+  attached_.push_back(ifindex);
+  return {};
+}
+
+Result<void> FastPath::setFlow(const vgate_fp_key& key, uint32_t action, uint32_t redirectIfindex) {
+  vgate_fp_value value;
+  std::memset(&value, 0, sizeof(value));
+  value.action = action;
+  value.redirect_ifindex = redirectIfindex;
+  int rc =
+      bpf_map__update_elem(skeleton_->maps.vgate_fp_flows, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
+  if (rc != 0) return libbpfError(rc, "cannot write a fast path flow");
+  return {};
+}
+
+Result<vgate_fp_value> FastPath::flow(const vgate_fp_key& key) const {
+  vgate_fp_value value;
+  int rc = bpf_map__lookup_elem(skeleton_->maps.vgate_fp_flows, &key, sizeof(key), &value, sizeof(value), 0);
+  if (rc != 0) return libbpfError(rc, "no such fast path flow");
+  return value;
+}
+
+Result<void> FastPath::removeFlow(const vgate_fp_key& key) {
+  int rc = bpf_map__delete_elem(skeleton_->maps.vgate_fp_flows, &key, sizeof(key), 0);
+  if (rc != 0) return libbpfError(rc, "cannot remove a fast path flow");
+  return {};
+}
+
+FastPathStats FastPath::stats() const {
+  FastPathStats stats;
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return stats;
+  std::vector<uint64_t> values(static_cast<size_t>(cpus));
+  uint64_t* fields[VGATE_FP_STAT_COUNT] = {&stats.hits, &stats.misses, &stats.denied, &stats.notFlow};
+  for (uint32_t stat = 0; stat < VGATE_FP_STAT_COUNT; ++stat) {
+    if (bpf_map__lookup_elem(skeleton_->maps.vgate_fp_stats, &stat, sizeof(stat), values.data(),
+                             values.size() * sizeof(uint64_t), 0) != 0)
+      continue;
+    for (uint64_t value : values) *fields[stat] += value;
+  }
+  return stats;
+}
+
+}  // namespace vgate::dataplane

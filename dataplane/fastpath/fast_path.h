@@ -1,0 +1,60 @@
+// The fast path's user side: loads the TC program (libbpf skeleton), attaches it to ports' ingress, and
+// writes flow verdicts into its map so that decided flows bypass the slow path. Detaches and unloads on
+// destruction.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "vgate/bpf/fast_path.h"
+#include "vgate/result.h"
+
+struct fast_path;
+
+namespace vgate::dataplane {
+
+struct FastPathStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t denied = 0;
+  uint64_t notFlow = 0;
+};
+
+// A flow's 5-tuple as its client sent it; addresses in network order, IPv4 in the first 4 bytes; ports host
+// order.
+struct FastPathTuple {
+  uint8_t ipVersion = 4;
+  uint8_t protocol = 0;
+  uint8_t src[16] = {};
+  uint8_t dst[16] = {};
+  uint16_t srcPort = 0;
+  uint16_t dstPort = 0;
+};
+
+// The key the TC program builds for `tuple` entering on port `ifindex` (either direction gives the same tuple
+// part).
+vgate_fp_key fastPathKey(uint32_t ifindex, const FastPathTuple& tuple);
+
+class FastPath {
+ public:
+  static Result<std::unique_ptr<FastPath>> load(uint32_t maxFlows);
+  ~FastPath();
+  FastPath(const FastPath&) = delete;
+  FastPath& operator=(const FastPath&) = delete;
+
+  // Attaches the program to the ingress of `ifindex`, in the caller's network namespace.
+  Result<void> attachIngress(int ifindex);
+  // Writes (or replaces) the verdict of a flow on one port.
+  Result<void> setFlow(const vgate_fp_key& key, uint32_t action, uint32_t redirectIfindex);
+  Result<vgate_fp_value> flow(const vgate_fp_key& key) const;
+  Result<void> removeFlow(const vgate_fp_key& key);
+  FastPathStats stats() const;
+
+ private:
+  explicit FastPath(fast_path* skeleton) : skeleton_(skeleton) {}
+  fast_path* skeleton_;
+  std::vector<int> attached_;
+};
+
+}  // namespace vgate::dataplane

@@ -1,0 +1,173 @@
+// The BPF fast path between two ports: namespaces A and B each joined by a veth to a middle namespace M that
+// has no addresses, no forwarding and no bridge, so A's packets can reach B only through the TC program's
+// redirect of a flow that has an allow entry. Deny entries drop; flows without one go to M's stack and die
+// there.
+#include "dataplane/fastpath/fast_path.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "support/vgated_test.h"
+
+namespace vgate::dataplane {
+namespace {
+
+int sh(const std::string& command) {
+  int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+class FastPathTest : public vgate::testing::VgatedTest {
+ protected:
+  void SetUp() override {
+    VgatedTest::SetUp();
+    if (geteuid() != 0) GTEST_SKIP() << "needs root for namespaces and BPF";
+    std::string id = std::to_string(getpid());
+    a_ = "vgfp-a-" + id;
+    b_ = "vgfp-b-" + id;
+    m_ = "vgfp-m-" + id;
+    created_ = true;
+    ASSERT_EQ(
+        sh("ip netns add " + a_ + " && ip netns add " + b_ + " && ip netns add " + m_ +
+           " && ip link add vgfpa0 address 02:00:00:00:aa:01 type veth peer name vgfpva" +
+           " && ip link add vgfpb0 address 02:00:00:00:bb:01 type veth peer name vgfpvb" +
+           " && ip link set vgfpa0 netns " + a_ + " && ip link set vgfpb0 netns " + b_ +
+           " && ip link set vgfpva netns " + m_ + " && ip link set vgfpvb netns " + m_ + " && ip -n " + a_ +
+           " addr add 10.253.0.1/24 dev vgfpa0 && ip -n " + b_ + " addr add 10.253.0.2/24 dev vgfpb0" +
+           " && ip -n " + a_ + " link set vgfpa0 up && ip -n " + b_ + " link set vgfpb0 up && ip -n " + m_ +
+           " link set vgfpva up && ip -n " + m_ + " link set vgfpvb up && ip -n " + a_ + " link set lo up" +
+           " && ip -n " + b_ + " link set lo up" +
+           // No ARP can cross M: each side knows the other's MAC.
+           " && ip -n " + a_ + " neigh add 10.253.0.2 lladdr 02:00:00:00:bb:01 dev vgfpa0" + " && ip -n " +
+           b_ + " neigh add 10.253.0.1 lladdr 02:00:00:00:aa:01 dev vgfpb0"),
+        0);
+    // The program attaches by ifindex through netlink in the caller's namespace: work from inside M.
+    original_ = open("/proc/self/ns/net", O_RDONLY);
+    int target = open(("/var/run/netns/" + m_).c_str(), O_RDONLY);
+    ASSERT_GE(target, 0);
+    ASSERT_EQ(setns(target, CLONE_NEWNET), 0);
+    close(target);
+    portA_ = if_nametoindex("vgfpva");
+    portB_ = if_nametoindex("vgfpvb");
+    ASSERT_NE(portA_, 0u);
+    ASSERT_NE(portB_, 0u);
+  }
+  void TearDown() override {
+    fastPath_.reset();
+    if (original_ >= 0) {
+      setns(original_, CLONE_NEWNET);
+      close(original_);
+    }
+    if (created_) sh("ip netns del " + a_ + "; ip netns del " + b_ + "; ip netns del " + m_ + " 2>/dev/null");
+    VgatedTest::TearDown();
+  }
+
+  // UDP datagrams from A:41000 to B:port; returns how many B received (bounded: B listens at most 3 s).
+  int sendUdp(uint16_t port, int datagrams) {
+    std::string received = (dir_ / ("received-" + std::to_string(port))).string();
+    sh("timeout 5 ip netns exec " + b_ +
+       " /usr/bin/python3 -c \"import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+       "s.bind(('10.253.0.2'," +
+       std::to_string(port) +
+       "))\ns.settimeout(1.5)\nn=0\n"
+       "try:\n  while True: s.recv(2048); n+=1\nexcept OSError: pass\nopen('" +
+       received + "','w').write(str(n))\" & sleep 0.3; timeout 5 ip netns exec " + a_ +
+       " /usr/bin/python3 -c \"import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+       "s.bind(('10.253.0.1',41000))\n[s.sendto(b'v'*200,('10.253.0.2'," +
+       std::to_string(port) + ")) for _ in range(" + std::to_string(datagrams) + ")]\"; wait");
+    return std::atoi(vgate::testing::readFile(received).c_str());
+  }
+
+  static FastPathTuple udpTuple(uint16_t port) {
+    FastPathTuple tuple;
+    tuple.protocol = IPPROTO_UDP;
+    inet_pton(AF_INET, "10.253.0.1", tuple.src);
+    inet_pton(AF_INET, "10.253.0.2", tuple.dst);
+    tuple.srcPort = 41000;
+    tuple.dstPort = port;
+    return tuple;
+  }
+
+  std::string a_, b_, m_;
+  bool created_ = false;
+  int original_ = -1;
+  uint32_t portA_ = 0, portB_ = 0;
+  std::unique_ptr<FastPath> fastPath_;
+};
+
+TEST_F(FastPathTest, AllowedFlowsAreRedirectedDeniedDroppedOthersMissed) {
+  auto loaded = FastPath::load(1024);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  fastPath_ = std::move(loaded).value();
+  ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portA_)).ok());
+  ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portB_)).ok());
+
+  // No entry: the packets enter M's stack, which routes nothing.
+  EXPECT_EQ(sendUdp(5000, 5), 0);
+  EXPECT_GE(fastPath_->stats().misses, 5u);
+
+  // Allow entries in both directions: A's datagrams reach B, counted on A's port.
+  vgate_fp_key forward = fastPathKey(portA_, udpTuple(5000));
+  ASSERT_TRUE(fastPath_->setFlow(forward, VGATE_FP_ALLOW, portB_).ok());
+  ASSERT_TRUE(fastPath_->setFlow(fastPathKey(portB_, udpTuple(5000)), VGATE_FP_ALLOW, portA_).ok());
+  EXPECT_EQ(sendUdp(5000, 10), 10);
+  auto counted = fastPath_->flow(forward);
+  ASSERT_TRUE(counted.ok());
+  EXPECT_EQ(counted.value().packets, 10u);
+  EXPECT_EQ(counted.value().bytes, 10u * (14 + 20 + 8 + 200));
+  EXPECT_GT(counted.value().last_seen_ns, 0u);
+  EXPECT_EQ(fastPath_->stats().hits, 10u);
+
+  // A deny entry drops, and says so.
+  ASSERT_TRUE(fastPath_->setFlow(fastPathKey(portA_, udpTuple(5001)), VGATE_FP_DENY, 0).ok());
+  EXPECT_EQ(sendUdp(5001, 5), 0);
+  EXPECT_EQ(fastPath_->stats().denied, 5u);
+
+  // Removing the entry sends the flow back to the miss path.
+  ASSERT_TRUE(fastPath_->removeFlow(forward).ok());
+  EXPECT_EQ(sendUdp(5000, 3), 0);
+  EXPECT_FALSE(fastPath_->flow(forward).ok());
+}
+
+TEST_F(FastPathTest, TcpConnectionRunsBothWaysThroughTheRedirect) {
+  fastPath_ = std::move(FastPath::load(1024)).value();
+  ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portA_)).ok());
+  ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portB_)).ok());
+  FastPathTuple tuple = udpTuple(5002);
+  tuple.protocol = IPPROTO_TCP;
+  tuple.srcPort = 42002;
+  ASSERT_TRUE(fastPath_->setFlow(fastPathKey(portA_, tuple), VGATE_FP_ALLOW, portB_).ok());
+  ASSERT_TRUE(fastPath_->setFlow(fastPathKey(portB_, tuple), VGATE_FP_ALLOW, portA_).ok());
+  std::string echoed = (dir_ / "echoed").string();
+  sh("timeout 5 ip netns exec " + b_ +
+     " /usr/bin/python3 -c \"import "
+     "socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+     "s.bind(('10.253.0.2',5002))\ns.listen(1)\ns.settimeout(4)\nc,_=s.accept()\nc.sendall(c.recv(100))\n"
+     "c.close()\" & sleep 0.3; timeout 5 ip netns exec " +
+     a_ +
+     " /usr/bin/python3 -c \"import "
+     "socket\nc=socket.socket()\nc.bind(('10.253.0.1',42002))\nc.settimeout(3)\n"
+     "c.connect(('10.253.0.2',5002))\nc.sendall(b'through the fast path')\nopen('" +
+     echoed + "','w').write(c.recv(100).decode())\"; wait");
+  EXPECT_EQ(vgate::testing::readFile(echoed), "through the fast path");
+  auto toServer = fastPath_->flow(fastPathKey(portA_, tuple));
+  auto toClient = fastPath_->flow(fastPathKey(portB_, tuple));
+  ASSERT_TRUE(toServer.ok() && toClient.ok());
+  EXPECT_GE(toServer.value().packets, 4u);  // SYN, ACK, data, ACK/FIN
+  EXPECT_GE(toClient.value().packets, 3u);
+  EXPECT_EQ(toServer.value().tcp_flags & 0x02, 0x02);  // the SYN went this way
+  EXPECT_EQ(toClient.value().tcp_flags & 0x12, 0x12);  // SYN-ACK came back
+}
+
+}  // namespace
+}  // namespace vgate::dataplane

@@ -1,0 +1,133 @@
+// The fast path: a TC program on each port of a rewired container. A packet of a flow that already has its verdict
+// (an entry in vgate_fp_flows for this port) is counted and redirected straight to the flow's other port, or
+// dropped; anything else goes on. bpf_redirect keeps the skb whole (GSO, checksum state): bulk traffic stays in
+// the kernel at bridge speed (ARCHITECTURE.md, section 1.3).
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "vgate/bpf/fast_path.h"
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 262144);  // the loader sizes it before load
+  __type(key, struct vgate_fp_key);
+  __type(value, struct vgate_fp_value);
+} vgate_fp_flows SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, VGATE_FP_STAT_COUNT);
+  __type(key, __u32);
+  __type(value, __u64);
+} vgate_fp_stats SEC(".maps");
+
+static __always_inline void count(__u32 stat) {
+  __u64* value = bpf_map_lookup_elem(&vgate_fp_stats, &stat);
+  if (value) *value += 1;
+}
+
+static __always_inline void mapIpv4(__u8* out, __be32 address) {
+  __builtin_memset(out, 0, 10);
+  out[10] = 0xff;
+  out[11] = 0xff;
+  __builtin_memcpy(out + 12, &address, 4);
+}
+
+// Orders the endpoints like the user side's FlowKey: addresses compared bytewise, then ports numerically.
+static __always_inline void normalize(struct vgate_fp_key* key, const __u8* src, const __u8* dst, __be16 sport,
+                                      __be16 dport) {
+  int order = 0;
+#pragma unroll
+  for (int i = 0; i < 16; i++) {
+    if (order == 0 && src[i] != dst[i]) order = src[i] < dst[i] ? -1 : 1;
+  }
+  if (order == 0) order = bpf_ntohs(sport) <= bpf_ntohs(dport) ? -1 : 1;
+  if (order < 0) {
+    __builtin_memcpy(key->addr_low, src, 16);
+    __builtin_memcpy(key->addr_high, dst, 16);
+    key->port_low = sport;
+    key->port_high = dport;
+  } else {
+    __builtin_memcpy(key->addr_low, dst, 16);
+    __builtin_memcpy(key->addr_high, src, 16);
+    key->port_low = dport;
+    key->port_high = sport;
+  }
+}
+
+SEC("tc")
+int vgate_fast_path(struct __sk_buff* skb) {
+  void* data = (void*)(long)skb->data;
+  void* end = (void*)(long)skb->data_end;
+  struct ethhdr* eth = data;
+  if ((void*)(eth + 1) > end) goto not_flow;
+  struct vgate_fp_key key;
+  __builtin_memset(&key, 0, sizeof(key));
+  key.ifindex = skb->ingress_ifindex;
+  __u8 src[16], dst[16];
+  void* l4;
+  if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+    struct iphdr* ip = (void*)(eth + 1);
+    if ((void*)(ip + 1) > end) goto not_flow;
+    if (ip->frag_off & bpf_htons(0x3fff)) goto not_flow;  // fragments: the slow path reassembles them
+    key.protocol = ip->protocol;
+    mapIpv4(src, ip->saddr);
+    mapIpv4(dst, ip->daddr);
+    l4 = (void*)ip + ip->ihl * 4;
+  } else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+    struct ipv6hdr* ip6 = (void*)(eth + 1);
+    if ((void*)(ip6 + 1) > end) goto not_flow;
+    key.protocol = ip6->nexthdr;  // extension headers are left to the slow path
+    __builtin_memcpy(src, &ip6->saddr, 16);
+    __builtin_memcpy(dst, &ip6->daddr, 16);
+    l4 = ip6 + 1;
+  } else {
+    goto not_flow;
+  }
+  __u8 tcpFlags = 0;
+  __be16 sport, dport;
+  if (key.protocol == IPPROTO_TCP) {
+    struct tcphdr* tcp = l4;
+    if ((void*)(tcp + 1) > end) goto not_flow;
+    sport = tcp->source;
+    dport = tcp->dest;
+    tcpFlags = ((__u8*)tcp)[13];
+  } else if (key.protocol == IPPROTO_UDP) {
+    struct udphdr* udp = l4;
+    if ((void*)(udp + 1) > end) goto not_flow;
+    sport = udp->source;
+    dport = udp->dest;
+  } else {
+    goto not_flow;
+  }
+  normalize(&key, src, dst, sport, dport);
+  struct vgate_fp_value* flow = bpf_map_lookup_elem(&vgate_fp_flows, &key);
+  if (!flow) {
+    count(VGATE_FP_STAT_MISS);
+    return TC_ACT_OK;
+  }
+  __sync_fetch_and_add(&flow->packets, 1);
+  __sync_fetch_and_add(&flow->bytes, skb->len);
+  flow->last_seen_ns = bpf_ktime_get_ns();
+  flow->tcp_flags |= tcpFlags;
+  if (flow->action == VGATE_FP_DENY) {
+    count(VGATE_FP_STAT_DENIED);
+    return TC_ACT_SHOT;
+  }
+  count(VGATE_FP_STAT_HIT);
+  return bpf_redirect(flow->redirect_ifindex, 0);
+
+not_flow:
+  count(VGATE_FP_STAT_NOT_FLOW);
+  return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
