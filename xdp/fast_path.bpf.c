@@ -29,6 +29,22 @@ struct {
   __type(value, __u64);
 } vgate_fp_stats SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct vgate_fp_config);
+} vgate_fp_config SEC(".maps");
+
+// Each rewired port's fixed partner (a container's inner port <-> its outer port): where fail-open sends a
+// flow the dataplane never judged.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);
+  __type(value, __u32);
+} vgate_fp_ports SEC(".maps");
+
 static __always_inline void count(__u32 stat) {
   __u64* value = bpf_map_lookup_elem(&vgate_fp_stats, &stat);
   if (value) *value += 1;
@@ -61,6 +77,27 @@ static __always_inline void normalize(struct vgate_fp_key* key, const __u8* src,
     key->port_low = dport;
     key->port_high = sport;
   }
+}
+
+// A flow the fast path does not know: the dataplane's to judge while it is alive; when its heartbeat is stale,
+// the fail mode decides. Flows that already had an allow entry never come here, so fail-closed keeps them.
+static __always_inline int miss(struct __sk_buff* skb) {
+  __u32 zero = 0;
+  struct vgate_fp_config* config = bpf_map_lookup_elem(&vgate_fp_config, &zero);
+  __u64 now = bpf_ktime_get_ns();
+  if (config && config->heartbeat_ns != 0 &&
+      now - config->heartbeat_ns <= (__u64)config->heartbeat_timeout_ms * 1000000ull) {
+    count(VGATE_FP_STAT_MISS);
+    return TC_ACT_OK;
+  }
+  if (config && config->fail_mode == VGATE_FP_FAIL_OPEN) {
+    __u32 port = skb->ingress_ifindex;
+    __u32* partner = bpf_map_lookup_elem(&vgate_fp_ports, &port);
+    count(VGATE_FP_STAT_FAIL_OPEN);
+    return partner ? bpf_redirect(*partner, 0) : TC_ACT_OK;
+  }
+  count(VGATE_FP_STAT_FAIL_CLOSED);
+  return TC_ACT_SHOT;
 }
 
 SEC("tc")
@@ -110,10 +147,7 @@ int vgate_fast_path(struct __sk_buff* skb) {
   }
   normalize(&key, src, dst, sport, dport);
   struct vgate_fp_value* flow = bpf_map_lookup_elem(&vgate_fp_flows, &key);
-  if (!flow) {
-    count(VGATE_FP_STAT_MISS);
-    return TC_ACT_OK;
-  }
+  if (!flow) return miss(skb);
   __sync_fetch_and_add(&flow->packets, 1);
   __sync_fetch_and_add(&flow->bytes, skb->len);
   flow->last_seen_ns = bpf_ktime_get_ns();

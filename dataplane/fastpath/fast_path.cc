@@ -4,6 +4,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <time.h>
+
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -134,7 +136,8 @@ FastPathStats FastPath::stats() const {
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return stats;
   std::vector<uint64_t> values(static_cast<size_t>(cpus));
-  uint64_t* fields[VGATE_FP_STAT_COUNT] = {&stats.hits, &stats.misses, &stats.denied, &stats.notFlow};
+  uint64_t* fields[VGATE_FP_STAT_COUNT] = {&stats.hits,    &stats.misses,          &stats.denied,
+                                           &stats.notFlow, &stats.failClosedDrops, &stats.failOpenPasses};
   for (uint32_t stat = 0; stat < VGATE_FP_STAT_COUNT; ++stat) {
     if (bpf_map__lookup_elem(skeleton_->maps.vgate_fp_stats, &stat, sizeof(stat), values.data(),
                              values.size() * sizeof(uint64_t), 0) != 0)
@@ -142,6 +145,53 @@ FastPathStats FastPath::stats() const {
     for (uint64_t value : values) *fields[stat] += value;
   }
   return stats;
+}
+
+Result<vgate_fp_config> FastPath::config() const {
+  uint32_t zero = 0;
+  vgate_fp_config config;
+  int rc =
+      bpf_map__lookup_elem(skeleton_->maps.vgate_fp_config, &zero, sizeof(zero), &config, sizeof(config), 0);
+  if (rc != 0) return libbpfError(rc, "cannot read the fast path configuration");
+  return config;
+}
+
+Result<void> FastPath::writeConfig(const vgate_fp_config& config) {
+  uint32_t zero = 0;
+  int rc = bpf_map__update_elem(skeleton_->maps.vgate_fp_config, &zero, sizeof(zero), &config, sizeof(config),
+                                BPF_ANY);
+  if (rc != 0) return libbpfError(rc, "cannot write the fast path configuration");
+  return {};
+}
+
+Result<void> FastPath::setFailMode(uint32_t failMode, uint32_t heartbeatTimeoutMs) {
+  if (failMode != VGATE_FP_FAIL_CLOSED && failMode != VGATE_FP_FAIL_OPEN) {
+    return makeError(EINVAL, "fail mode must be closed or open");
+  }
+  auto current = config();
+  if (!current) return current.error();
+  vgate_fp_config next = current.value();
+  next.fail_mode = failMode;
+  next.heartbeat_timeout_ms = heartbeatTimeoutMs;
+  return writeConfig(next);
+}
+
+Result<void> FastPath::beat() {
+  auto current = config();
+  if (!current) return current.error();
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);  // the clock bpf_ktime_get_ns reads
+  vgate_fp_config next = current.value();
+  next.heartbeat_ns =
+      static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec);
+  return writeConfig(next);
+}
+
+Result<void> FastPath::setPortPartner(uint32_t ifindex, uint32_t partnerIfindex) {
+  int rc = bpf_map__update_elem(skeleton_->maps.vgate_fp_ports, &ifindex, sizeof(ifindex), &partnerIfindex,
+                                sizeof(partnerIfindex), BPF_ANY);
+  if (rc != 0) return libbpfError(rc, "cannot write a port partner");
+  return {};
 }
 
 }  // namespace vgate::dataplane

@@ -19,6 +19,8 @@ struct FastPathStats {
   uint64_t misses = 0;
   uint64_t denied = 0;
   uint64_t notFlow = 0;
+  uint64_t failClosedDrops = 0;
+  uint64_t failOpenPasses = 0;
 };
 
 // A flow's 5-tuple as its client sent it; addresses in network order, IPv4 in the first 4 bytes; ports host
@@ -51,8 +53,20 @@ class FastPath {
   Result<void> removeFlow(const vgate_fp_key& key);
   FastPathStats stats() const;
 
+  // What the TC program does with flows it does not know once the dataplane's heartbeat is older than
+  // `heartbeatTimeoutMs`: VGATE_FP_FAIL_CLOSED drops them, VGATE_FP_FAIL_OPEN sends them to the port's
+  // partner.
+  Result<void> setFailMode(uint32_t failMode, uint32_t heartbeatTimeoutMs);
+  // The dataplane is alive (CLOCK_MONOTONIC now). Called by the workers' control loop, not per packet.
+  Result<void> beat();
+  // A port's fixed partner (inner <-> outer), for fail-open.
+  Result<void> setPortPartner(uint32_t ifindex, uint32_t partnerIfindex);
+
  private:
   explicit FastPath(fast_path* skeleton) : skeleton_(skeleton) {}
+  Result<vgate_fp_config> config() const;
+  Result<void> writeConfig(const vgate_fp_config& config);
+
   fast_path* skeleton_;
   std::vector<int> attached_;
 };

@@ -111,8 +111,10 @@ TEST_F(FastPathTest, AllowedFlowsAreRedirectedDeniedDroppedOthersMissed) {
   fastPath_ = std::move(loaded).value();
   ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portA_)).ok());
   ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portB_)).ok());
+  ASSERT_TRUE(fastPath_->setFailMode(VGATE_FP_FAIL_CLOSED, 60'000).ok());
+  ASSERT_TRUE(fastPath_->beat().ok());  // the dataplane is alive: unknown flows are its to judge
 
-  // No entry: the packets enter M's stack, which routes nothing.
+  // No entry: the packets enter M's stack (where the slow path will take them), which routes nothing.
   EXPECT_EQ(sendUdp(5000, 5), 0);
   EXPECT_GE(fastPath_->stats().misses, 5u);
 
@@ -167,6 +169,38 @@ TEST_F(FastPathTest, TcpConnectionRunsBothWaysThroughTheRedirect) {
   EXPECT_GE(toClient.value().packets, 3u);
   EXPECT_EQ(toServer.value().tcp_flags & 0x02, 0x02);  // the SYN went this way
   EXPECT_EQ(toClient.value().tcp_flags & 0x12, 0x12);  // SYN-ACK came back
+}
+
+TEST_F(FastPathTest, FailModesDecideUnknownFlowsOnlyWhenTheHeartbeatStops) {
+  fastPath_ = std::move(FastPath::load(1024)).value();
+  ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portA_)).ok());
+  ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portB_)).ok());
+  ASSERT_TRUE(fastPath_->setPortPartner(portA_, portB_).ok());
+  ASSERT_TRUE(fastPath_->setPortPartner(portB_, portA_).ok());
+  // An established, allowed flow: it must survive the dataplane's death in both modes.
+  ASSERT_TRUE(fastPath_->setFlow(fastPathKey(portA_, udpTuple(6000)), VGATE_FP_ALLOW, portB_).ok());
+
+  // Heartbeat fresh: unknown flows go to the dataplane (here M's stack), not to the fail mode.
+  ASSERT_TRUE(fastPath_->setFailMode(VGATE_FP_FAIL_CLOSED, 60'000).ok());
+  ASSERT_TRUE(fastPath_->beat().ok());
+  EXPECT_EQ(sendUdp(6001, 4), 0);
+  EXPECT_EQ(fastPath_->stats().failClosedDrops, 0u);
+  EXPECT_GE(fastPath_->stats().misses, 4u);
+
+  // The heartbeat stops (a 1 ms timeout makes the last beat stale at once): fail-closed drops new flows and
+  // keeps the established one.
+  ASSERT_TRUE(fastPath_->setFailMode(VGATE_FP_FAIL_CLOSED, 1).ok());
+  usleep(5000);
+  EXPECT_EQ(sendUdp(6001, 4), 0);
+  EXPECT_EQ(fastPath_->stats().failClosedDrops, 4u);
+  EXPECT_EQ(sendUdp(6000, 5), 5);
+
+  // Fail-open: new flows pass to the port's partner too.
+  ASSERT_TRUE(fastPath_->setFailMode(VGATE_FP_FAIL_OPEN, 1).ok());
+  EXPECT_EQ(sendUdp(6002, 3), 3);
+  EXPECT_EQ(fastPath_->stats().failOpenPasses, 3u);
+  EXPECT_EQ(sendUdp(6000, 2), 2);
+  EXPECT_FALSE(fastPath_->setFailMode(7, 1).ok());
 }
 
 }  // namespace

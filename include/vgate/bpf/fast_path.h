@@ -31,19 +31,33 @@ struct vgate_fp_value {
   __u8 pad[7];
 };
 
+#define VGATE_FP_FAIL_CLOSED 0u
+#define VGATE_FP_FAIL_OPEN 1u
+
+/* The one entry of vgate_fp_config: the dataplane's heartbeat and what to do without it. */
+struct vgate_fp_config {
+  __u64 heartbeat_ns;         /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the dataplane's last beat; 0: never */
+  __u32 heartbeat_timeout_ms; /* older than this, the dataplane is taken as dead */
+  __u32 fail_mode;            /* VGATE_FP_FAIL_CLOSED: new flows dropped; VGATE_FP_FAIL_OPEN: passed */
+};
+
 /* Per-CPU counters of the program itself, indexes of the stats array. */
 enum vgate_fp_stat {
   VGATE_FP_STAT_HIT = 0,
   VGATE_FP_STAT_MISS = 1,      /* not in the map: passed on (to the slow path once it exists) */
   VGATE_FP_STAT_DENIED = 2,    /* dropped by a deny entry */
   VGATE_FP_STAT_NOT_FLOW = 3,  /* not IPv4/IPv6 TCP/UDP, fragments, extension headers: passed on */
-  VGATE_FP_STAT_COUNT = 4,
+  VGATE_FP_STAT_FAIL_CLOSED = 4, /* a miss while the dataplane is dead, fail-closed: dropped */
+  VGATE_FP_STAT_FAIL_OPEN = 5,   /* a miss while the dataplane is dead, fail-open: sent to the port's partner */
+  VGATE_FP_STAT_COUNT = 6,
 };
 
 #ifdef __cplusplus
+static_assert(sizeof(struct vgate_fp_config) == 16, "vgate_fp_config layout is shared with BPF");
 static_assert(sizeof(struct vgate_fp_key) == 44, "vgate_fp_key layout is shared with BPF");
 static_assert(sizeof(struct vgate_fp_value) == 40, "vgate_fp_value layout is shared with BPF");
 #else
+_Static_assert(sizeof(struct vgate_fp_config) == 16, "vgate_fp_config layout is shared with C++");
 _Static_assert(sizeof(struct vgate_fp_key) == 44, "vgate_fp_key layout is shared with C++");
 _Static_assert(sizeof(struct vgate_fp_value) == 40, "vgate_fp_value layout is shared with C++");
 #endif
