@@ -55,21 +55,41 @@ vgate_fp_key fastPathKey(uint32_t ifindex, const FastPathTuple& tuple) {
 }
 
 Result<std::unique_ptr<FastPath>> FastPath::load(uint32_t maxFlows) {
+  FastPathOptions options;
+  options.maxFlows = maxFlows;
+  return load(options);
+}
+
+Result<std::unique_ptr<FastPath>> FastPath::load(const FastPathOptions& options) {
   fast_path* skeleton = fast_path__open();
   if (skeleton == nullptr) return libbpfError(-errno, "cannot open the fast path BPF object");
-  if (int rc = bpf_map__set_max_entries(skeleton->maps.vgate_fp_flows, maxFlows); rc != 0) {
+  if (int rc = bpf_map__set_max_entries(skeleton->maps.vgate_fp_flows, options.maxFlows); rc != 0) {
     fast_path__destroy(skeleton);
     return libbpfError(rc, "cannot size the fast path flow map");
   }
+  if (!options.pinDir.empty()) {
+    // libbpf reuses a compatible map already pinned at the path, and pins a new one otherwise.
+    bpf_map* maps[] = {skeleton->maps.vgate_fp_flows, skeleton->maps.vgate_fp_stats,
+                       skeleton->maps.vgate_fp_config, skeleton->maps.vgate_fp_ports};
+    for (bpf_map* map : maps) {
+      std::string path = options.pinDir + "/" + bpf_map__name(map);
+      if (int rc = bpf_map__set_pin_path(map, path.c_str()); rc != 0) {
+        fast_path__destroy(skeleton);
+        return libbpfError(rc, "cannot pin " + path);
+      }
+    }
+  }
   if (int rc = fast_path__load(skeleton); rc != 0) {
     fast_path__destroy(skeleton);
-    return libbpfError(rc, "cannot load the fast path BPF program (needs CAP_BPF and CAP_NET_ADMIN)");
+    return libbpfError(
+        rc, "cannot load the fast path BPF program (needs CAP_BPF and CAP_NET_ADMIN" +
+                std::string(options.pinDir.empty() ? ")" : ", and " + options.pinDir + " on bpffs)"));
   }
-  return std::unique_ptr<FastPath>(new FastPath(skeleton));
+  return std::unique_ptr<FastPath>(new FastPath(skeleton, options.keepAttached));
 }
 
 FastPath::~FastPath() {
-  for (int ifindex : attached_) {
+  for (int ifindex : keepAttached_ ? std::vector<int>{} : attached_) {
     bpf_tc_hook hook;
     std::memset(&hook, 0, sizeof(hook));
     hook.sz = sizeof(hook);
@@ -100,6 +120,7 @@ Result<void> FastPath::attachIngress(int ifindex) {
   options.handle = 1;
   options.priority = 1;
   options.prog_fd = bpf_program__fd(skeleton_->progs.vgate_fast_path);
+  options.flags = BPF_TC_F_REPLACE;
   if (rc = bpf_tc_attach(&hook, &options); rc != 0) {
     return libbpfError(rc, "cannot attach the fast path to ifindex " + std::to_string(ifindex));
   }

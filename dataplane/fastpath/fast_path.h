@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "vgate/bpf/fast_path.h"
@@ -38,14 +39,27 @@ struct FastPathTuple {
 // part).
 vgate_fp_key fastPathKey(uint32_t ifindex, const FastPathTuple& tuple);
 
+struct FastPathOptions {
+  uint32_t maxFlows = 1u << 18;
+  // A directory on a bpffs mount (e.g. /sys/fs/bpf/vgate). Its maps are pinned there, and a later load with
+  // the same directory adopts them with every flow entry and counter: a restarted vgated keeps established
+  // flows.
+  std::string pinDir;
+  // Leave the program attached when this object goes (a restart or a crash must not open or close the
+  // ports: the fail mode covers the gap). Off for tests and for an explicit detach.
+  bool keepAttached = false;
+};
+
 class FastPath {
  public:
   static Result<std::unique_ptr<FastPath>> load(uint32_t maxFlows);
+  static Result<std::unique_ptr<FastPath>> load(const FastPathOptions& options);
   ~FastPath();
   FastPath(const FastPath&) = delete;
   FastPath& operator=(const FastPath&) = delete;
 
-  // Attaches the program to the ingress of `ifindex`, in the caller's network namespace.
+  // Attaches the program to the ingress of `ifindex`, in the caller's network namespace, replacing a program
+  // a previous vgated left there (one filter per port, changed atomically).
   Result<void> attachIngress(int ifindex);
   // Writes (or replaces) the verdict of a flow on one port.
   Result<void> setFlow(const vgate_fp_key& key, uint32_t action, uint32_t redirectIfindex);
@@ -63,11 +77,12 @@ class FastPath {
   Result<void> setPortPartner(uint32_t ifindex, uint32_t partnerIfindex);
 
  private:
-  explicit FastPath(fast_path* skeleton) : skeleton_(skeleton) {}
+  FastPath(fast_path* skeleton, bool keepAttached) : skeleton_(skeleton), keepAttached_(keepAttached) {}
   Result<vgate_fp_config> config() const;
   Result<void> writeConfig(const vgate_fp_config& config);
 
   fast_path* skeleton_;
+  bool keepAttached_;
   std::vector<int> attached_;
 };
 

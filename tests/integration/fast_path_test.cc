@@ -22,6 +22,8 @@
 namespace vgate::dataplane {
 namespace {
 
+namespace fs = std::filesystem;
+
 int sh(const std::string& command) {
   int status = std::system(command.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -201,6 +203,41 @@ TEST_F(FastPathTest, FailModesDecideUnknownFlowsOnlyWhenTheHeartbeatStops) {
   EXPECT_EQ(fastPath_->stats().failOpenPasses, 3u);
   EXPECT_EQ(sendUdp(6000, 2), 2);
   EXPECT_FALSE(fastPath_->setFailMode(7, 1).ok());
+}
+
+TEST_F(FastPathTest, ARestartAdoptsPinnedFlowsAndTheTrafficNeverStops) {
+  fs::path pins = dir_ / "bpffs";
+  fs::create_directories(pins);
+  ASSERT_EQ(sh("mount -t bpf bpf " + pins.string()), 0);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { sh("umount -l " + path); }
+  } unmount{pins.string()};
+  FastPathOptions options;
+  options.maxFlows = 1024;
+  options.pinDir = pins.string();
+  options.keepAttached = true;
+  vgate_fp_key forward = fastPathKey(portA_, udpTuple(7000));
+  {
+    auto first = std::move(FastPath::load(options)).value();
+    ASSERT_TRUE(first->attachIngress(static_cast<int>(portA_)).ok());
+    ASSERT_TRUE(first->attachIngress(static_cast<int>(portB_)).ok());
+    ASSERT_TRUE(first->setFlow(forward, VGATE_FP_ALLOW, portB_).ok());
+    EXPECT_EQ(sendUdp(7000, 5), 5);
+  }
+  // The first vgated is gone; its program and pinned maps are not: the flow keeps flowing.
+  EXPECT_TRUE(fs::exists(pins / "vgate_fp_flows"));
+  EXPECT_EQ(sendUdp(7000, 4), 4);
+  // A new one adopts the maps, with the entry and its counters, and replaces the program in place.
+  fastPath_ = std::move(FastPath::load(options)).value();
+  auto adopted = fastPath_->flow(forward);
+  ASSERT_TRUE(adopted.ok());
+  EXPECT_EQ(adopted.value().packets, 9u);
+  ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portA_)).ok());
+  ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portB_)).ok());
+  EXPECT_EQ(sendUdp(7000, 3), 3);
+  EXPECT_EQ(fastPath_->flow(forward).value().packets, 12u);
+  fastPath_.reset();  // keepAttached: the namespaces' removal takes the filters
 }
 
 }  // namespace
