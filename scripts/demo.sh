@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # vgate's demo until live interception lands: builds vgated and replays real client captures (curl, openssl,
-# gnutls, python, node, chromium over TLS, QUIC and HTTP) through the dataplane, printing each flow's record.
+# gnutls, python, node, chromium over TLS, QUIC and HTTP) and crafted edge cases through the dataplane under the
+# shipped policy policies/deny-bank-sni.yaml, printing each flow with its verdict and the rule that decided it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -8,10 +9,16 @@ build=${VGATE_RELEASE_BUILD:-build/release}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DVGATE_TESTS=OFF -DVGATE_BENCH=OFF >/dev/null
 ninja -C "$build" vgated
+vgated="$build/control/vgated"
+policy=policies/deny-bank-sni.yaml
+
+echo
+"$vgated" validate "$policy"
+echo
 for capture in tests/data/pcap/*.pcap; do
   echo "== $(basename "$capture")"
   summary=$(mktemp)
-  "$build/control/vgated" replay --pcap "$capture" --flow-log - 2>"$summary" |
+  "$vgated" replay --pcap "$capture" --policy "$policy" --flow-log - 2>"$summary" |
     python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -24,9 +31,10 @@ for line in sys.stdin:
         "ja4=" + tls["ja4"] if tls.get("ja4") else "",
         "host=" + http["hostname"] if http.get("hostname") else "",
         "url=" + http["url"] if http.get("url") else ""] if x)
-    f = r["flow"]
-    print("  %-4s %s:%s -> %s:%s %-5s pkts %d/%d bytes %d/%d %s/%s %s" % (
-        r["proto"], r["src_ip"], r.get("src_port", "-"), r["dest_ip"], r.get("dest_port", "-"),
+    f, v = r["flow"], r["verdict"]
+    verdict = v["action"].upper() + (" by " + v["rule"] if v["rule"] else " (default)")
+    print("  %-22s %-4s %s:%s -> %s:%s %-6s pkts %d/%d bytes %d/%d %s/%s %s" % (
+        verdict, r["proto"], r["src_ip"], r.get("src_port", "-"), r["dest_ip"], r.get("dest_port", "-"),
         r.get("app_proto", "-"), f["pkts_toserver"], f["pkts_toclient"], f["bytes_toserver"],
         f["bytes_toclient"], f["state"], f["reason"], l7))
 '
@@ -34,5 +42,6 @@ for line in sys.stdin:
   rm -f "$summary"
 done
 echo
-echo "The full JSON record of one flow:"
-"$build/control/vgated" replay --pcap "$(ls tests/data/pcap/*.pcap | head -1)" --flow-log - | head -1 | python3 -m json.tool
+echo "The full JSON record of a denied flow:"
+"$vgated" replay --pcap tests/data/pcap/crafted_bank_sni.pcap --policy "$policy" --flow-log - 2>/dev/null |
+  python3 -m json.tool
