@@ -10,8 +10,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include <dlfcn.h>
-
 #include <cstring>
 #include <memory>
 #include <string>
@@ -59,18 +57,14 @@ struct LibSsl {
 #undef VGATE_DECLARE
   bool loaded = false;
 
-  // Opened once and never closed: OpenSSL registers exit handlers that must stay mapped.
+  // The test links libssl (the data path links only libcrypto): the table binds the real functions.
   static const LibSsl& get() {
     static const LibSsl instance = [] {
       LibSsl lib;
-      void* handle = dlopen("libssl.so.3", RTLD_NOW | RTLD_GLOBAL);
-      if (handle == nullptr) return lib;
+#define VGATE_BIND(name) lib.name = &::name;
+      VGATE_LIBSSL_FUNCTIONS(VGATE_BIND)
+#undef VGATE_BIND
       lib.loaded = true;
-#define VGATE_RESOLVE(name)                                             \
-  lib.name = reinterpret_cast<decltype(&::name)>(dlsym(handle, #name)); \
-  lib.loaded = lib.loaded && lib.name != nullptr;
-      VGATE_LIBSSL_FUNCTIONS(VGATE_RESOLVE)
-#undef VGATE_RESOLVE
       return lib;
     }();
     return instance;
