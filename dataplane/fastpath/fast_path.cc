@@ -10,22 +10,12 @@
 #include <cstring>
 #include <string>
 
+#include "dataplane/flow/flow_key_builder.h"
 #include "fast_path.skel.h"
 
 namespace vgate::dataplane {
 
 namespace {
-
-void mappedAddress(const FastPathTuple& tuple, const uint8_t* address, uint8_t* out) {
-  if (tuple.ipVersion == 4) {
-    std::memset(out, 0, 10);
-    out[10] = 0xff;
-    out[11] = 0xff;
-    std::memcpy(out + 12, address, 4);
-  } else {
-    std::memcpy(out, address, 16);
-  }
-}
 
 uint16_t networkOrder(uint16_t port) { return static_cast<uint16_t>(port << 8 | port >> 8); }
 
@@ -36,22 +26,29 @@ Error libbpfError(int rc, const std::string& what) {
 
 }  // namespace
 
-vgate_fp_key fastPathKey(uint32_t ifindex, const FastPathTuple& tuple) {
+vgate_fp_key fastPathKey(uint32_t ifindex, const FlowKey& flow) {
   vgate_fp_key key;
   std::memset(&key, 0, sizeof(key));
   key.ifindex = ifindex;
-  key.protocol = tuple.protocol;
-  uint8_t src[16], dst[16];
-  mappedAddress(tuple, tuple.src, src);
-  mappedAddress(tuple, tuple.dst, dst);
-  // The same order as the TC program: addresses bytewise, then ports numerically.
-  int order = std::memcmp(src, dst, 16);
-  bool srcLow = order < 0 || (order == 0 && tuple.srcPort <= tuple.dstPort);
-  std::memcpy(key.addr_low, srcLow ? src : dst, 16);
-  std::memcpy(key.addr_high, srcLow ? dst : src, 16);
-  key.port_low = networkOrder(srcLow ? tuple.srcPort : tuple.dstPort);
-  key.port_high = networkOrder(srcLow ? tuple.dstPort : tuple.srcPort);
+  std::memcpy(key.addr_low, flow.addrLow, 16);
+  std::memcpy(key.addr_high, flow.addrHigh, 16);
+  key.port_low = networkOrder(flow.portLow);
+  key.port_high = networkOrder(flow.portHigh);
+  key.protocol = flow.protocol;
   return key;
+}
+
+vgate_fp_key fastPathKey(uint32_t ifindex, const FastPathTuple& tuple) {
+  ParsedPacket packet;
+  packet.ipVersion = tuple.ipVersion;
+  packet.protocol = tuple.protocol;
+  std::memcpy(packet.srcAddr, tuple.src, 16);
+  std::memcpy(packet.dstAddr, tuple.dst, 16);
+  packet.srcPort = tuple.srcPort;
+  packet.dstPort = tuple.dstPort;
+  FlowKey flow;
+  buildFlowKey(packet, flow);
+  return fastPathKey(ifindex, flow);
 }
 
 Result<std::unique_ptr<FastPath>> FastPath::load(uint32_t maxFlows) {

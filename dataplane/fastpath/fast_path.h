@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "vgate/bpf/fast_path.h"
+#include "vgate/flow_key.h"
 #include "vgate/result.h"
 
 struct fast_path;
