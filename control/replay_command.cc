@@ -5,9 +5,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "control/command_line.h"
 #include "control/flowlog/flow_log_writer.h"
@@ -54,13 +52,11 @@ int runReplayCommand(int argc, char** argv, int first) {
   policy::Policy policy;
   if (args.has("policy")) {
     std::string path = args.get("policy");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return fail(2, "cannot read policy " + path + ": " + std::strerror(errno));
-    std::stringstream text;
-    text << in.rdbuf();
-    auto diagnostics = validatePolicy(text.str(), path, &policy);
-    if (hasPolicyErrors(diagnostics)) {
-      for (const auto& diagnostic : diagnostics) std::fprintf(stderr, "%s\n", diagnostic.toString().c_str());
+    auto diagnostics = validatePolicyFile(path, &policy);
+    if (!diagnostics) return fail(2, diagnostics.error().message);
+    if (hasPolicyErrors(diagnostics.value())) {
+      for (const auto& diagnostic : diagnostics.value())
+        std::fprintf(stderr, "%s\n", diagnostic.toString().c_str());
       return fail(2, "policy " + path + " is invalid; nothing was replayed");
     }
     options.policy = &policy;

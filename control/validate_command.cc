@@ -1,11 +1,7 @@
 // `vgated validate FILE`: see validate_command.h.
 #include "control/validate_command.h"
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "control/policy/policy_loader.h"
@@ -18,18 +14,15 @@ int runValidateCommand(int argc, char** argv, int first) {
     return 2;
   }
   std::string path = argv[first];
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "vgated validate: cannot read %s: %s\n", path.c_str(), std::strerror(errno));
+  policy::Policy policy;
+  auto diagnostics = validatePolicyFile(path, &policy);
+  if (!diagnostics) {
+    std::fprintf(stderr, "vgated validate: %s\n", diagnostics.error().message.c_str());
     return 2;
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  policy::Policy policy;
-  auto diagnostics = validatePolicy(text.str(), path, &policy);
   // Diagnostics go to stdout: they are the command's answer, in the compiler format editors understand.
-  for (const auto& diagnostic : diagnostics) std::printf("%s\n", diagnostic.toString().c_str());
-  if (hasPolicyErrors(diagnostics)) return 2;
+  for (const auto& diagnostic : diagnostics.value()) std::printf("%s\n", diagnostic.toString().c_str());
+  if (hasPolicyErrors(diagnostics.value())) return 2;
   std::printf("%s: policy '%s' is valid: %zu rules, mode %s, default %s\n", path.c_str(), policy.name.c_str(),
               policy.rules.size(), policy.mode == PolicyMode::kAudit ? "audit" : "enforce",
               verdictActionName(policy.defaultAction));

@@ -977,7 +977,7 @@ Result<policy::Policy> loadPolicy(const std::string& yamlText, const std::string
   }
 }
 
-Result<policy::Policy> loadPolicyFile(const std::string& path) {
+Result<std::string> readPolicyFile(const std::string& path) {
   try {
     std::ifstream in(path, std::ios::binary);
     if (!in)
@@ -990,10 +990,22 @@ Result<policy::Policy> loadPolicyFile(const std::string& path) {
       if (text.size() > kMaxFileBytes) return makeError(EFBIG, path + ": policy file is too large");
     }
     if (in.bad()) return makeError(EIO, "cannot read " + path);
-    return loadPolicy(text, path);
+    return text;
   } catch (const std::exception& e) {
-    return makeError(ENOMEM, std::string("loading policy: ") + e.what());
+    return makeError(ENOMEM, std::string("reading policy: ") + e.what());
   }
+}
+
+Result<std::vector<PolicyDiagnostic>> validatePolicyFile(const std::string& path, policy::Policy* out) {
+  auto text = readPolicyFile(path);
+  if (!text) return text.error();
+  return validatePolicy(text.value(), path, out);
+}
+
+Result<policy::Policy> loadPolicyFile(const std::string& path) {
+  auto text = readPolicyFile(path);
+  if (!text) return text.error();
+  return loadPolicy(text.value(), path);
 }
 
 }  // namespace vgate::control

@@ -30,6 +30,10 @@ std::vector<PolicyDiagnostic> validatePolicy(const std::string& yamlText, const 
 // Loads a policy; on failure the error's message holds every error diagnostic, one per line. Never throws.
 Result<policy::Policy> loadPolicy(const std::string& yamlText, const std::string& fileName);
 Result<policy::Policy> loadPolicyFile(const std::string& path);
+// The file's text, bounded like loadPolicyFile; an error names the path when it cannot be read.
+Result<std::string> readPolicyFile(const std::string& path);
+// validatePolicy on a file: an error only when the file cannot be read, else every diagnostic.
+Result<std::vector<PolicyDiagnostic>> validatePolicyFile(const std::string& path, policy::Policy* out);
 
 // True when the list holds at least one error (not only warnings).
 bool hasPolicyErrors(const std::vector<PolicyDiagnostic>& diagnostics);
