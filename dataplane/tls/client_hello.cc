@@ -197,6 +197,15 @@ class DigestWriter {
   size_t used_ = 0;
 };
 
+// JA4's lists: the values sorted, as 4-digit hex, comma-joined (ciphers in JA4_b, extensions in JA4_c).
+void putSortedHexList(DigestWriter& writer, uint16_t* values, size_t count) {
+  std::sort(values, values + count);
+  for (size_t i = 0; i < count; ++i) {
+    if (i != 0) writer.put(',');
+    writer.putHex16(values[i]);
+  }
+}
+
 // Appends text to a bounded raw buffer (JA4_r pieces that are not hashed).
 void appendRaw(char* raw, size_t capacity, const char* text) {
   if (raw == nullptr || capacity == 0) return;
@@ -507,13 +516,9 @@ void fingerprint(const HelloView& view, char protocol, ParserState& d, ClientHel
   if (cipherCount == 0) {
     memcpy(out.ja4 + 11, kEmptyHash, 12);
   } else {
-    std::sort(d.sortScratch, d.sortScratch + cipherCount);
     const auto [raw, capacity] = rawTail();
     DigestWriter b(d.sha256Ctx, d.sha256, raw, capacity);
-    for (size_t i = 0; i < cipherCount; ++i) {
-      if (i != 0) b.put(',');
-      b.putHex16(d.sortScratch[i]);
-    }
+    putSortedHexList(b, d.sortScratch, cipherCount);
     b.finish(out.ja4 + 11, 12);
   }
   out.ja4[23] = '_';
@@ -529,13 +534,9 @@ void fingerprint(const HelloView& view, char protocol, ParserState& d, ClientHel
   if (hashedExtensions == 0) {
     memcpy(out.ja4 + 24, kEmptyHash, 12);
   } else {
-    std::sort(d.sortScratch, d.sortScratch + hashedExtensions);
     const auto [raw, capacity] = rawTail();
     DigestWriter c(d.sha256Ctx, d.sha256, raw, capacity);
-    for (size_t i = 0; i < hashedExtensions; ++i) {
-      if (i != 0) c.put(',');
-      c.putHex16(d.sortScratch[i]);
-    }
+    putSortedHexList(c, d.sortScratch, hashedExtensions);
     bool first = true;
     for (size_t i = 0; i < view.signatureAlgorithmCount; ++i) {
       const uint16_t algorithm = load16(view.signatureAlgorithms + 2 * i);
