@@ -1,15 +1,20 @@
-// The fast path: a TC program on each port of a rewired container. A packet of a flow that already has its verdict
-// (an entry in vgate_fp_flows for this port) is counted and redirected straight to the flow's other port, or
-// dropped; anything else goes on. bpf_redirect keeps the skb whole (GSO, checksum state): bulk traffic stays in
-// the kernel at bridge speed (ARCHITECTURE.md, section 1.3).
+// The fast path: a TC program on each port of a rewired container. A packet of a flow that already has its
+// verdict (an entry in vgate_fp_flows for this port) is counted and redirected straight to the flow's other
+// port, or dropped. bpf_redirect keeps the skb whole (GSO, checksum state): bulk traffic stays in the kernel
+// at bridge speed (ARCHITECTURE.md, section 1.3). A miss is tagged with its port pair and sent down a trunk
+// veth to the DPDK dataplane, which judges it and hands it back through the trunk, where vgate_trunk_return
+// sends it on.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
+#include <linux/in6.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
+
+// libbpf's helpers need the kernel types above first.
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -36,14 +41,30 @@ struct {
   __type(value, struct vgate_fp_config);
 } vgate_fp_config SEC(".maps");
 
-// Each rewired port's fixed partner (a container's inner port <-> its outer port): where fail-open sends a
-// flow the dataplane never judged.
+// Each rewired port (by ifindex): its pair and fixed partner (a container's inner port <-> its outer port),
+// where fail-open sends a flow the dataplane never judged and where ARP and neighbour discovery go.
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 4096);
+  __uint(max_entries, 2 * VGATE_FP_MAX_PAIRS);
+  __type(key, __u32);
+  __type(value, struct vgate_fp_port);
+} vgate_fp_ports SEC(".maps");
+
+// Each pair's two ports, by pair id: where a packet the dataplane hands back goes.
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, VGATE_FP_MAX_PAIRS);
+  __type(key, __u32);
+  __type(value, struct vgate_fp_pair);
+} vgate_fp_pairs SEC(".maps");
+
+// The trunks (vgate's ends, by ifindex) down which misses go; one per dataplane worker.
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, VGATE_FP_MAX_TRUNKS);
   __type(key, __u32);
   __type(value, __u32);
-} vgate_fp_ports SEC(".maps");
+} vgate_fp_trunks SEC(".maps");
 
 static __always_inline void count(__u32 stat) {
   __u64* value = bpf_map_lookup_elem(&vgate_fp_stats, &stat);
@@ -58,8 +79,8 @@ static __always_inline void mapIpv4(__u8* out, __be32 address) {
 }
 
 // Orders the endpoints like the user side's FlowKey: addresses compared bytewise, then ports numerically.
-static __always_inline void normalize(struct vgate_fp_key* key, const __u8* src, const __u8* dst, __be16 sport,
-                                      __be16 dport) {
+static __always_inline void normalize(struct vgate_fp_key* key, const __u8* src, const __u8* dst,
+                                      __be16 sport, __be16 dport) {
   int order = 0;
 #pragma unroll
   for (int i = 0; i < 16; i++) {
@@ -79,25 +100,65 @@ static __always_inline void normalize(struct vgate_fp_key* key, const __u8* src,
   }
 }
 
-// A flow the fast path does not know: the dataplane's to judge while it is alive; when its heartbeat is stale,
-// the fail mode decides. Flows that already had an allow entry never come here, so fail-closed keeps them.
-static __always_inline int miss(struct __sk_buff* skb) {
+// A symmetric hash of the normalized key: both directions of a flow (and its crossings of other pairs) pick
+// the same trunk, hence the same worker, which then owns the flow without sharing it.
+static __always_inline __u32 flowHash(const struct vgate_fp_key* key) {
+  __u32 hash = key->protocol;
+  const __u32* words = (const __u32*)key->addr_low;
+#pragma unroll
+  for (int i = 0; i < 8; i++) hash = (hash ^ words[i]) * 0x9e3779b1u;
+  hash = (hash ^ key->port_low ^ ((__u32)key->port_high << 16)) * 0x9e3779b1u;
+  return hash ^ (hash >> 16);
+}
+
+// Tags the packet with its pair and side and sends it down the flow's trunk to the dataplane.
+static __always_inline int toSlowPath(struct __sk_buff* skb, const struct vgate_fp_config* config,
+                                      const struct vgate_fp_port* port, __u32 hash) {
+  __u32 slot = hash % config->trunk_count;
+  __u32* trunk = bpf_map_lookup_elem(&vgate_fp_trunks, &slot);
+  if (!trunk || *trunk == 0) return TC_ACT_SHOT;
+  __u16 tci = (port->pair_id & VGATE_FP_TAG_PAIR_MASK) | (port->side ? VGATE_FP_TAG_SIDE_BIT : 0);
+  if (bpf_skb_vlan_push(skb, bpf_htons(VGATE_FP_TAG_PROTO), tci) != 0) return TC_ACT_SHOT;
+  count(VGATE_FP_STAT_TO_SLOW_PATH);
+  return bpf_redirect(*trunk, 0);
+}
+
+// A flow the fast path does not know: the dataplane's to judge while it is alive; when its heartbeat is
+// stale, the fail mode decides. Flows that already had an allow entry never come here, so fail-closed keeps
+// them.
+static __always_inline int miss(struct __sk_buff* skb, __u32 hash) {
   __u32 zero = 0;
   struct vgate_fp_config* config = bpf_map_lookup_elem(&vgate_fp_config, &zero);
+  __u32 ifindex = skb->ingress_ifindex;
+  struct vgate_fp_port* port = bpf_map_lookup_elem(&vgate_fp_ports, &ifindex);
   __u64 now = bpf_ktime_get_ns();
   if (config && config->heartbeat_ns != 0 &&
       now - config->heartbeat_ns <= (__u64)config->heartbeat_timeout_ms * 1000000ull) {
+    if (port && config->trunk_count > 0) return toSlowPath(skb, config, port, hash);
     count(VGATE_FP_STAT_MISS);
     return TC_ACT_OK;
   }
   if (config && config->fail_mode == VGATE_FP_FAIL_OPEN) {
-    __u32 port = skb->ingress_ifindex;
-    __u32* partner = bpf_map_lookup_elem(&vgate_fp_ports, &port);
     count(VGATE_FP_STAT_FAIL_OPEN);
-    return partner ? bpf_redirect(*partner, 0) : TC_ACT_OK;
+    return port ? bpf_redirect(port->partner_ifindex, 0) : TC_ACT_OK;
   }
   count(VGATE_FP_STAT_FAIL_CLOSED);
   return TC_ACT_SHOT;
+}
+
+// ARP, neighbour discovery and other non-flow traffic cross a pair untouched, whatever the dataplane's state:
+// established flows need their neighbours.
+static __always_inline int notFlow(struct __sk_buff* skb) {
+  count(VGATE_FP_STAT_NOT_FLOW);
+  __u32 ifindex = skb->ingress_ifindex;
+  struct vgate_fp_port* port = bpf_map_lookup_elem(&vgate_fp_ports, &ifindex);
+  return port ? bpf_redirect(port->partner_ifindex, 0) : TC_ACT_OK;
+}
+
+// ICMPv6 that neighbour discovery and multicast listeners need (router/neighbour solicitation and
+// advertisement, redirect, MLD): never a flow to judge.
+static __always_inline int isNeighbourIcmpv6(__u8 type) {
+  return (type >= 133 && type <= 137) || (type >= 130 && type <= 132) || type == 143;
 }
 
 SEC("tc")
@@ -131,7 +192,14 @@ int vgate_fast_path(struct __sk_buff* skb) {
   }
   __u8 tcpFlags = 0;
   __be16 sport, dport;
-  if (key.protocol == IPPROTO_TCP) {
+  if (key.protocol == IPPROTO_ICMP || key.protocol == IPPROTO_ICMPV6) {
+    // Echo and errors are the dataplane's to judge, one packet at a time: they never get a fast path entry.
+    __u8* icmp = l4;
+    if ((void*)(icmp + 1) > end) goto not_flow;
+    if (key.protocol == IPPROTO_ICMPV6 && isNeighbourIcmpv6(icmp[0])) goto not_flow;
+    normalize(&key, src, dst, 0, 0);
+    return miss(skb, flowHash(&key));
+  } else if (key.protocol == IPPROTO_TCP) {
     struct tcphdr* tcp = l4;
     if ((void*)(tcp + 1) > end) goto not_flow;
     sport = tcp->source;
@@ -147,7 +215,7 @@ int vgate_fast_path(struct __sk_buff* skb) {
   }
   normalize(&key, src, dst, sport, dport);
   struct vgate_fp_value* flow = bpf_map_lookup_elem(&vgate_fp_flows, &key);
-  if (!flow) return miss(skb);
+  if (!flow) return miss(skb, flowHash(&key));
   __sync_fetch_and_add(&flow->packets, 1);
   __sync_fetch_and_add(&flow->bytes, skb->len);
   flow->last_seen_ns = bpf_ktime_get_ns();
@@ -160,8 +228,30 @@ int vgate_fast_path(struct __sk_buff* skb) {
   return bpf_redirect(flow->redirect_ifindex, 0);
 
 not_flow:
-  count(VGATE_FP_STAT_NOT_FLOW);
-  return TC_ACT_OK;
+  return notFlow(skb);
+}
+
+// On vgate's end of each trunk (ingress): a packet the dataplane hands back, tagged with its pair and the
+// side it must leave by. The kernel has already moved the S-tag into the skb's metadata on receive.
+SEC("tc")
+int vgate_trunk_return(struct __sk_buff* skb) {
+  __u16 tci;
+  if (skb->vlan_present && skb->vlan_proto == bpf_htons(VGATE_FP_TAG_PROTO)) {
+    tci = (__u16)skb->vlan_tci;
+  } else {
+    count(VGATE_FP_STAT_BAD_TAG);
+    return TC_ACT_SHOT;
+  }
+  __u32 pairId = tci & VGATE_FP_TAG_PAIR_MASK;
+  struct vgate_fp_pair* pair = bpf_map_lookup_elem(&vgate_fp_pairs, &pairId);
+  if (!pair || pair->inner_ifindex == 0) {
+    count(VGATE_FP_STAT_BAD_TAG);
+    return TC_ACT_SHOT;
+  }
+  __u32 target = (tci & VGATE_FP_TAG_SIDE_BIT) ? pair->outer_ifindex : pair->inner_ifindex;
+  if (bpf_skb_vlan_pop(skb) != 0) return TC_ACT_SHOT;
+  count(VGATE_FP_STAT_FROM_SLOW_PATH);
+  return bpf_redirect(target, 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -66,8 +66,9 @@ Result<std::unique_ptr<FastPath>> FastPath::load(const FastPathOptions& options)
   }
   if (!options.pinDir.empty()) {
     // libbpf reuses a compatible map already pinned at the path, and pins a new one otherwise.
-    bpf_map* maps[] = {skeleton->maps.vgate_fp_flows, skeleton->maps.vgate_fp_stats,
-                       skeleton->maps.vgate_fp_config, skeleton->maps.vgate_fp_ports};
+    bpf_map* maps[] = {skeleton->maps.vgate_fp_flows,  skeleton->maps.vgate_fp_stats,
+                       skeleton->maps.vgate_fp_config, skeleton->maps.vgate_fp_ports,
+                       skeleton->maps.vgate_fp_pairs,  skeleton->maps.vgate_fp_trunks};
     for (bpf_map* map : maps) {
       std::string path = options.pinDir + "/" + bpf_map__name(map);
       if (int rc = bpf_map__set_pin_path(map, path.c_str()); rc != 0) {
@@ -103,6 +104,14 @@ FastPath::~FastPath() {
 }
 
 Result<void> FastPath::attachIngress(int ifindex) {
+  return attach(ifindex, bpf_program__fd(skeleton_->progs.vgate_fast_path));
+}
+
+Result<void> FastPath::attachTrunkReturn(int ifindex) {
+  return attach(ifindex, bpf_program__fd(skeleton_->progs.vgate_trunk_return));
+}
+
+Result<void> FastPath::attach(int ifindex, int programFd) {
   bpf_tc_hook hook;
   std::memset(&hook, 0, sizeof(hook));
   hook.sz = sizeof(hook);
@@ -116,12 +125,31 @@ Result<void> FastPath::attachIngress(int ifindex) {
   options.sz = sizeof(options);
   options.handle = 1;
   options.priority = 1;
-  options.prog_fd = bpf_program__fd(skeleton_->progs.vgate_fast_path);
+  options.prog_fd = programFd;
   options.flags = BPF_TC_F_REPLACE;
   if (rc = bpf_tc_attach(&hook, &options); rc != 0) {
-    return libbpfError(rc, "cannot attach the fast path to ifindex " + std::to_string(ifindex));
+    return libbpfError(rc, "cannot attach a vgate program to ifindex " + std::to_string(ifindex));
   }
   attached_.push_back(ifindex);
+  return {};
+}
+
+Result<void> FastPath::detachIngress(int ifindex) {
+  bpf_tc_hook hook;
+  std::memset(&hook, 0, sizeof(hook));
+  hook.sz = sizeof(hook);
+  hook.ifindex = ifindex;
+  hook.attach_point = BPF_TC_INGRESS;
+  bpf_tc_opts options;
+  std::memset(&options, 0, sizeof(options));
+  options.sz = sizeof(options);
+  options.handle = 1;
+  options.priority = 1;
+  int rc = bpf_tc_detach(&hook, &options);
+  std::erase(attached_, ifindex);
+  if (rc != 0 && rc != -ENOENT && rc != -ENODEV && rc != -EINVAL) {
+    return libbpfError(rc, "cannot detach from ifindex " + std::to_string(ifindex));
+  }
   return {};
 }
 
@@ -154,8 +182,9 @@ FastPathStats FastPath::stats() const {
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return stats;
   std::vector<uint64_t> values(static_cast<size_t>(cpus));
-  uint64_t* fields[VGATE_FP_STAT_COUNT] = {&stats.hits,    &stats.misses,          &stats.denied,
-                                           &stats.notFlow, &stats.failClosedDrops, &stats.failOpenPasses};
+  uint64_t* fields[VGATE_FP_STAT_COUNT] = {&stats.hits,       &stats.misses,          &stats.denied,
+                                           &stats.notFlow,    &stats.failClosedDrops, &stats.failOpenPasses,
+                                           &stats.toSlowPath, &stats.fromSlowPath,    &stats.badTag};
   for (uint32_t stat = 0; stat < VGATE_FP_STAT_COUNT; ++stat) {
     if (bpf_map__lookup_elem(skeleton_->maps.vgate_fp_stats, &stat, sizeof(stat), values.data(),
                              values.size() * sizeof(uint64_t), 0) != 0)
@@ -205,11 +234,65 @@ Result<void> FastPath::beat() {
   return writeConfig(next);
 }
 
-Result<void> FastPath::setPortPartner(uint32_t ifindex, uint32_t partnerIfindex) {
-  int rc = bpf_map__update_elem(skeleton_->maps.vgate_fp_ports, &ifindex, sizeof(ifindex), &partnerIfindex,
-                                sizeof(partnerIfindex), BPF_ANY);
-  if (rc != 0) return libbpfError(rc, "cannot write a port partner");
+Result<void> FastPath::setPort(uint32_t ifindex, uint32_t partnerIfindex, uint16_t pairId, uint8_t side) {
+  vgate_fp_port port;
+  std::memset(&port, 0, sizeof(port));
+  port.partner_ifindex = partnerIfindex;
+  port.pair_id = pairId;
+  port.side = side;
+  int rc = bpf_map__update_elem(skeleton_->maps.vgate_fp_ports, &ifindex, sizeof(ifindex), &port,
+                                sizeof(port), BPF_ANY);
+  if (rc != 0) return libbpfError(rc, "cannot write a port");
   return {};
+}
+
+Result<void> FastPath::removePort(uint32_t ifindex) {
+  int rc = bpf_map__delete_elem(skeleton_->maps.vgate_fp_ports, &ifindex, sizeof(ifindex), 0);
+  if (rc != 0 && rc != -ENOENT) return libbpfError(rc, "cannot remove a port");
+  return {};
+}
+
+Result<void> FastPath::setPair(uint16_t pairId, uint32_t innerIfindex, uint32_t outerIfindex) {
+  if (pairId == 0 || pairId >= VGATE_FP_MAX_PAIRS) return makeError(EINVAL, "pair id out of range");
+  uint32_t key = pairId;
+  vgate_fp_pair pair{innerIfindex, outerIfindex};
+  int rc =
+      bpf_map__update_elem(skeleton_->maps.vgate_fp_pairs, &key, sizeof(key), &pair, sizeof(pair), BPF_ANY);
+  if (rc != 0) return libbpfError(rc, "cannot write a port pair");
+  return {};
+}
+
+Result<void> FastPath::setTrunks(const std::vector<uint32_t>& trunkIfindexes) {
+  if (trunkIfindexes.size() > VGATE_FP_MAX_TRUNKS) return makeError(EINVAL, "too many trunks");
+  for (uint32_t slot = 0; slot < trunkIfindexes.size(); ++slot) {
+    uint32_t ifindex = trunkIfindexes[slot];
+    int rc = bpf_map__update_elem(skeleton_->maps.vgate_fp_trunks, &slot, sizeof(slot), &ifindex,
+                                  sizeof(ifindex), BPF_ANY);
+    if (rc != 0) return libbpfError(rc, "cannot write a trunk");
+  }
+  auto current = config();
+  if (!current) return current.error();
+  vgate_fp_config next = current.value();
+  next.trunk_count = static_cast<uint32_t>(trunkIfindexes.size());
+  return writeConfig(next);
+}
+
+size_t FastPath::removeFlowsOf(uint32_t ifindex) {
+  // Collect first: deleting while iterating a hash map may restart the walk.
+  std::vector<vgate_fp_key> doomed;
+  vgate_fp_key key;
+  vgate_fp_key next;
+  const void* previous = nullptr;
+  while (bpf_map__get_next_key(skeleton_->maps.vgate_fp_flows, previous, &next, sizeof(next)) == 0) {
+    if (next.ifindex == ifindex) doomed.push_back(next);
+    key = next;
+    previous = &key;
+  }
+  size_t removed = 0;
+  for (const vgate_fp_key& entry : doomed) {
+    if (bpf_map__delete_elem(skeleton_->maps.vgate_fp_flows, &entry, sizeof(entry), 0) == 0) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace vgate::dataplane

@@ -23,6 +23,9 @@ struct FastPathStats {
   uint64_t notFlow = 0;
   uint64_t failClosedDrops = 0;
   uint64_t failOpenPasses = 0;
+  uint64_t toSlowPath = 0;
+  uint64_t fromSlowPath = 0;
+  uint64_t badTag = 0;
 };
 
 // A flow's 5-tuple as its client sent it; addresses in network order, IPv4 in the first 4 bytes; ports host
@@ -62,6 +65,10 @@ class FastPath {
   // Attaches the program to the ingress of `ifindex`, in the caller's network namespace, replacing a program
   // a previous vgated left there (one filter per port, changed atomically).
   Result<void> attachIngress(int ifindex);
+  // Attaches the trunk return program to the ingress of vgate's end of a trunk.
+  Result<void> attachTrunkReturn(int ifindex);
+  // Removes whichever vgate program sits on the ingress of `ifindex` (a port being detached).
+  Result<void> detachIngress(int ifindex);
   // Writes (or replaces) the verdict of a flow on one port.
   Result<void> setFlow(const vgate_fp_key& key, uint32_t action, uint32_t redirectIfindex);
   Result<vgate_fp_value> flow(const vgate_fp_key& key) const;
@@ -74,13 +81,24 @@ class FastPath {
   Result<void> setFailMode(uint32_t failMode, uint32_t heartbeatTimeoutMs);
   // The dataplane is alive (CLOCK_MONOTONIC now). Called by the workers' control loop, not per packet.
   Result<void> beat();
-  // A port's fixed partner (inner <-> outer), for fail-open.
-  Result<void> setPortPartner(uint32_t ifindex, uint32_t partnerIfindex);
+  // A port the program sits on: its fixed partner (inner <-> outer), for fail-open and non-flow traffic, and
+  // the pair id and side it tags misses with. `pairId` 0 for a port outside any pair (tests).
+  Result<void> setPort(uint32_t ifindex, uint32_t partnerIfindex, uint16_t pairId = 0,
+                       uint8_t side = VGATE_FP_SIDE_INNER);
+  Result<void> removePort(uint32_t ifindex);
+  // A pair's two ports, for packets the dataplane hands back; setPair(id, 0, 0) forgets it.
+  Result<void> setPair(uint16_t pairId, uint32_t innerIfindex, uint32_t outerIfindex);
+  // The trunks misses go down (vgate's ends, by ifindex), chosen by a symmetric flow hash; empty: misses go
+  // up the port's own stack (no slow path).
+  Result<void> setTrunks(const std::vector<uint32_t>& trunkIfindexes);
+  // Removes every flow entry on `ifindex` (a detached port); returns how many.
+  size_t removeFlowsOf(uint32_t ifindex);
 
  private:
   FastPath(fast_path* skeleton, bool keepAttached) : skeleton_(skeleton), keepAttached_(keepAttached) {}
   Result<vgate_fp_config> config() const;
   Result<void> writeConfig(const vgate_fp_config& config);
+  Result<void> attach(int ifindex, int programFd);
 
   fast_path* skeleton_;
   bool keepAttached_;

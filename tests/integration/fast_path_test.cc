@@ -177,8 +177,8 @@ TEST_F(FastPathTest, FailModesDecideUnknownFlowsOnlyWhenTheHeartbeatStops) {
   fastPath_ = std::move(FastPath::load(1024)).value();
   ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portA_)).ok());
   ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portB_)).ok());
-  ASSERT_TRUE(fastPath_->setPortPartner(portA_, portB_).ok());
-  ASSERT_TRUE(fastPath_->setPortPartner(portB_, portA_).ok());
+  ASSERT_TRUE(fastPath_->setPort(portA_, portB_).ok());
+  ASSERT_TRUE(fastPath_->setPort(portB_, portA_).ok());
   // An established, allowed flow: it must survive the dataplane's death in both modes.
   ASSERT_TRUE(fastPath_->setFlow(fastPathKey(portA_, udpTuple(6000)), VGATE_FP_ALLOW, portB_).ok());
 

@@ -1,5 +1,6 @@
-/* The BPF fast path's wire contract: map keys and values shared by the TC program (xdp/fast_path.bpf.c) and its
- * loader (dataplane/fastpath). Written once, in C that both compilers read; sizes are checked on both sides. */
+/* The BPF fast path's wire contract: map keys and values shared by the TC program (xdp/fast_path.bpf.c) and
+ * its loader (dataplane/fastpath). Written once, in C that both compilers read; sizes are checked on both
+ * sides. */
 #pragma once
 
 #include <linux/types.h>
@@ -8,8 +9,8 @@
 #define VGATE_FP_DENY 1u
 
 /* A flow as seen on one port: the port the packet entered (ifindex) and the normalized 5-tuple, the lower
- * (address, port) endpoint first, IPv4 addresses IPv4-mapped, ports in network byte order. Both directions of a
- * flow enter on different ports, so each direction has its own entry with its own redirect target. */
+ * (address, port) endpoint first, IPv4 addresses IPv4-mapped, ports in network byte order. Both directions of
+ * a flow enter on different ports, so each direction has its own entry with its own redirect target. */
 struct vgate_fp_key {
   __u32 ifindex;
   __u8 addr_low[16];
@@ -39,25 +40,62 @@ struct vgate_fp_config {
   __u64 heartbeat_ns;         /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the dataplane's last beat; 0: never */
   __u32 heartbeat_timeout_ms; /* older than this, the dataplane is taken as dead */
   __u32 fail_mode;            /* VGATE_FP_FAIL_CLOSED: new flows dropped; VGATE_FP_FAIL_OPEN: passed */
+  __u32 trunk_count;          /* slow-path trunks in vgate_fp_trunks; 0: misses go up the port's own stack */
+  __u32 pad;
+};
+
+/* The slow path's port tag: an 802.1ad S-tag pushed on a miss before the packet goes down a trunk, and read
+ * back when the dataplane returns it. The VID is the port pair (one rewired container interface); PCP bit 0
+ * (TCI bit 13) names the pair's side: on the way in, the side the packet entered; on the way back, the side
+ * it must leave by. The pair id makes both directions of a flow one flow in the dataplane (its zone). */
+#define VGATE_FP_TAG_PROTO 0x88a8
+#define VGATE_FP_TAG_SIDE_BIT 0x2000
+#define VGATE_FP_TAG_PAIR_MASK 0x0fff
+#define VGATE_FP_MAX_PAIRS 4096
+#define VGATE_FP_MAX_TRUNKS 64
+
+#define VGATE_FP_SIDE_INNER 0u /* the container's own veth end, moved into vgate's netns */
+#define VGATE_FP_SIDE_OUTER 1u /* the new veth whose other end took the old host name on the bridge */
+
+/* vgate_fp_ports[ifindex]: what the TC program knows of a port it sits on. */
+struct vgate_fp_port {
+  __u32 partner_ifindex; /* the pair's other side: where fail-open and not-flow packets go */
+  __u16 pair_id;         /* 1..4094 */
+  __u8 side;             /* VGATE_FP_SIDE_* */
+  __u8 pad;
+};
+
+/* vgate_fp_pairs[pair_id]: where the trunk's return program sends a packet the dataplane hands back. */
+struct vgate_fp_pair {
+  __u32 inner_ifindex; /* 0: no such pair (the packet is dropped) */
+  __u32 outer_ifindex;
 };
 
 /* Per-CPU counters of the program itself, indexes of the stats array. */
 enum vgate_fp_stat {
   VGATE_FP_STAT_HIT = 0,
-  VGATE_FP_STAT_MISS = 1,      /* not in the map: passed on (to the slow path once it exists) */
-  VGATE_FP_STAT_DENIED = 2,    /* dropped by a deny entry */
-  VGATE_FP_STAT_NOT_FLOW = 3,  /* not IPv4/IPv6 TCP/UDP, fragments, extension headers: passed on */
+  VGATE_FP_STAT_MISS = 1,   /* not in the map: passed on (to the slow path once it exists) */
+  VGATE_FP_STAT_DENIED = 2, /* dropped by a deny entry */
+  VGATE_FP_STAT_NOT_FLOW =
+      3, /* ARP, neighbour discovery, fragments, other ethertypes: passed to the partner */
   VGATE_FP_STAT_FAIL_CLOSED = 4, /* a miss while the dataplane is dead, fail-closed: dropped */
-  VGATE_FP_STAT_FAIL_OPEN = 5,   /* a miss while the dataplane is dead, fail-open: sent to the port's partner */
-  VGATE_FP_STAT_COUNT = 6,
+  VGATE_FP_STAT_FAIL_OPEN = 5, /* a miss while the dataplane is dead, fail-open: sent to the port's partner */
+  VGATE_FP_STAT_TO_SLOW_PATH = 6,   /* a miss, tagged and sent down a trunk to the dataplane */
+  VGATE_FP_STAT_FROM_SLOW_PATH = 7, /* handed back by the dataplane and sent to its port */
+  VGATE_FP_STAT_BAD_TAG = 8,        /* on a trunk without a valid tag or for an unknown pair: dropped */
+  VGATE_FP_STAT_COUNT = 9,
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(struct vgate_fp_config) == 16, "vgate_fp_config layout is shared with BPF");
+static_assert(sizeof(struct vgate_fp_config) == 24, "vgate_fp_config layout is shared with BPF");
 static_assert(sizeof(struct vgate_fp_key) == 44, "vgate_fp_key layout is shared with BPF");
 static_assert(sizeof(struct vgate_fp_value) == 40, "vgate_fp_value layout is shared with BPF");
+static_assert(sizeof(struct vgate_fp_port) == 8, "vgate_fp_port layout is shared with BPF");
+static_assert(sizeof(struct vgate_fp_pair) == 8, "vgate_fp_pair layout is shared with BPF");
 #else
-_Static_assert(sizeof(struct vgate_fp_config) == 16, "vgate_fp_config layout is shared with C++");
+_Static_assert(sizeof(struct vgate_fp_config) == 24, "vgate_fp_config layout is shared with C++");
 _Static_assert(sizeof(struct vgate_fp_key) == 44, "vgate_fp_key layout is shared with C++");
 _Static_assert(sizeof(struct vgate_fp_value) == 40, "vgate_fp_value layout is shared with C++");
+_Static_assert(sizeof(struct vgate_fp_port) == 8, "vgate_fp_port layout is shared with C++");
+_Static_assert(sizeof(struct vgate_fp_pair) == 8, "vgate_fp_pair layout is shared with C++");
 #endif
