@@ -1,0 +1,340 @@
+// vgatectl's commands: see ctl_commands.h.
+#include "control/ctl/ctl_commands.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <ostream>
+#include <system_error>
+#include <vector>
+
+#include "control/command_line.h"
+#include "control/socket/control_client.h"
+#include "control/socket/control_protocol.h"
+
+namespace vgate::control {
+
+const char* const kVgatectlUsage =
+    "usage: vgatectl [--socket PATH] <command> [options]\n"
+    "\n"
+    "Talks to vgated over its control socket: PATH, else $VGATE_SOCKET, else /run/vgate/vgated.sock.\n"
+    "\n"
+    "commands:\n"
+    "  attach --netns PATH [--ifname IF] [--name NAME]\n"
+    "  attach --pid PID [--ifname IF] [--name NAME]\n"
+    "      Put vgate in front of interface IF (default eth0) of a network namespace, given by its path\n"
+    "      (/proc/PID/ns/net, /run/netns/NAME) or by a process inside it. NAME labels the port.\n"
+    "  detach --netns PATH | --pid PID | --all\n"
+    "      Take vgate out of one namespace, or out of every attached one.\n"
+    "  status [--json]\n"
+    "      Fail mode, policy, workers, attached ports and fast path counters; --json prints the\n"
+    "      daemon's answer as JSON.\n"
+    "\n"
+    "exit status: 0 done, 1 the daemon refused (its reason on stderr), 2 bad usage,\n"
+    "3 the daemon cannot be reached\n";
+
+namespace {
+
+using Json = nlohmann::json;
+
+// The kernel's PID_MAX_LIMIT.
+constexpr uint64_t kMaxPid = 4194304;
+// IFNAMSIZ less the terminating NUL.
+constexpr size_t kMaxInterfaceName = 15;
+// Attaching moves interfaces between namespaces; give the daemon more time than a round trip needs.
+constexpr std::chrono::seconds kCallTimeout{30};
+
+// command_line.cc names vgated in its messages; these are vgatectl's.
+Error forVgatectl(Error error) {
+  const std::string from = "'vgated ";
+  for (size_t at = error.message.find(from); at != std::string::npos; at = error.message.find(from, at)) {
+    error.message.replace(at, from.size(), "'vgatectl ");
+    at += from.size();
+  }
+  return error;
+}
+
+Result<CommandArguments> parseFor(const CommandSpec& spec, int argc, char** argv, int first) {
+  auto parsed = parseCommandArguments(spec, argc, argv, first);
+  if (!parsed) return forVgatectl(parsed.error());
+  return parsed;
+}
+
+// An absolute path, since the daemon does not share our working directory.
+std::string absolutePath(const std::string& path) {
+  std::error_code error;
+  std::filesystem::path absolute = std::filesystem::absolute(path, error);
+  return error ? path : absolute.string();
+}
+
+// The one namespace selector of attach/detach: {"netns": PATH} or {"pid": PID}.
+Result<Json> namespaceSelector(const CommandArguments& arguments, const std::string& command,
+                               bool allAllowed) {
+  int given = int{arguments.has("netns")} + int{arguments.has("pid")} + int{arguments.flags.count("all") > 0};
+  std::string choices = allAllowed ? "--netns PATH, --pid PID or --all" : "--netns PATH or --pid PID";
+  if (given == 0) return makeError(EINVAL, command + " needs " + choices);
+  if (given > 1) return makeError(EINVAL, command + " takes one of " + choices + ", not several");
+  Json args = Json::object();
+  if (arguments.has("netns")) {
+    args["netns"] = absolutePath(arguments.get("netns"));
+  } else if (arguments.has("pid")) {
+    auto pid = parseUnsigned(arguments.get("pid"), 1, kMaxPid, "pid");
+    if (!pid) return pid.error();
+    args["pid"] = pid.value();
+  } else {
+    args["all"] = true;
+  }
+  return args;
+}
+
+Result<void> parseCommand(CtlInvocation& invocation, int argc, char** argv, int first) {
+  const std::string& command = invocation.command;
+  if (command == "attach") {
+    auto arguments =
+        parseFor({"attach", {"netns", "pid", "ifname", "name", "socket"}, {}}, argc, argv, first);
+    if (!arguments) return arguments.error();
+    auto args = namespaceSelector(arguments.value(), command, false);
+    if (!args) return args.error();
+    std::string ifname = arguments.value().get("ifname", "eth0");
+    if (ifname.size() > kMaxInterfaceName || ifname == "." || ifname == ".." ||
+        ifname.find_first_of("/: \t\n") != std::string::npos) {
+      return makeError(EINVAL,
+                       "option --ifname must be an interface name of 1 to 15 characters without '/', "
+                       "':' or spaces, not '" +
+                           ifname + "'");
+    }
+    args.value()["ifname"] = ifname;
+    if (arguments.value().has("name")) args.value()["name"] = arguments.value().get("name");
+    invocation.verb = "attach";
+    invocation.args = std::move(args.value());
+    if (arguments.value().has("socket")) invocation.socketPath = arguments.value().get("socket");
+    return {};
+  }
+  if (command == "detach") {
+    auto arguments = parseFor({"detach", {"netns", "pid", "socket"}, {"all"}}, argc, argv, first);
+    if (!arguments) return arguments.error();
+    auto args = namespaceSelector(arguments.value(), command, true);
+    if (!args) return args.error();
+    invocation.verb = "detach";
+    invocation.args = std::move(args.value());
+    if (arguments.value().has("socket")) invocation.socketPath = arguments.value().get("socket");
+    return {};
+  }
+  if (command == "status") {
+    auto arguments = parseFor({"status", {"socket"}, {"json"}}, argc, argv, first);
+    if (!arguments) return arguments.error();
+    invocation.verb = "status";
+    invocation.json = arguments.value().flags.count("json") > 0;
+    if (arguments.value().has("socket")) invocation.socketPath = arguments.value().get("socket");
+    return {};
+  }
+  return makeError(EINVAL, "unknown command '" + command + "'");
+}
+
+// A field as table text: "-" when absent or null.
+std::string field(const Json& object, const char* name) {
+  if (!object.is_object()) return "-";
+  auto found = object.find(name);
+  if (found == object.end() || found->is_null()) return "-";
+  if (found->is_string()) return found->get<std::string>();
+  if (found->is_boolean()) return found->get<bool>() ? "yes" : "no";
+  return found->dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+struct Column {
+  const char* title;
+  const char* key;
+  bool number;  // right-aligned
+};
+
+// Rows of `items` under a header, columns two spaces apart, each as wide as its widest cell.
+std::string table(const Json& items, const std::vector<Column>& columns) {
+  std::vector<std::vector<std::string>> rows;
+  rows.emplace_back();
+  for (const auto& column : columns) rows.back().push_back(column.title);
+  for (const auto& item : items) {
+    rows.emplace_back();
+    for (const auto& column : columns) rows.back().push_back(field(item, column.key));
+  }
+  std::vector<size_t> widths(columns.size(), 0);
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  std::string text;
+  for (const auto& row : rows) {
+    std::string line = " ";
+    for (size_t i = 0; i < row.size(); ++i) {
+      std::string pad(widths[i] - row[i].size(), ' ');
+      line += "  ";
+      line += columns[i].number ? pad + row[i] : row[i] + pad;
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    text += line + "\n";
+  }
+  return text;
+}
+
+}  // namespace
+
+Result<CtlInvocation> parseCtlCommandLine(int argc, char** argv, const char* environmentSocket) {
+  CtlInvocation invocation;
+  invocation.socketPath =
+      environmentSocket != nullptr && *environmentSocket != '\0' ? environmentSocket : kDefaultControlSocket;
+  for (int i = 1; i < argc; ++i) {
+    std::string word = argv[i];
+    if (word == "--help" || word == "-h") {
+      invocation.help = true;
+      return invocation;
+    }
+  }
+  bool socketGiven = false;
+  int i = 1;
+  for (; i < argc; ++i) {
+    std::string word = argv[i];
+    if (word.empty() || word[0] != '-') break;
+    if (word == "--socket" || word.rfind("--socket=", 0) == 0) {
+      if (socketGiven) return makeError(EINVAL, "option --socket given twice");
+      std::string value;
+      if (word == "--socket") {
+        if (i + 1 >= argc) return makeError(EINVAL, "option --socket needs a value");
+        value = argv[++i];
+      } else {
+        value = word.substr(sizeof("--socket=") - 1);
+      }
+      if (value.empty()) return makeError(EINVAL, "option --socket needs a non-empty value");
+      invocation.socketPath = value;
+      socketGiven = true;
+      continue;
+    }
+    return makeError(EINVAL, "unknown option " + word);
+  }
+  if (i >= argc) return makeError(EINVAL, "no command given");
+  invocation.command = argv[i];
+  if (invocation.command == "help") {
+    invocation.help = true;
+    return invocation;
+  }
+  std::string globalSocket = invocation.socketPath;
+  if (auto parsed = parseCommand(invocation, argc, argv, i + 1); !parsed) return parsed.error();
+  if (socketGiven && invocation.socketPath != globalSocket) {
+    return makeError(EINVAL, "option --socket given twice");
+  }
+  return invocation;
+}
+
+std::string formatAttachResult(const Json& result, const Json& requestArgs) {
+  auto pick = [&](const char* name) {
+    std::string value = field(result, name);
+    return value != "-" ? value : field(requestArgs, name);
+  };
+  std::string name = pick("name");
+  std::string netns = pick("netns");
+  if (netns == "-" && requestArgs.contains("pid"))
+    netns = "the namespace of pid " + field(requestArgs, "pid");
+  std::string line = "attached";
+  if (name != "-") line += " " + name;
+  line += ": " + pick("ifname") + " in " + netns;
+  std::string port = field(result, "id");
+  std::string outer = field(result, "outer");
+  std::string inner = field(result, "inner");
+  line += " (port " + port;
+  if (outer != "-" || inner != "-") line += ", " + outer + "/" + inner;
+  return line + ")\n";
+}
+
+std::string formatDetachResult(const Json& result) {
+  return "detached " + (field(result, "detached") == "-" ? "0" : field(result, "detached")) + " port(s)\n";
+}
+
+std::string formatStatusText(const Json& result) {
+  if (!result.is_object()) return result.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+  std::string text = "daemon " + field(result, "daemon") + ", fail mode " + field(result, "failMode") + "\n";
+
+  auto policy = result.find("policy");
+  if (policy == result.end() || !policy->is_object()) {
+    text += "policy: none\n";
+  } else {
+    text += "policy " + field(*policy, "name") + " version " + field(*policy, "version") + ", mode " +
+            field(*policy, "mode") + "\n";
+  }
+
+  if (auto fastPath = result.find("fastPath"); fastPath != result.end() && fastPath->is_object()) {
+    text += "fast path: " + field(*fastPath, "hits") + " hits, " + field(*fastPath, "misses") + " misses, " +
+            field(*fastPath, "denied") + " denied, " + field(*fastPath, "notFlow") + " not flow, " +
+            field(*fastPath, "failClosedDrops") + " fail-closed drops, " +
+            field(*fastPath, "failOpenPasses") + " fail-open passes\n";
+  }
+
+  auto workers = result.find("workers");
+  if (workers == result.end() || !workers->is_array() || workers->empty()) {
+    text += "workers: none\n";
+  } else {
+    text += "workers: " + std::to_string(workers->size()) + "\n";
+    text += table(*workers, {{"ID", "id", true},
+                             {"DRIVER", "driver", false},
+                             {"PACKETS", "packets", true},
+                             {"BYTES", "bytes", true},
+                             {"FLOWS", "flows", true},
+                             {"DENIED", "denied", true}});
+  }
+
+  auto ports = result.find("ports");
+  if (ports == result.end() || !ports->is_array() || ports->empty()) {
+    text += "ports: none\n";
+  } else {
+    text += "ports: " + std::to_string(ports->size()) + "\n";
+    text += table(*ports, {{"ID", "id", true},
+                           {"NAME", "name", false},
+                           {"PID", "pid", true},
+                           {"IFNAME", "ifname", false},
+                           {"HOST IF", "hostIfname", false},
+                           {"BRIDGE", "bridge", false},
+                           {"OUTER", "outer", false},
+                           {"INNER", "inner", false},
+                           {"NETNS", "netns", false}});
+  }
+  return text;
+}
+
+int runVgatectl(int argc, char** argv, const char* environmentSocket, std::ostream& out, std::ostream& err) {
+  auto invocation = parseCtlCommandLine(argc, argv, environmentSocket);
+  if (!invocation) {
+    err << "vgatectl: " << invocation.error().message << " (try 'vgatectl --help')\n";
+    return kCtlUsage;
+  }
+  if (invocation.value().help) {
+    out << kVgatectlUsage;
+    return kCtlOk;
+  }
+  const CtlInvocation& request = invocation.value();
+
+  auto client = ControlClient::connect(request.socketPath, kCallTimeout);
+  if (!client) {
+    err << "vgatectl: " << client.error().message << "\n";
+    return kCtlUnreachable;
+  }
+  auto reply = client.value().call(request.verb, request.args);
+  if (!reply) {
+    err << "vgatectl: no usable reply from " << request.socketPath << ": " << reply.error().message << "\n";
+    return kCtlUnreachable;
+  }
+  if (!reply.value().ok()) {
+    std::string message = reply.value().error.empty() ? "(no message)" : reply.value().error;
+    err << "vgatectl: " << errnoName(reply.value().status) << ": " << message << "\n";
+    return kCtlDaemonError;
+  }
+
+  const Json& result = reply.value().result;
+  if (request.command == "attach") {
+    out << formatAttachResult(result, request.args);
+  } else if (request.command == "detach") {
+    out << formatDetachResult(result);
+  } else if (request.json) {
+    out << result.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+  } else {
+    out << formatStatusText(result);
+  }
+  return kCtlOk;
+}
+
+}  // namespace vgate::control

@@ -1,0 +1,158 @@
+// vgatectl's command-line parsing and output formatting, in process.
+#include "control/ctl/ctl_commands.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace vgate::control {
+namespace {
+
+using nlohmann::json;
+
+Result<CtlInvocation> parse(std::vector<std::string> words, const char* environmentSocket = nullptr) {
+  words.insert(words.begin(), "vgatectl");
+  std::vector<char*> argv;
+  for (auto& word : words) argv.push_back(word.data());
+  return parseCtlCommandLine(static_cast<int>(argv.size()), argv.data(), environmentSocket);
+}
+
+struct GoodLine {
+  std::vector<std::string> words;
+  std::string verb;
+  json args;
+};
+
+TEST(CtlCommandsTest, CommandLinesBecomeRequests) {
+  const GoodLine cases[] = {
+      {{"attach", "--netns", "/run/netns/a"}, "attach", {{"netns", "/run/netns/a"}, {"ifname", "eth0"}}},
+      {{"attach", "--netns=/proc/1/ns/net", "--ifname", "eth1", "--name", "web"},
+       "attach",
+       {{"netns", "/proc/1/ns/net"}, {"ifname", "eth1"}, {"name", "web"}}},
+      {{"attach", "--pid", "123", "--name=db"}, "attach", {{"pid", 123}, {"ifname", "eth0"}, {"name", "db"}}},
+      {{"detach", "--netns", "/run/netns/a"}, "detach", {{"netns", "/run/netns/a"}}},
+      {{"detach", "--pid=7"}, "detach", {{"pid", 7}}},
+      {{"detach", "--all"}, "detach", {{"all", true}}},
+      {{"status"}, "status", json::object()},
+      {{"status", "--json"}, "status", json::object()},
+  };
+  for (const auto& line : cases) {
+    auto parsed = parse(line.words);
+    ASSERT_TRUE(parsed.ok()) << line.words[0] << ": " << parsed.error().message;
+    EXPECT_EQ(parsed.value().verb, line.verb);
+    EXPECT_EQ(parsed.value().args, line.args) << parsed.value().args.dump();
+    EXPECT_EQ(parsed.value().socketPath, kDefaultControlSocket);
+  }
+  EXPECT_TRUE(parse({"status", "--json"}).value().json);
+  EXPECT_FALSE(parse({"status"}).value().json);
+}
+
+TEST(CtlCommandsTest, RelativeNetnsPathsAreMadeAbsolute) {
+  auto parsed = parse({"attach", "--netns", "ns/a"});
+  ASSERT_TRUE(parsed.ok());
+  char cwd[4096];
+  ASSERT_NE(::getcwd(cwd, sizeof(cwd)), nullptr);
+  EXPECT_EQ(parsed.value().args["netns"], std::string(cwd) + "/ns/a");
+}
+
+TEST(CtlCommandsTest, SocketComesFromOptionThenEnvironmentThenDefault) {
+  EXPECT_EQ(parse({"status"}, "/env.sock").value().socketPath, "/env.sock");
+  EXPECT_EQ(parse({"status"}, "").value().socketPath, kDefaultControlSocket);
+  EXPECT_EQ(parse({"--socket", "/opt.sock", "status"}, "/env.sock").value().socketPath, "/opt.sock");
+  EXPECT_EQ(parse({"--socket=/opt.sock", "status"}).value().socketPath, "/opt.sock");
+  EXPECT_EQ(parse({"status", "--socket", "/late.sock"}).value().socketPath, "/late.sock");
+}
+
+TEST(CtlCommandsTest, HelpWherever) {
+  EXPECT_TRUE(parse({"--help"}).value().help);
+  EXPECT_TRUE(parse({"-h"}).value().help);
+  EXPECT_TRUE(parse({"help"}).value().help);
+  EXPECT_TRUE(parse({"attach", "--help"}).value().help);
+}
+
+struct BadLine {
+  std::vector<std::string> words;
+  std::string message;  // a part of the one-line error
+};
+
+TEST(CtlCommandsTest, BadCommandLinesSayWhatIsWrong) {
+  const BadLine cases[] = {
+      {{}, "no command given"},
+      {{"--socket"}, "option --socket needs a value"},
+      {{"--verbose", "status"}, "unknown option --verbose"},
+      {{"frob"}, "unknown command 'frob'"},
+      {{"attach"}, "attach needs --netns PATH or --pid PID"},
+      {{"attach", "--netns", "/a", "--pid", "1"}, "not several"},
+      {{"attach", "--pid", "abc"}, "option --pid must be a whole number from 1 to 4194304, not 'abc'"},
+      {{"attach", "--pid", "0"}, "option --pid must be a whole number"},
+      {{"attach", "--pid", "1", "--ifname", "a-name-that-is-too-long"}, "option --ifname must be"},
+      {{"attach", "--pid", "1", "--ifname", "a/b"}, "option --ifname must be"},
+      {{"attach", "--pid", "1", "--all"}, "unknown option --all for 'vgatectl attach'"},
+      {{"attach", "--pid", "1", "extra"}, "unexpected argument 'extra' for 'vgatectl attach'"},
+      {{"attach", "--pid", "1", "--pid", "2"}, "option --pid given twice"},
+      {{"detach"}, "detach needs --netns PATH, --pid PID or --all"},
+      {{"detach", "--all", "--pid", "3"}, "not several"},
+      {{"detach", "--all=yes"}, "option --all takes no value"},
+      {{"status", "--jsn"}, "unknown option --jsn for 'vgatectl status'"},
+      {{"--socket", "/a", "status", "--socket", "/b"}, "option --socket given twice"},
+  };
+  for (const auto& line : cases) {
+    auto parsed = parse(line.words);
+    ASSERT_FALSE(parsed.ok()) << line.message;
+    EXPECT_NE(parsed.error().message.find(line.message), std::string::npos) << parsed.error().message;
+    EXPECT_EQ(parsed.error().message.find('\n'), std::string::npos);
+  }
+}
+
+TEST(CtlCommandsTest, AttachLine) {
+  json result = {{"id", 1},          {"name", "web"},    {"netns", "/proc/123/ns/net"},
+                 {"ifname", "eth0"}, {"inner", "vgi-1"}, {"outer", "vge-1"}};
+  EXPECT_EQ(formatAttachResult(result, json::object()),
+            "attached web: eth0 in /proc/123/ns/net (port 1, vge-1/vgi-1)\n");
+  // What the result leaves out comes from the request.
+  EXPECT_EQ(formatAttachResult({{"id", 2}}, {{"pid", 9}, {"ifname", "eth1"}}),
+            "attached: eth1 in the namespace of pid 9 (port 2)\n");
+}
+
+TEST(CtlCommandsTest, DetachLine) {
+  EXPECT_EQ(formatDetachResult({{"detached", 3}}), "detached 3 port(s)\n");
+  EXPECT_EQ(formatDetachResult(json::object()), "detached 0 port(s)\n");
+}
+
+TEST(CtlCommandsTest, StatusText) {
+  json result = json::parse(R"({"daemon":"0.1.0","failMode":"closed",
+    "policy":{"name":"x","version":3,"mode":"enforce"},
+    "workers":[{"id":0,"driver":"net_af_xdp","packets":10,"bytes":1500,"flows":2,"denied":1}],
+    "ports":[{"id":1,"name":"web","netns":"/proc/123/ns/net","pid":123,"ifname":"eth0","hostIfname":"veth1a2b",
+              "bridge":"docker0","inner":"vgi-1","outer":"vge-1"},
+             {"id":12,"name":"db","netns":"/run/netns/db","ifname":"eth0"}],
+    "fastPath":{"hits":5,"misses":6,"denied":0,"notFlow":1,"failClosedDrops":0,"failOpenPasses":0}})");
+  std::string text = formatStatusText(result);
+  EXPECT_EQ(text,
+            "daemon 0.1.0, fail mode closed\n"
+            "policy x version 3, mode enforce\n"
+            "fast path: 5 hits, 6 misses, 0 denied, 1 not flow, 0 fail-closed drops, 0 fail-open passes\n"
+            "workers: 1\n"
+            "   ID  DRIVER      PACKETS  BYTES  FLOWS  DENIED\n"
+            "    0  net_af_xdp       10   1500      2       1\n"
+            "ports: 2\n"
+            "   ID  NAME  PID  IFNAME  HOST IF   BRIDGE   OUTER  INNER  NETNS\n"
+            "    1  web   123  eth0    veth1a2b  docker0  vge-1  vgi-1  /proc/123/ns/net\n"
+            "   12  db      -  eth0    -         -        -      -      /run/netns/db\n");
+}
+
+TEST(CtlCommandsTest, StatusTextToleratesMissingFields) {
+  EXPECT_EQ(formatStatusText(json::object()),
+            "daemon -, fail mode -\npolicy: none\nworkers: none\nports: none\n");
+  EXPECT_EQ(formatStatusText({{"ports", "oops"}, {"workers", {1, 2}}, {"policy", 5}}),
+            "daemon -, fail mode -\npolicy: none\nworkers: 2\n"
+            "   ID  DRIVER  PACKETS  BYTES  FLOWS  DENIED\n"
+            "    -  -             -      -      -       -\n"
+            "    -  -             -      -      -       -\n"
+            "ports: none\n");
+}
+
+}  // namespace
+}  // namespace vgate::control
