@@ -191,6 +191,7 @@ int vgate_fast_path(struct __sk_buff* skb) {
     goto not_flow;
   }
   __u8 tcpFlags = 0;
+  __u32 l4Header = 0;
   __be16 sport, dport;
   if (key.protocol == IPPROTO_ICMP || key.protocol == IPPROTO_ICMPV6) {
     // Echo and errors are the dataplane's to judge, one packet at a time: they never get a fast path entry.
@@ -205,19 +206,24 @@ int vgate_fast_path(struct __sk_buff* skb) {
     sport = tcp->source;
     dport = tcp->dest;
     tcpFlags = ((__u8*)tcp)[13];
+    l4Header = tcp->doff * 4;
   } else if (key.protocol == IPPROTO_UDP) {
     struct udphdr* udp = l4;
     if ((void*)(udp + 1) > end) goto not_flow;
     sport = udp->source;
     dport = udp->dest;
+    l4Header = sizeof(*udp);
   } else {
     goto not_flow;
   }
   normalize(&key, src, dst, sport, dport);
   struct vgate_fp_value* flow = bpf_map_lookup_elem(&vgate_fp_flows, &key);
   if (!flow) return miss(skb, flowHash(&key));
-  __sync_fetch_and_add(&flow->packets, 1);
-  __sync_fetch_and_add(&flow->bytes, skb->len);
+  // A GSO packet is counted as the frames it becomes on the wire: each carries its own copy of the headers.
+  __u32 segments = skb->gso_segs > 1 ? skb->gso_segs : 1;
+  __u64 headers = (__u64)((char*)l4 - (char*)data) + l4Header;
+  __sync_fetch_and_add(&flow->packets, segments);
+  __sync_fetch_and_add(&flow->bytes, skb->len + (segments - 1) * headers);
   flow->last_seen_ns = bpf_ktime_get_ns();
   flow->tcp_flags |= tcpFlags;
   if (flow->action == VGATE_FP_DENY) {

@@ -152,10 +152,12 @@ Json formatMetadata(const FlowMetadataRecord& metadata) {
   return app;
 }
 
-std::string formatFlowRecord(const FlowEndRecord& record, const Json* metadata, const PolicyNames& policy) {
+std::string formatFlowRecord(const FlowEndRecord& record, const Json* metadata, const PolicyNames& policy,
+                             const PortIdentity* port) {
   Json line;
   line["timestamp"] = formatEveTimestamp(record.endUs);
   line["flow_id"] = record.flowId;
+  if (port != nullptr && !port->hostIfname.empty()) line["in_iface"] = port->hostIfname;
   line["event_type"] = "flow";
   if (record.vlanCount > 0) {
     Json vlan = Json::array();
@@ -209,6 +211,13 @@ std::string formatFlowRecord(const FlowEndRecord& record, const Json* metadata, 
   verdict["mode"] =
       policy.loaded ? Json(record.mode == PolicyMode::kAudit ? "audit" : "enforce") : Json(nullptr);
   line["verdict"] = std::move(verdict);
+  if (record.portPair != 0) {
+    Json container;
+    container["port"] = record.portPair;
+    container["name"] = port != nullptr ? Json(port->container) : Json(nullptr);
+    container["ifname"] = port != nullptr ? Json(port->ifname) : Json(nullptr);
+    line["container"] = std::move(container);
+  }
   // Bytes from the wire that are not UTF-8 (an SNI is whatever the client sent) become U+FFFD rather than
   // aborting the record: the log stays valid JSON.
   return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

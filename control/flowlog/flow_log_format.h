@@ -29,8 +29,16 @@ std::string protocolName(uint8_t protocol);
 // The app-layer objects ("tls", "quic", "http") of a flow, kept by the writer until the flow's end record.
 nlohmann::ordered_json formatMetadata(const FlowMetadataRecord& metadata);
 
-// One line, no trailing newline. `metadata` may be null (or an empty object).
+// The rewired container interface a live flow crossed (FlowEndRecord::portPair).
+struct PortIdentity {
+  uint16_t id = 0;
+  std::string container;   // the name given at attach
+  std::string ifname;      // inside the container
+  std::string hostIfname;  // the host end's name, as `ip link` and Docker show it
+};
+
+// One line, no trailing newline. `metadata` and `port` may be null.
 std::string formatFlowRecord(const FlowEndRecord& record, const nlohmann::ordered_json* metadata,
-                             const PolicyNames& policy);
+                             const PolicyNames& policy, const PortIdentity* port = nullptr);
 
 }  // namespace vgate::control

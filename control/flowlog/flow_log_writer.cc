@@ -26,7 +26,9 @@ void FlowLogWriter::onEnd(const FlowEndRecord& record) {
   if (found != pending_.end()) metadata = &found->second;
   static const PolicyNames kNoPolicy;
   auto names = policies_.find(record.policyVersion);
-  std::string line = formatFlowRecord(record, metadata, names == policies_.end() ? kNoPolicy : names->second);
+  auto port = record.portPair != 0 ? ports_.find(record.portPair) : ports_.end();
+  std::string line = formatFlowRecord(record, metadata, names == policies_.end() ? kNoPolicy : names->second,
+                                      port == ports_.end() ? nullptr : &port->second);
   line.push_back('\n');
   if (std::fwrite(line.data(), 1, line.size(), out_) != line.size()) {
     ++counters_.writeErrors;
@@ -35,6 +37,11 @@ void FlowLogWriter::onEnd(const FlowEndRecord& record) {
   }
   if (found != pending_.end()) pending_.erase(found);
   counters_.metadataPending = pending_.size();
+}
+
+void FlowLogWriter::setPortIdentity(PortIdentity port) {
+  uint16_t id = port.id;
+  ports_[id] = std::move(port);
 }
 
 void FlowLogWriter::flush() {

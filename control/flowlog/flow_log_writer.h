@@ -29,6 +29,9 @@ class FlowLogWriter {
   // Names for one policy version. Every version published stays known, so a flow judged before a swap is
   // still logged with the names of the policy that judged it.
   void setPolicyNames(PolicyNames names);
+  // The container behind a port pair, for live records; kept after a detach so that the flows that were
+  // still open are logged with it.
+  void setPortIdentity(PortIdentity port);
   void onMetadata(const FlowMetadataRecord& metadata);
   void onEnd(const FlowEndRecord& record);
   void flush();
@@ -38,6 +41,7 @@ class FlowLogWriter {
   std::FILE* out_;
   size_t maxPendingMetadata_;
   std::map<uint32_t, PolicyNames> policies_;  // by version
+  std::map<uint16_t, PortIdentity> ports_;    // by pair id
   std::unordered_map<uint64_t, nlohmann::ordered_json> pending_;
   FlowLogCounters counters_;
 };

@@ -42,6 +42,8 @@ struct FastPathTuple {
 // The key the TC program builds for `tuple` entering on port `ifindex` (either direction gives the same tuple
 // part).
 vgate_fp_key fastPathKey(uint32_t ifindex, const FastPathTuple& tuple);
+// The same from the dataplane's normalized flow key (its zone is not part of the fast path's key: the port is).
+vgate_fp_key fastPathKey(uint32_t ifindex, const FlowKey& flow);
 
 struct FastPathOptions {
   uint32_t maxFlows = 1u << 18;

@@ -41,6 +41,7 @@ struct alignas(64) Flow {
   // Inspection starts at a flow's first payload, not its first packet, so that a flood of SYNs never takes
   // inspection state; the sequence bases the SYNs announced wait here until then.
   uint8_t inspectFlags;  // kInspectBaseKnown << direction, kInspectFinished
+  uint8_t offloadState;  // kNotOffloaded, or which side of its port pair the client is on (flow_offload.h)
   uint32_t seqBase[2];
   uint32_t policyVersion;  // the policy that gave the verdict
 };
@@ -57,6 +58,8 @@ struct FlowTimeouts {
   uint64_t udpNewUs = 30'000'000;
   uint64_t udpEstablishedUs = 120'000'000;
   uint64_t otherUs = 30'000'000;
+  // A flow the fast path carries is idle in the worker; how often to ask the fast path whether it still is.
+  uint64_t offloadCheckUs = 5'000'000;
 };
 
 struct FlowTableConfig {
@@ -114,7 +117,7 @@ class FlowTable {
       uint32_t position = sweepCursor_;
       sweepCursor_ = sweepCursor_ + 1 == capacity_ ? 0 : sweepCursor_ + 1;
       const Flow& flow = flows_[position];
-      if (flow.flowId != 0 && nowUs > flow.lastUs && nowUs - flow.lastUs > idleTimeout(flow, timeouts)) {
+      if (flow.flowId != 0 && nowUs > flow.lastUs && nowUs - flow.lastUs > checkTimeout(flow, timeouts)) {
         expired(static_cast<int32_t>(position));
       }
     }
@@ -128,6 +131,11 @@ class FlowTable {
   }
 
   static uint64_t idleTimeout(const Flow& flow, const FlowTimeouts& timeouts);
+  // When the sweep looks at an idle flow: its idle timeout, or sooner for one the fast path carries.
+  static uint64_t checkTimeout(const Flow& flow, const FlowTimeouts& timeouts) {
+    uint64_t timeout = idleTimeout(flow, timeouts);
+    return flow.offloadState != 0 && timeouts.offloadCheckUs < timeout ? timeouts.offloadCheckUs : timeout;
+  }
 
  private:
   FlowTable(rte_hash* hash, Flow* flows, uint32_t capacity);

@@ -84,6 +84,9 @@ void WorkerCounters::add(const WorkerCounters& other) {
   verdictsAfterL7 += other.verdictsAfterL7;
   packetsDenied += other.packetsDenied;
   verdictsWithoutScratch += other.verdictsWithoutScratch;
+  flowsOffloaded += other.flowsOffloaded;
+  offloadChecks += other.offloadChecks;
+  offloadEntriesLost += other.offloadEntriesLost;
 }
 
 struct Worker::FragmentAccount {
@@ -95,6 +98,11 @@ struct Worker::FragmentAccount {
   uint64_t pkts;
   uint64_t bytes;
   uint64_t lastUs;
+};
+
+struct Worker::OffloadAccount {
+  uint64_t pkts[2];  // what the fast path had counted at the last look
+  uint64_t bytes[2];
 };
 
 Result<std::unique_ptr<Worker>> Worker::create(const WorkerConfig& config) {
@@ -109,6 +117,9 @@ Result<std::unique_ptr<Worker>> Worker::create(const WorkerConfig& config) {
   auto table = FlowTable::create(tableConfig);
   if (!table) return table.error();
   worker->table_ = std::move(table).value();
+  if (config.offload != nullptr) {
+    worker->offloadAccounts_ = std::make_unique<OffloadAccount[]>(worker->table_->capacity());
+  }
   auto pool = InspectionPool::create(config.inspectionSlots, config.socket);
   if (!pool) return pool.error();
   worker->inspections_ = std::move(pool).value();
@@ -363,7 +374,63 @@ bool Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIs
   // packet that completed the decision on. Audit mode only records what enforce would have done.
   if (flow.inspectFlags & kVerdictPending) return true;
   bool denied = flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject;
-  return !(denied && policy_ != nullptr && policy_->mode() == PolicyMode::kEnforce);
+  bool drop = denied && policy_ != nullptr && policy_->mode() == PolicyMode::kEnforce;
+  if (config_.offload != nullptr && flow.offloadState == kNotOffloaded &&
+      (drop || (flow.inspectFlags & kInspectFinished))) {
+    maybeOffload(position, mbuf, direction);
+  }
+  return !drop;
+}
+
+void Worker::maybeOffload(int32_t position, const rte_mbuf* mbuf, int direction) {
+  Flow& flow = table_->at(position);
+  if (flow.key.protocol != IPPROTO_TCP && flow.key.protocol != IPPROTO_UDP) return;
+  bool drop = (flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject) &&
+              policy_ != nullptr && policy_->mode() == PolicyMode::kEnforce;
+  flow.offloadState = config_.offload->offload(flow, mbuf, direction == kToServer, drop);
+  if (flow.offloadState == kNotOffloaded) return;
+  ++counters_.flowsOffloaded;
+  OffloadAccount& account = offloadAccounts_[position];
+  std::memset(&account, 0, sizeof(account));
+}
+
+bool Worker::collectOffloadUsage(int32_t position) {
+  Flow& flow = table_->at(position);
+  OffloadUsage usage;
+  ++counters_.offloadChecks;
+  if (!config_.offload->usage(flow, usage)) {
+    ++counters_.offloadEntriesLost;
+    flow.offloadState = kNotOffloaded;  // its next packet misses and comes back to this flow
+    return false;
+  }
+  OffloadAccount& account = offloadAccounts_[position];
+  for (int direction = 0; direction < 2; ++direction) {
+    // Counters only grow while the entry lives; a smaller one is a new entry (re-offloaded), counted whole.
+    uint64_t pkts = usage.pkts[direction] >= account.pkts[direction]
+                        ? usage.pkts[direction] - account.pkts[direction]
+                        : usage.pkts[direction];
+    uint64_t bytes = usage.bytes[direction] >= account.bytes[direction]
+                         ? usage.bytes[direction] - account.bytes[direction]
+                         : usage.bytes[direction];
+    flow.pkts[direction] += pkts;
+    flow.bytes[direction] += bytes;
+    account.pkts[direction] = usage.pkts[direction];
+    account.bytes[direction] = usage.bytes[direction];
+    flow.tcpFlags[direction] |= usage.tcpFlags[direction];
+  }
+  if (usage.lastSeenUs > flow.lastUs) flow.lastUs = usage.lastSeenUs;
+  if (flow.key.protocol == IPPROTO_TCP) {
+    uint8_t flags = flow.tcpFlags[kToServer] | flow.tcpFlags[kToClient];
+    bool finBothWays = (flow.tcpFlags[kToServer] & kTcpFin) && (flow.tcpFlags[kToClient] & kTcpFin);
+    if ((flags & kTcpRst) || finBothWays) flow.tcp = TcpProgress::kClosed;
+  }
+  return true;
+}
+
+bool Worker::offloadedFlowStillActive(int32_t position, uint64_t nowUs) {
+  if (!collectOffloadUsage(position)) return false;
+  const Flow& flow = table_->at(position);
+  return !(nowUs > flow.lastUs && nowUs - flow.lastUs > FlowTable::idleTimeout(flow, config_.timeouts));
 }
 
 namespace {
@@ -532,6 +599,12 @@ void Worker::finishInspection(Flow& flow) {
 
 void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
   Flow& flow = table_->at(position);
+  if (flow.offloadState != kNotOffloaded) {
+    collectOffloadUsage(position);
+    // At shutdown the fast path keeps carrying the flow for the next vgated; otherwise its entries go with
+    // it.
+    if (reason != FlowEndReason::kShutdown) config_.offload->retire(flow);
+  }
   finishInspection(flow);
   if (flow.inspectFlags & kVerdictPending) resolvePendingVerdict(flow, nullptr);  // ended before any payload
   auto* record = static_cast<FlowEndRecord*>(takeRecordObject(config_.endRecords));
@@ -559,6 +632,11 @@ void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
     uint32_t zone = uint32_t{flow.key.zone[0]} << 16 | uint32_t{flow.key.zone[1]} << 8 | flow.key.zone[2];
     uint16_t outer = static_cast<uint16_t>(zone >> 12);
     uint16_t inner = static_cast<uint16_t>(zone & 0xfff);
+    if (config_.outerTagIsPortPair) {
+      record->portPair = outer;
+      outer = inner;
+      inner = 0;
+    }
     record->vlanCount = inner ? 2 : outer ? 1 : 0;
     record->vlanIds[0] = outer;
     record->vlanIds[1] = inner;
@@ -587,6 +665,8 @@ void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
 void Worker::expire(uint64_t nowUs, uint32_t budget) {
   PolicyBurst policyBurst(*this);
   table_->sweep(nowUs, config_.timeouts, budget, [&](int32_t position) {
+    if (table_->at(position).offloadState != kNotOffloaded && offloadedFlowStillActive(position, nowUs))
+      return;
     ++counters_.flowsTimedOut;
     endFlow(position, FlowEndReason::kTimeout, nowUs);
   });

@@ -9,6 +9,7 @@
 #include "dataplane/flow/flow_table.h"
 #include "dataplane/packet/packet_parser.h"
 #include "dataplane/verdict/policy_registry.h"
+#include "dataplane/worker/flow_offload.h"
 #include "dataplane/worker/inspection.h"
 #include "vgate/flow_record.h"
 #include "vgate/result.h"
@@ -41,6 +42,11 @@ struct WorkerConfig {
   // Where the worker reads the policy in force, once per burst (its id is its RCU thread id, and the policies
   // published there must carry a scratch for it). None: every flow is allowed and no rule is named.
   PolicyRegistry* policies = nullptr;
+  // Live ports: where decided, fully inspected TCP/UDP flows go to leave the slow path. None in replay.
+  FlowOffload* offload = nullptr;
+  // Live ports: the outermost VLAN tag is vgate's port tag (the port pair), not the traffic's own: it keys
+  // the flow (zone) but is reported as the record's port pair, not as a VLAN.
+  bool outerTagIsPortPair = false;
 };
 
 // Per-worker counters: written by the worker only, cache-line aligned, summed by whoever reads them.
@@ -62,6 +68,9 @@ struct alignas(64) WorkerCounters {
   uint64_t verdictsAfterL7 = 0;         // held pending, then decided on L7 facts
   uint64_t packetsDenied = 0;           // dropped by a deny or reject verdict in enforce mode
   uint64_t verdictsWithoutScratch = 0;  // a published policy had no scratch for this worker: L7 facts unused
+  uint64_t flowsOffloaded = 0;          // handed to the fast path
+  uint64_t offloadChecks = 0;           // idle offloaded flows asked about
+  uint64_t offloadEntriesLost = 0;      // an offloaded flow whose fast path entries had gone
 
   // Sums another worker's counters into these: the one place that lists every field.
   void add(const WorkerCounters& other);
@@ -107,6 +116,11 @@ class Worker {
   void inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction);
   void finishInspection(Flow& flow);
   void endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs);
+  void maybeOffload(int32_t position, const rte_mbuf* mbuf, int direction);
+  // Folds what the fast path counted since the last look into the flow; false when its entries are gone.
+  bool collectOffloadUsage(int32_t position);
+  // An idle offloaded flow: still busy in the fast path (true), or done.
+  bool offloadedFlowStillActive(int32_t position, uint64_t nowUs);
   void* takeRecordObject(rte_mempool* pool);
   bool sendRecord(void* object, rte_mempool* pool);
 
@@ -121,6 +135,8 @@ class Worker {
   uint64_t nextFlowSerial_ = 1;
   uint64_t clockUs_ = 0;
   WorkerCounters counters_;
+  struct OffloadAccount;
+  std::unique_ptr<OffloadAccount[]> offloadAccounts_;  // by flow position, when offloading
   std::unique_ptr<uint8_t[]> scratch_;      // a chained mbuf's payload, made contiguous for the parsers
   const CompiledPolicy* policy_ = nullptr;  // for the current burst only
   bool registered_ = false;

@@ -50,6 +50,7 @@ struct FlowEndRecord {
   uint8_t vlanCount = 0;
   bool hasMetadata = false;  // a FlowMetadataRecord with the same flowId was sent before this record
   uint16_t vlanIds[2] = {};
+  uint16_t portPair = 0;     // live: the rewired container interface the flow crossed (0: none, replay)
   uint8_t srcAddr[16] = {};  // the client, the side that opened the flow; IPv4 in the first 4 bytes
   uint8_t dstAddr[16] = {};
   uint16_t srcPort = 0;

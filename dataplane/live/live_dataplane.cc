@@ -1,0 +1,303 @@
+// The live slow path: see live_dataplane.h.
+#include "dataplane/live/live_dataplane.h"
+
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace vgate::dataplane {
+
+namespace {
+
+constexpr uint32_t kRxDescriptors = 1024;
+constexpr uint32_t kTxDescriptors = 1024;
+constexpr uint32_t kRecordRingSize = 8192;
+constexpr uint32_t kEndRecordsPerWorker = 8192;
+constexpr uint32_t kMetadataPerWorker = 1024;
+constexpr uint32_t kSweepBudget = 1024;
+constexpr uint64_t kSweepIntervalUs = 1000;
+
+uint64_t clockNs(clockid_t clock) {
+  timespec now{};
+  clock_gettime(clock, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec);
+}
+
+Error dpdkError(int rc, const std::string& what) {
+  int code = rc < 0 ? -rc : rc;
+  return makeError(code, what + ": " + rte_strerror(code));
+}
+
+Result<uint16_t> openPort(const std::string& driver, uint16_t index, const std::string& interface,
+                          rte_mempool* mbufs) {
+  std::string name = driver + "_vgate" + std::to_string(index);
+  std::string devargs = name + ",iface=" + interface;
+  devargs += driver == "net_af_xdp" ? ",start_queue=0,queue_count=1" : ",qpairs=1";
+  if (int rc = rte_dev_probe(devargs.c_str()); rc != 0) {
+    return dpdkError(rc, "cannot open " + driver + " on " + interface);
+  }
+  uint16_t port = 0;
+  if (int rc = rte_eth_dev_get_port_by_name(name.c_str(), &port); rc != 0) {
+    return dpdkError(rc, "no port for " + name);
+  }
+  rte_eth_conf conf{};
+  if (int rc = rte_eth_dev_configure(port, 1, 1, &conf); rc != 0) {
+    return dpdkError(rc, "cannot configure the port on " + interface);
+  }
+  int socket = rte_eth_dev_socket_id(port);
+  if (int rc = rte_eth_rx_queue_setup(port, 0, kRxDescriptors, socket, nullptr, mbufs); rc != 0) {
+    return dpdkError(rc, "cannot set up the rx queue on " + interface);
+  }
+  if (int rc = rte_eth_tx_queue_setup(port, 0, kTxDescriptors, socket, nullptr); rc != 0) {
+    return dpdkError(rc, "cannot set up the tx queue on " + interface);
+  }
+  if (int rc = rte_eth_dev_start(port); rc != 0) {
+    return dpdkError(rc, "cannot start the port on " + interface);
+  }
+  return port;
+}
+
+}  // namespace
+
+struct LiveDataplane::Lane {
+  uint16_t id = 0;
+  uint16_t port = 0;
+  std::string interface;
+  std::string driver;
+  std::unique_ptr<PortOffload> offload;
+  std::unique_ptr<Worker> worker;
+  rte_ring* records = nullptr;
+  const std::atomic<bool>* stopping = nullptr;
+  uint32_t idlePollsBeforeSleep = 0;
+  uint32_t maxSleepUs = 0;
+  std::atomic<uint64_t> loopNs{0};
+  std::atomic<bool> launched{false};
+  std::atomic<bool> finished{false};
+  uint64_t txDropped = 0;
+  uint64_t untagged = 0;
+};
+
+int LiveDataplane::laneMain(void* argument) {
+  auto* lane = static_cast<Lane*>(argument);
+  Worker& worker = *lane->worker;
+  rte_mbuf* burst[kBurstSize];
+  uint32_t emptyPolls = 0;
+  uint32_t sleepUs = 1;
+  uint64_t nextSweepUs = 0;
+  uint64_t nowUs = clockNs(CLOCK_REALTIME) / 1000;
+  while (!lane->stopping->load(std::memory_order_relaxed)) {
+    lane->loopNs.store(clockNs(CLOCK_MONOTONIC), std::memory_order_relaxed);
+    nowUs = clockNs(CLOCK_REALTIME) / 1000;  // the flow log's clock
+    uint16_t received = rte_eth_rx_burst(lane->port, 0, burst, kBurstSize);
+    if (received > 0) {
+      emptyPolls = 0;
+      sleepUs = 1;
+      uint16_t tagged = 0;
+      for (uint16_t i = 0; i < received; ++i) {
+        uint16_t pairId = 0;
+        uint8_t side = 0;
+        if (readPortTag(rte_pktmbuf_mtod(burst[i], const uint8_t*), burst[i]->data_len, pairId, side)) {
+          burst[tagged++] = burst[i];
+        } else {
+          ++lane->untagged;
+          rte_pktmbuf_free(burst[i]);
+        }
+      }
+      uint16_t kept = worker.processBurst(burst, tagged, nowUs);
+      // Back through the trunk, leaving by the other side of the pair: flip the tag's side bit in place.
+      for (uint16_t i = 0; i < kept; ++i) {
+        rte_pktmbuf_mtod(burst[i], uint8_t*)[14] ^= static_cast<uint8_t>(VGATE_FP_TAG_SIDE_BIT >> 8);
+      }
+      uint16_t sent = rte_eth_tx_burst(lane->port, 0, burst, kept);
+      if (sent < kept) {
+        lane->txDropped += kept - sent;
+        rte_pktmbuf_free_bulk(burst + sent, kept - sent);
+      }
+    } else {
+      worker.reportQuiescent();  // idle: a policy publish must not wait for this worker's next packet
+      if (++emptyPolls > lane->idlePollsBeforeSleep) {
+        usleep(sleepUs);
+        sleepUs = std::min(sleepUs * 2, lane->maxSleepUs);
+      } else {
+        rte_pause();
+      }
+    }
+    if (nowUs >= nextSweepUs) {
+      worker.expire(nowUs, kSweepBudget);
+      nextSweepUs = nowUs + kSweepIntervalUs;
+    }
+  }
+  worker.flushAll(nowUs, FlowEndReason::kShutdown);
+  lane->finished.store(true, std::memory_order_release);
+  return 0;
+}
+
+Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& options) {
+  if (options.trunkInterfaces.empty()) return makeError(EINVAL, "the live dataplane needs a trunk");
+  if (options.driver != "net_af_xdp" && options.driver != "net_af_packet") {
+    return makeError(EINVAL, "unknown driver '" + options.driver + "' (net_af_xdp or net_af_packet)");
+  }
+  if (rte_lcore_count() < options.trunkInterfaces.size() + 1) {
+    return makeError(
+        EINVAL, "EAL has too few lcores for " + std::to_string(options.trunkInterfaces.size()) + " workers");
+  }
+  std::unique_ptr<LiveDataplane> live(new LiveDataplane());
+  live->options_ = options;
+  auto workers = static_cast<uint32_t>(options.trunkInterfaces.size());
+  int socket = static_cast<int>(rte_socket_id());
+  uint32_t mbufCount = workers * (kRxDescriptors + kTxDescriptors + 4 * kBurstSize) + 2048;
+  live->mbufs_ =
+      rte_pktmbuf_pool_create("vgate_live_mbufs", mbufCount, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+  live->endRecords_ =
+      rte_mempool_create("vgate_live_end", kEndRecordsPerWorker * workers, sizeof(FlowEndRecord), 64, 0,
+                         nullptr, nullptr, nullptr, nullptr, socket, 0);
+  live->metadataRecords_ =
+      rte_mempool_create("vgate_live_meta", kMetadataPerWorker * workers, sizeof(FlowMetadataRecord), 16, 0,
+                         nullptr, nullptr, nullptr, nullptr, socket, 0);
+  if (live->mbufs_ == nullptr || live->endRecords_ == nullptr || live->metadataRecords_ == nullptr) {
+    return makeError(ENOMEM, "cannot create the live buffer pools: " + std::string(rte_strerror(rte_errno)));
+  }
+  int64_t realtimeOffsetNs =
+      static_cast<int64_t>(clockNs(CLOCK_REALTIME)) - static_cast<int64_t>(clockNs(CLOCK_MONOTONIC));
+  for (uint16_t id = 0; id < workers; ++id) {
+    auto lane = std::make_unique<Lane>();
+    lane->id = id;
+    lane->interface = options.trunkInterfaces[id];
+    lane->driver = options.driver;
+    lane->stopping = &live->stopping_;
+    lane->idlePollsBeforeSleep = options.idlePollsBeforeSleep;
+    lane->maxSleepUs = std::max<uint32_t>(options.maxSleepUs, 1);
+    auto port = openPort(options.driver, id, lane->interface, live->mbufs_);
+    if (!port) return port.error();
+    lane->port = port.value();
+    lane->records = rte_ring_create(("vgate_live_rec_" + std::to_string(id)).c_str(), kRecordRingSize, socket,
+                                    RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (lane->records == nullptr) {
+      return makeError(ENOMEM, "cannot create a record ring: " + std::string(rte_strerror(rte_errno)));
+    }
+    if (options.fastPath != nullptr && options.ports != nullptr) {
+      lane->offload = std::make_unique<PortOffload>(*options.fastPath, *options.ports, realtimeOffsetNs);
+    }
+    WorkerConfig config;
+    config.id = id;
+    config.socket = socket;
+    config.flowCapacity = options.flowCapacity;
+    config.inspectionSlots = options.inspectionSlots;
+    config.timeouts = options.timeouts;
+    config.records = lane->records;
+    config.endRecords = live->endRecords_;
+    config.metadataRecords = live->metadataRecords_;
+    config.losslessRecords = false;  // live traffic cannot wait for the log: a full ring is counted
+    config.policies = options.policies;
+    config.offload = lane->offload.get();
+    config.outerTagIsPortPair = true;
+    auto worker = Worker::create(config);
+    if (!worker) return worker.error();
+    lane->worker = std::move(worker).value();
+    live->lanes_.push_back(std::move(lane));
+  }
+  unsigned lcore = rte_get_next_lcore(-1, 1, 0);
+  for (auto& lane : live->lanes_) {
+    lane->loopNs.store(clockNs(CLOCK_MONOTONIC));
+    if (int rc = rte_eal_remote_launch(laneMain, lane.get(), lcore); rc != 0) {
+      live->stopping_.store(true);
+      return dpdkError(rc, "cannot launch worker " + std::to_string(lane->id));
+    }
+    lane->launched.store(true);
+    lcore = rte_get_next_lcore(lcore, 1, 0);
+  }
+  return live;
+}
+
+void LiveDataplane::drainRecords(RecordSink& sink) {
+  void* objects[64];
+  for (auto& lane : lanes_) {
+    unsigned count;
+    while ((count = rte_ring_sc_dequeue_burst(lane->records, objects, 64, nullptr)) > 0) {
+      for (unsigned i = 0; i < count; ++i) {
+        if (*static_cast<const FlowMessageType*>(objects[i]) == FlowMessageType::kMetadata) {
+          sink.onMetadata(*static_cast<const FlowMetadataRecord*>(objects[i]));
+          rte_mempool_put(metadataRecords_, objects[i]);
+        } else {
+          sink.onEnd(*static_cast<const FlowEndRecord*>(objects[i]));
+          rte_mempool_put(endRecords_, objects[i]);
+        }
+      }
+    }
+  }
+}
+
+bool LiveDataplane::workersAlive(uint64_t withinMs) const {
+  uint64_t now = clockNs(CLOCK_MONOTONIC);
+  for (const auto& lane : lanes_) {
+    if (lane->finished.load(std::memory_order_acquire)) return false;
+    uint64_t last = lane->loopNs.load(std::memory_order_relaxed);
+    if (now > last && now - last > withinMs * 1'000'000ull) return false;
+  }
+  return true;
+}
+
+std::vector<LiveWorkerStatus> LiveDataplane::status() const {
+  std::vector<LiveWorkerStatus> result;
+  for (const auto& lane : lanes_) {
+    LiveWorkerStatus status;
+    status.id = lane->id;
+    status.driver = lane->driver;
+    status.interface = lane->interface;
+    status.counters = lane->worker->counters();
+    status.flows = lane->worker->flowTable().size();
+    status.txDropped = lane->txDropped;
+    status.untagged = lane->untagged;
+    status.offloadWriteFailures = lane->offload ? lane->offload->writeFailures() : 0;
+    result.push_back(status);
+  }
+  return result;
+}
+
+void LiveDataplane::stop(RecordSink& sink) {
+  if (stopped_) return;
+  stopped_ = true;
+  stopping_.store(true);
+  // Workers end their flows into the rings while this drains them, so that none is lost to a full ring.
+  for (;;) {
+    drainRecords(sink);
+    bool all = true;
+    for (auto& lane : lanes_) all = all && (!lane->launched.load() || lane->finished.load());
+    if (all) break;
+    usleep(1000);
+  }
+  rte_eal_mp_wait_lcore();
+  drainRecords(sink);
+  for (auto& lane : lanes_) {
+    rte_eth_dev_stop(lane->port);
+    rte_eth_dev_close(lane->port);
+  }
+}
+
+LiveDataplane::~LiveDataplane() {
+  stopping_.store(true);
+  rte_eal_mp_wait_lcore();
+  for (auto& lane : lanes_) {
+    lane->worker.reset();
+    rte_ring_free(lane->records);
+    if (!stopped_) {
+      rte_eth_dev_stop(lane->port);
+      rte_eth_dev_close(lane->port);
+    }
+  }
+  rte_mempool_free(endRecords_);
+  rte_mempool_free(metadataRecords_);
+  rte_mempool_free(mbufs_);
+}
+
+}  // namespace vgate::dataplane

@@ -1,0 +1,81 @@
+// The live slow path: one DPDK port per trunk (net_af_xdp on the trunk's far end, net_af_packet selectable),
+// one worker lcore per port. A worker receives the misses the fast path tagged and sent down its trunk,
+// judges them, offloads decided flows to the fast path and hands each packet back through the trunk with the
+// side it must leave by. Idle workers back off (adaptive polling) instead of spinning a core.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/fastpath/fast_path.h"
+#include "dataplane/live/port_offload.h"
+#include "dataplane/live/port_table.h"
+#include "dataplane/worker/replay.h"
+#include "dataplane/worker/worker.h"
+#include "vgate/result.h"
+
+struct rte_mempool;
+
+namespace vgate::dataplane {
+
+struct LiveOptions {
+  std::vector<std::string> trunkInterfaces;  // the far end of each trunk, in the calling thread's netns
+  std::string driver = "net_af_xdp";         // or "net_af_packet"
+  uint32_t flowCapacity = 1u << 18;          // per worker
+  uint32_t inspectionSlots = 1024;           // per worker
+  FlowTimeouts timeouts;
+  PolicyRegistry* policies = nullptr;  // needs a thread id per worker
+  FastPath* fastPath = nullptr;        // none: flows are never offloaded
+  const PortTable* ports = nullptr;
+  // Idle polling: after this many empty polls a worker sleeps, doubling up to the cap.
+  uint32_t idlePollsBeforeSleep = 256;
+  uint32_t maxSleepUs = 1000;
+};
+
+// A snapshot of one worker for status and metrics (read while it runs: each field is a monotonic counter
+// written by one thread, read torn-free on 64-bit).
+struct LiveWorkerStatus {
+  uint16_t id = 0;
+  std::string driver;
+  std::string interface;
+  WorkerCounters counters;
+  uint32_t flows = 0;
+  uint64_t txDropped = 0;  // handed back but the trunk's tx queue was full
+  uint64_t untagged = 0;   // frames without the port tag: dropped
+  uint64_t offloadWriteFailures = 0;
+};
+
+class LiveDataplane {
+ public:
+  // EAL must be running with at least trunkInterfaces.size() + 1 lcores.
+  static Result<std::unique_ptr<LiveDataplane>> start(const LiveOptions& options);
+  ~LiveDataplane();
+  LiveDataplane(const LiveDataplane&) = delete;
+  LiveDataplane& operator=(const LiveDataplane&) = delete;
+
+  // Moves the workers' flow records to `sink`; the control thread calls it often (records wait in rings).
+  void drainRecords(RecordSink& sink);
+  // True when every worker went round its loop within `withinMs`: the heartbeat is only written then.
+  bool workersAlive(uint64_t withinMs) const;
+  std::vector<LiveWorkerStatus> status() const;
+  // Stops the workers; each ends its flows with reason shutdown (their fast path entries stay).
+  void stop(RecordSink& sink);
+
+ private:
+  LiveDataplane() = default;
+  struct Lane;
+  static int laneMain(void* lane);
+
+  LiveOptions options_;
+  rte_mempool* mbufs_ = nullptr;
+  rte_mempool* endRecords_ = nullptr;
+  rte_mempool* metadataRecords_ = nullptr;
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  std::atomic<bool> stopping_{false};
+  bool stopped_ = false;
+};
+
+}  // namespace vgate::dataplane

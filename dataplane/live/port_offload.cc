@@ -1,0 +1,88 @@
+// Live workers' fast path offload: see port_offload.h.
+#include "dataplane/live/port_offload.h"
+
+#include <rte_mbuf.h>
+
+#include <algorithm>
+
+namespace vgate::dataplane {
+
+namespace {
+
+uint16_t pairOf(const Flow& flow) {
+  uint32_t zone = uint32_t{flow.key.zone[0]} << 16 | uint32_t{flow.key.zone[1]} << 8 | flow.key.zone[2];
+  return static_cast<uint16_t>(zone >> 12);  // the outer tag: vgate's own
+}
+
+}  // namespace
+
+bool readPortTag(const uint8_t* frame, uint32_t length, uint16_t& pairId, uint8_t& side) {
+  if (length < 18 || frame[12] != (VGATE_FP_TAG_PROTO >> 8) || frame[13] != (VGATE_FP_TAG_PROTO & 0xff)) {
+    return false;
+  }
+  uint16_t tci = static_cast<uint16_t>(frame[14] << 8 | frame[15]);
+  pairId = tci & VGATE_FP_TAG_PAIR_MASK;
+  side = (tci & VGATE_FP_TAG_SIDE_BIT) ? VGATE_FP_SIDE_OUTER : VGATE_FP_SIDE_INNER;
+  return true;
+}
+
+uint8_t PortOffload::offload(const Flow& flow, const rte_mbuf* packet, bool packetFromClient, bool drop) {
+  uint16_t pairId = 0;
+  uint8_t side = 0;
+  if (!readPortTag(rte_pktmbuf_mtod(packet, const uint8_t*), packet->data_len, pairId, side)) {
+    return kNotOffloaded;
+  }
+  PortPairIfindexes ports = ports_.get(pairId);
+  if (ports.inner == 0 || pairId != pairOf(flow)) return kNotOffloaded;
+  uint8_t clientSide = packetFromClient ? side : static_cast<uint8_t>(side ^ 1u);
+  uint32_t action = drop ? VGATE_FP_DENY : VGATE_FP_ALLOW;
+  // The entry on the side packets leave by last: a packet racing the two writes meets no half-open flow.
+  auto outerWritten = fastPath_.setFlow(fastPathKey(ports.outer, flow.key), action, ports.inner);
+  auto innerWritten = fastPath_.setFlow(fastPathKey(ports.inner, flow.key), action, ports.outer);
+  if (!outerWritten || !innerWritten) {
+    ++writeFailures_;
+    (void)fastPath_.removeFlow(fastPathKey(ports.outer, flow.key));  // undo what was written, if anything
+    (void)fastPath_.removeFlow(fastPathKey(ports.inner, flow.key));
+    return kNotOffloaded;
+  }
+  return clientSide == VGATE_FP_SIDE_INNER ? kOffloadedClientInner : kOffloadedClientOuter;
+}
+
+bool PortOffload::usage(const Flow& flow, OffloadUsage& usage) {
+  PortPairIfindexes ports = ports_.get(pairOf(flow));
+  if (ports.inner == 0) return false;
+  auto inner = fastPath_.flow(fastPathKey(ports.inner, flow.key));
+  auto outer = fastPath_.flow(fastPathKey(ports.outer, flow.key));
+  if (!inner && !outer) return false;
+  // What enters the client's side goes to the server.
+  bool clientInner = flow.offloadState == kOffloadedClientInner;
+  const Result<vgate_fp_value>* toServer = clientInner ? &inner : &outer;
+  const Result<vgate_fp_value>* toClient = clientInner ? &outer : &inner;
+  uint64_t lastSeenNs = 0;
+  if (*toServer) {
+    usage.pkts[kToServer] = toServer->value().packets;
+    usage.bytes[kToServer] = toServer->value().bytes;
+    usage.tcpFlags[kToServer] = toServer->value().tcp_flags;
+    lastSeenNs = std::max<uint64_t>(lastSeenNs, toServer->value().last_seen_ns);
+  }
+  if (*toClient) {
+    usage.pkts[kToClient] = toClient->value().packets;
+    usage.bytes[kToClient] = toClient->value().bytes;
+    usage.tcpFlags[kToClient] = toClient->value().tcp_flags;
+    lastSeenNs = std::max<uint64_t>(lastSeenNs, toClient->value().last_seen_ns);
+  }
+  usage.lastSeenUs = lastSeenNs == 0
+                         ? 0
+                         : static_cast<uint64_t>(static_cast<int64_t>(lastSeenNs) + realtimeOffsetNs_) / 1000;
+  return true;
+}
+
+void PortOffload::retire(const Flow& flow) {
+  PortPairIfindexes ports = ports_.get(pairOf(flow));
+  if (ports.inner == 0) return;  // detached: its entries went with the pair
+  // Either entry may be gone already (the map is an LRU): nothing to report then.
+  (void)fastPath_.removeFlow(fastPathKey(ports.inner, flow.key));
+  (void)fastPath_.removeFlow(fastPathKey(ports.outer, flow.key));
+}
+
+}  // namespace vgate::dataplane
