@@ -1,0 +1,593 @@
+// vgated's live mode: see daemon.h.
+#include "control/daemon/daemon.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "control/daemon/trunks.h"
+#include "control/flowlog/flow_log_writer.h"
+#include "control/interposer/interposer.h"
+#include "control/policy/policy_loader.h"
+#include "control/socket/control_server.h"
+#include "dataplane/fastpath/fast_path.h"
+#include "dataplane/live/live_dataplane.h"
+#include "dataplane/verdict/compiled_policy.h"
+#include "dataplane/verdict/policy_registry.h"
+#include "dataplane/worker/eal.h"
+
+namespace vgate::control {
+
+namespace {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kHeartbeatInterval = std::chrono::milliseconds(200);
+constexpr int kLoopWaitMs = 50;
+
+void log(const std::string& message) { std::fprintf(stderr, "vgated: %s\n", message.c_str()); }
+
+// The pinned maps need a bpffs: the node's /sys/fs/bpf when it is mounted (the DaemonSet mounts it from the
+// host), else a bpffs of vgate's own on the directory, which outlives vgated until the node reboots.
+Result<void> ensureBpffs(const std::string& directory) {
+  struct statfs info {};
+  if (statfs(directory.c_str(), &info) == 0 && static_cast<unsigned long>(info.f_type) == BPF_FS_MAGIC)
+    return {};
+  if (mount("bpf", directory.c_str(), "bpf", 0, "mode=0700") != 0) {
+    return makeError(errno, "cannot mount a bpffs on " + directory + ": " + std::strerror(errno));
+  }
+  return {};
+}
+
+std::string failModeName(uint32_t mode) { return mode == VGATE_FP_FAIL_OPEN ? "open" : "closed"; }
+
+class WriterSink : public dataplane::RecordSink {
+ public:
+  explicit WriterSink(FlowLogWriter& writer) : writer_(writer) {}
+  void onMetadata(const FlowMetadataRecord& metadata) override { writer_.onMetadata(metadata); }
+  void onEnd(const FlowEndRecord& record) override { writer_.onEnd(record); }
+
+ private:
+  FlowLogWriter& writer_;
+};
+
+Json portSummary(const PortPair& pair) {
+  return Json{{"id", pair.id},
+              {"name", pair.name},
+              {"netns", pair.netnsPath},
+              {"pid", pair.pid},
+              {"ifname", pair.containerIfname},
+              {"hostIfname", pair.hostIfname},
+              {"bridge", pair.bridgeName},
+              {"inner", pair.innerName},
+              {"outer", pair.outerName}};
+}
+
+class Daemon {
+ public:
+  explicit Daemon(const DaemonOptions& options) : options_(options) {}
+  int run();
+
+ private:
+  Result<void> start();
+  void stop();
+  Result<void> adoptPorts();
+  Result<void> wirePort(const PortPair& pair);
+  void unwirePort(const PortPair& pair);
+  Result<void> savePorts();
+  void reapVanishedPorts();
+  void beat();
+
+  ControlReply attach(const Json& args);
+  ControlReply detach(const Json& args);
+  ControlReply status();
+
+  DaemonOptions options_;
+  std::unique_ptr<Interposer> interposer_;
+  std::unique_ptr<dataplane::EalSession> eal_;
+  std::unique_ptr<dataplane::FastPath> fastPath_;
+  std::unique_ptr<dataplane::PolicyRegistry> policies_;
+  std::unique_ptr<dataplane::LiveDataplane> live_;
+  std::unique_ptr<ControlServer> server_;
+  dataplane::PortTable portTable_;
+  std::vector<Trunk> trunks_;
+  std::string policyName_;
+  std::string policyMode_;
+  uint32_t policyVersion_ = 0;
+
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> flowLogFile_{nullptr, std::fclose};
+  std::unique_ptr<FlowLogWriter> writer_;
+  std::unique_ptr<WriterSink> sink_;
+
+  int lockFd_ = -1;   // flock on the state dir, held for the daemon's life
+  std::mutex mutex_;  // the ports and everything attach/detach touch: control thread vs main loop
+  std::map<uint16_t, PortPair> ports_;
+  Clock::time_point lastBeat_{};
+};
+
+Result<void> Daemon::start() {
+  std::error_code error;
+  std::filesystem::create_directories(options_.stateDir, error);
+  if (error)
+    return makeError(error.value(), "cannot create state dir " + options_.stateDir + ": " + error.message());
+  // One vgated per state dir: a second one must fail before it touches the trunks, maps or ports.
+  std::string lockPath = options_.stateDir + "/vgated.lock";
+  lockFd_ = open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lockFd_ < 0) return makeError(errno, "cannot open " + lockPath + ": " + std::strerror(errno));
+  if (flock(lockFd_, LOCK_EX | LOCK_NB) != 0) {
+    int code = errno == EWOULDBLOCK ? EBUSY : errno;
+    close(lockFd_);
+    lockFd_ = -1;
+    return makeError(code, "another vgated runs with state dir " + options_.stateDir);
+  }
+  std::filesystem::create_directories(options_.bpffsDir, error);
+  if (error) return makeError(error.value(), "cannot create " + options_.bpffsDir + ": " + error.message());
+  if (auto mounted = ensureBpffs(options_.bpffsDir); !mounted) return mounted.error();
+
+  // A bad policy stops the start before anything is touched.
+  policy::Policy policy;
+  bool havePolicy = !options_.policyPath.empty();
+  if (havePolicy) {
+    auto diagnostics = validatePolicyFile(options_.policyPath, &policy);
+    if (!diagnostics) return diagnostics.error();
+    if (hasPolicyErrors(diagnostics.value())) {
+      for (const auto& diagnostic : diagnostics.value())
+        std::fprintf(stderr, "%s\n", diagnostic.toString().c_str());
+      return makeError(EINVAL, "policy " + options_.policyPath + " is invalid");
+    }
+  }
+
+  std::FILE* out = stdout;
+  if (options_.flowLog != "-") {
+    flowLogFile_.reset(std::fopen(options_.flowLog.c_str(), "a"));  // an audit log is appended to
+    if (!flowLogFile_)
+      return makeError(errno, "cannot open flow log " + options_.flowLog + ": " + std::strerror(errno));
+    out = flowLogFile_.get();
+  }
+  writer_ = std::make_unique<FlowLogWriter>(out);
+  sink_ = std::make_unique<WriterSink>(*writer_);
+
+  std::string netnsPath = options_.stateDir + "/netns";
+  if (auto made = ensurePersistentNetns(netnsPath); !made) return made.error();
+  auto interposer = Interposer::open(netnsPath);
+  if (!interposer) return interposer.error();
+  interposer_ = std::move(interposer).value();
+
+  {
+    // Trunks, the fast path's tc hooks and the DPDK ports live in vgate's netns: build them from there. EAL's
+    // threads start there too; the sockets they open stay bound to it when this thread goes back.
+    auto inside = EnterNetns::enter(interposer_->vgateNetns());
+    if (!inside) return inside.error();
+    auto trunks = createTrunks(options_.workers);
+    if (!trunks) return trunks.error();
+    trunks_ = std::move(trunks).value();
+
+    dataplane::FastPathOptions fastPathOptions;
+    fastPathOptions.maxFlows = options_.fastPathFlows;
+    fastPathOptions.pinDir = options_.bpffsDir;
+    fastPathOptions.keepAttached = true;  // a stop or a crash leaves interception to the fail mode
+    auto fastPath = dataplane::FastPath::load(fastPathOptions);
+    if (!fastPath) return fastPath.error();
+    fastPath_ = std::move(fastPath).value();
+    if (auto set = fastPath_->setFailMode(options_.failMode, options_.heartbeatTimeoutMs); !set)
+      return set.error();
+    std::vector<uint32_t> trunkIfindexes;
+    for (const Trunk& trunk : trunks_) {
+      if (auto attached = fastPath_->attachTrunkReturn(trunk.ifindex); !attached) return attached.error();
+      trunkIfindexes.push_back(static_cast<uint32_t>(trunk.ifindex));
+    }
+
+    dataplane::EalOptions ealOptions;
+    ealOptions.programName = "vgated";
+    ealOptions.lcores = options_.workers + 1u;
+    uint64_t perWorker = uint64_t{options_.flowsPerWorker} * 256 + (64u << 20);
+    ealOptions.memoryMb = static_cast<uint32_t>((perWorker * options_.workers + (256u << 20)) >> 20);
+    auto eal = dataplane::EalSession::start(ealOptions);
+    if (!eal) return eal.error();
+    eal_ = std::move(eal).value();
+
+    if (havePolicy) {
+      auto registry = dataplane::PolicyRegistry::create(options_.workers);
+      if (!registry) return registry.error();
+      policies_ = std::move(registry).value();
+      dataplane::CompileOptions compileOptions;
+      compileOptions.cacheDir = options_.stateDir + "/policy-cache";
+      std::filesystem::create_directories(compileOptions.cacheDir, error);
+      policyVersion_ = 1;
+      auto compiled =
+          dataplane::CompiledPolicy::compile(policy, policyVersion_, compileOptions, options_.workers);
+      if (!compiled) return makeError(EINVAL, compiled.error().message);
+      policies_->publish(std::move(compiled).value());
+      PolicyNames names;
+      names.loaded = true;
+      names.version = policyVersion_;
+      names.policyName = policy.name;
+      for (const auto& rule : policy.rules) names.ruleNames.push_back(rule.name);
+      writer_->setPolicyNames(std::move(names));
+      policyName_ = policy.name;
+      policyMode_ = policy.mode == PolicyMode::kAudit ? "audit" : "enforce";
+    }
+
+    dataplane::LiveOptions liveOptions;
+    for (const Trunk& trunk : trunks_) liveOptions.trunkInterfaces.push_back(trunk.farName);
+    liveOptions.driver = options_.driver;
+    liveOptions.flowCapacity = options_.flowsPerWorker;
+    liveOptions.policies = policies_.get();
+    liveOptions.fastPath = fastPath_.get();
+    liveOptions.ports = &portTable_;
+    auto live = dataplane::LiveDataplane::start(liveOptions);
+    if (!live) return live.error();
+    live_ = std::move(live).value();
+
+    // Misses go down the trunks only now that workers read them.
+    if (auto set = fastPath_->setTrunks(trunkIfindexes); !set) return set.error();
+  }
+
+  beat();
+  if (auto adopted = adoptPorts(); !adopted) return adopted.error();
+
+  ControlHandlers handlers;
+  handlers["attach"] = [this](const Json& args, const PeerCredentials&) { return attach(args); };
+  handlers["detach"] = [this](const Json& args, const PeerCredentials&) { return detach(args); };
+  handlers["status"] = [this](const Json&, const PeerCredentials&) { return status(); };
+  ControlServerOptions serverOptions;
+  serverOptions.daemonVersion = VGATE_VERSION;
+  auto server = ControlServer::start(options_.socketPath, std::move(handlers), serverOptions);
+  if (!server) return server.error();
+  server_ = std::move(server).value();
+  if (!options_.metricsAddress.empty()) {
+    log("--metrics-address " + options_.metricsAddress + " noted; the Prometheus exposer is not built yet");
+  }
+  log("running: " + std::to_string(options_.workers) + " worker(s) on " + options_.driver + ", fail mode " +
+      failModeName(options_.failMode) + ", " + std::to_string(ports_.size()) + " port(s) adopted, socket " +
+      options_.socketPath);
+  return {};
+}
+
+void Daemon::beat() {
+  if (!fastPath_ || !live_) return;
+  // Only a dataplane whose workers all turn round keeps the fast path sending it new flows.
+  if (!live_->workersAlive(options_.heartbeatTimeoutMs / 2)) return;
+  if (auto ok = fastPath_->beat(); !ok) {
+    log("heartbeat: " + ok.error().message);
+    return;
+  }
+  lastBeat_ = Clock::now();
+}
+
+Result<void> Daemon::wirePort(const PortPair& pair) {
+  auto inside = EnterNetns::enter(interposer_->vgateNetns());
+  if (!inside) return inside.error();
+  auto inner = static_cast<uint32_t>(pair.innerIfindex);
+  auto outer = static_cast<uint32_t>(pair.outerIfindex);
+  // The maps first, then the programs: a packet the program sees finds its port known.
+  for (auto step : {fastPath_->setPort(inner, outer, pair.id, VGATE_FP_SIDE_INNER),
+                    fastPath_->setPort(outer, inner, pair.id, VGATE_FP_SIDE_OUTER),
+                    fastPath_->setPair(pair.id, inner, outer)}) {
+    if (!step) return step.error();
+  }
+  portTable_.set(pair.id, {inner, outer});
+  if (auto attached = fastPath_->attachIngress(pair.outerIfindex); !attached) return attached.error();
+  if (auto attached = fastPath_->attachIngress(pair.innerIfindex); !attached) return attached.error();
+  writer_->setPortIdentity({pair.id, pair.name, pair.containerIfname, pair.hostIfname});
+  return {};
+}
+
+void Daemon::unwirePort(const PortPair& pair) {
+  auto inside = EnterNetns::enter(interposer_->vgateNetns());
+  (void)fastPath_->detachIngress(pair.innerIfindex);  // gone with a dead container's netns: nothing to detach
+  (void)fastPath_->detachIngress(pair.outerIfindex);
+  portTable_.clear(pair.id);
+  (void)fastPath_->setPair(pair.id, 0, 0);
+  (void)fastPath_->removePort(static_cast<uint32_t>(pair.innerIfindex));
+  (void)fastPath_->removePort(static_cast<uint32_t>(pair.outerIfindex));
+  fastPath_->removeFlowsOf(static_cast<uint32_t>(pair.innerIfindex));
+  fastPath_->removeFlowsOf(static_cast<uint32_t>(pair.outerIfindex));
+}
+
+Result<void> Daemon::savePorts() {
+  Json document{{"version", 1}, {"ports", Json::array()}};
+  for (const auto& [id, pair] : ports_) document["ports"].push_back(pair.toJson());
+  std::string path = options_.stateDir + "/ports.json";
+  std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << document.dump(2) << "\n";
+    out.flush();
+    if (!out) return makeError(EIO, "cannot write " + temporary);
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    return makeError(errno, "cannot replace " + path + ": " + std::strerror(errno));
+  }
+  return {};
+}
+
+// The pairs a previous vgated left: wired again into this fast path, or cleaned up when their container died
+// meanwhile.
+Result<void> Daemon::adoptPorts() {
+  std::string path = options_.stateDir + "/ports.json";
+  std::ifstream in(path);
+  if (!in) return {};
+  Json document = Json::parse(in, nullptr, false);
+  if (document.is_discarded() || !document.contains("ports") || !document["ports"].is_array()) {
+    return makeError(EINVAL, path + " is not a vgate state file; move it away to start afresh");
+  }
+  std::lock_guard lock(mutex_);
+  for (const Json& entry : document["ports"]) {
+    auto pair = PortPair::fromJson(entry);
+    if (!pair) return makeError(EINVAL, path + ": " + pair.error().message);
+    auto exists = interposer_->innerExists(pair.value());
+    if (!exists) return exists.error();
+    if (!exists.value()) {
+      log("port " + std::to_string(pair.value().id) + " (" + pair.value().name +
+          ") lost its container while vgated was down: cleaning up");
+      unwirePort(pair.value());
+      (void)interposer_->cleanup(pair.value());
+      continue;
+    }
+    if (auto wired = wirePort(pair.value()); !wired) return wired.error();
+    ports_[pair.value().id] = pair.value();
+  }
+  return savePorts();
+}
+
+void Daemon::reapVanishedPorts() {
+  auto vanished = interposer_->takeVanishedPorts();
+  std::lock_guard lock(mutex_);
+  std::vector<uint16_t> ids;
+  if (vanished) {
+    ids = vanished.value();
+  } else {
+    // Notifications were lost: look at every pair.
+    for (const auto& [id, pair] : ports_) {
+      auto exists = interposer_->innerExists(pair);
+      if (exists && !exists.value()) ids.push_back(id);
+    }
+  }
+  bool changed = false;
+  for (uint16_t id : ids) {
+    auto found = ports_.find(id);
+    if (found == ports_.end()) continue;
+    log("port " + std::to_string(id) + " (" + found->second.name + "): container gone, cleaning up");
+    unwirePort(found->second);
+    if (auto cleaned = interposer_->cleanup(found->second); !cleaned)
+      log("cleanup: " + cleaned.error().message);
+    ports_.erase(found);
+    changed = true;
+  }
+  if (changed) {
+    if (auto saved = savePorts(); !saved) log(saved.error().message);
+  }
+}
+
+ControlReply Daemon::attach(const Json& args) {
+  for (const auto& [key, value] : args.items()) {
+    if (key != "netns" && key != "pid" && key != "ifname" && key != "name") {
+      return ControlReply::failure(EINVAL, "attach: unknown argument '" + key + "'");
+    }
+  }
+  AttachRequest request;
+  if (args.contains("netns") == args.contains("pid")) {
+    return ControlReply::failure(EINVAL, "attach needs exactly one of netns and pid");
+  }
+  if (args.contains("netns")) {
+    if (!args["netns"].is_string() || args["netns"].get<std::string>().empty()) {
+      return ControlReply::failure(EINVAL, "attach: netns must be a path");
+    }
+    request.netnsPath = args["netns"].get<std::string>();
+  } else {
+    if (!args["pid"].is_number_integer() || args["pid"].get<int64_t>() <= 0 ||
+        args["pid"].get<int64_t>() > INT32_MAX) {
+      return ControlReply::failure(EINVAL, "attach: pid must be a positive integer");
+    }
+    request.pid = static_cast<int>(args["pid"].get<int64_t>());
+  }
+  if (args.contains("ifname")) {
+    if (!args["ifname"].is_string() || args["ifname"].get<std::string>().empty() ||
+        args["ifname"].get<std::string>().size() >= 16) {
+      return ControlReply::failure(EINVAL, "attach: ifname must be an interface name");
+    }
+    request.ifname = args["ifname"].get<std::string>();
+  }
+  if (args.contains("name")) {
+    if (!args["name"].is_string()) return ControlReply::failure(EINVAL, "attach: name must be a string");
+    request.name = args["name"].get<std::string>();
+  }
+  std::lock_guard lock(mutex_);
+  uint16_t id = 1;
+  while (id < VGATE_FP_MAX_PAIRS - 1 && ports_.count(id)) ++id;
+  if (id >= VGATE_FP_MAX_PAIRS - 1) return ControlReply::failure(ENOSPC, "every port id is in use");
+  auto pair = interposer_->attach(request, id);
+  if (!pair) return ControlReply::failure(pair.error().code, pair.error().message);
+  if (auto wired = wirePort(pair.value()); !wired) {
+    unwirePort(pair.value());
+    (void)interposer_->detach(pair.value());  // back as it was
+    return ControlReply::failure(wired.error().code, "cannot wire the fast path: " + wired.error().message);
+  }
+  ports_[id] = pair.value();
+  if (auto saved = savePorts(); !saved) log(saved.error().message);
+  log("attached " + pair.value().name + ": " + pair.value().containerIfname + " in " +
+      pair.value().netnsPath + " as port " + std::to_string(id));
+  return ControlReply::success(portSummary(pair.value()));
+}
+
+ControlReply Daemon::detach(const Json& args) {
+  for (const auto& [key, value] : args.items()) {
+    if (key != "netns" && key != "pid" && key != "all") {
+      return ControlReply::failure(EINVAL, "detach: unknown argument '" + key + "'");
+    }
+  }
+  int selectors = args.contains("netns") + args.contains("pid") + args.contains("all");
+  if (selectors != 1) return ControlReply::failure(EINVAL, "detach needs exactly one of netns, pid and all");
+  std::lock_guard lock(mutex_);
+  std::vector<uint16_t> chosen;
+  if (args.contains("all")) {
+    if (!args["all"].is_boolean() || !args["all"].get<bool>()) {
+      return ControlReply::failure(EINVAL, "detach: all must be true");
+    }
+    for (const auto& [id, pair] : ports_) chosen.push_back(id);
+  } else {
+    Result<Netns> target = makeError(EINVAL, "");
+    if (args.contains("netns")) {
+      if (!args["netns"].is_string()) return ControlReply::failure(EINVAL, "detach: netns must be a path");
+      target = Netns::open(args["netns"].get<std::string>());
+    } else {
+      if (!args["pid"].is_number_integer() || args["pid"].get<int64_t>() <= 0 ||
+          args["pid"].get<int64_t>() > INT32_MAX) {
+        return ControlReply::failure(EINVAL, "detach: pid must be a positive integer");
+      }
+      target = Netns::ofPid(static_cast<int>(args["pid"].get<int64_t>()));
+    }
+    if (!target) return ControlReply::failure(target.error().code, target.error().message);
+    for (const auto& [id, pair] : ports_) {
+      auto netns = pair.pid != 0 ? Netns::ofPid(pair.pid) : Netns::open(pair.netnsPath);
+      if (netns && netns.value().sameAs(target.value())) chosen.push_back(id);
+    }
+    if (chosen.empty()) return ControlReply::failure(ENOENT, "no port of that namespace is attached");
+  }
+  size_t detached = 0;
+  std::string failures;
+  for (uint16_t id : chosen) {
+    PortPair pair = ports_[id];
+    unwirePort(pair);
+    auto restored = interposer_->detach(pair);
+    if (!restored && restored.error().code != ENOENT) {
+      failures += (failures.empty() ? "" : "; ") + pair.name + ": " + restored.error().message;
+      (void)wirePort(pair);  // still interposed: keep it served
+      continue;
+    }
+    ports_.erase(id);
+    ++detached;
+    log("detached port " + std::to_string(id) + " (" + pair.name + ")");
+  }
+  if (auto saved = savePorts(); !saved) log(saved.error().message);
+  if (!failures.empty()) return ControlReply::failure(EIO, "detach failed for " + failures);
+  return ControlReply::success(Json{{"detached", detached}});
+}
+
+ControlReply Daemon::status() {
+  Json result;
+  result["daemon"] = VGATE_VERSION;
+  result["failMode"] = failModeName(options_.failMode);
+  result["policy"] = policyName_.empty()
+                         ? Json(nullptr)
+                         : Json{{"name", policyName_}, {"version", policyVersion_}, {"mode", policyMode_}};
+  Json workers = Json::array();
+  for (const auto& worker : live_->status()) {
+    workers.push_back(Json{{"id", worker.id},
+                           {"driver", worker.driver},
+                           {"interface", worker.interface},
+                           {"packets", worker.counters.packets},
+                           {"bytes", worker.counters.bytes},
+                           {"flows", worker.flows},
+                           {"flowsCreated", worker.counters.flowsCreated},
+                           {"flowsOffloaded", worker.counters.flowsOffloaded},
+                           {"flowsEvicted", worker.counters.flowsEvicted},
+                           {"denied", worker.counters.packetsDenied},
+                           {"recordsLost", worker.counters.recordsLost},
+                           {"txDropped", worker.txDropped}});
+  }
+  result["workers"] = std::move(workers);
+  Json ports = Json::array();
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, pair] : ports_) ports.push_back(portSummary(pair));
+  }
+  result["ports"] = std::move(ports);
+  dataplane::FastPathStats stats = fastPath_->stats();
+  result["fastPath"] = Json{{"hits", stats.hits},
+                            {"misses", stats.misses},
+                            {"denied", stats.denied},
+                            {"notFlow", stats.notFlow},
+                            {"failClosedDrops", stats.failClosedDrops},
+                            {"failOpenPasses", stats.failOpenPasses},
+                            {"toSlowPath", stats.toSlowPath},
+                            {"fromSlowPath", stats.fromSlowPath},
+                            {"badTag", stats.badTag}};
+  return ControlReply::success(std::move(result));
+}
+
+void Daemon::stop() {
+  if (server_) server_->stop();
+  std::lock_guard lock(mutex_);
+  bool wasRunning = live_ != nullptr;
+  if (live_ && sink_) live_->stop(*sink_);
+  if (writer_) writer_->flush();
+  live_.reset();
+  // The fast path's programs and maps stay (keepAttached): until the next vgated beats, the fail mode rules.
+  fastPath_.reset();
+  policies_.reset();
+  eal_.reset();
+  if (lockFd_ >= 0) close(lockFd_);
+  lockFd_ = -1;
+  if (wasRunning)
+    log("stopped; interception stays in place under fail mode " + failModeName(options_.failMode));
+}
+
+int Daemon::run() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  // Blocked before any thread starts, so that every thread inherits the mask and the signalfd gets them.
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  int signalFd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signalFd < 0) {
+    log(std::string("cannot create a signalfd: ") + std::strerror(errno));
+    return 1;
+  }
+  if (auto started = start(); !started) {
+    log(started.error().message);
+    stop();
+    close(signalFd);
+    return 1;
+  }
+  for (;;) {
+    pollfd fds[2] = {{signalFd, POLLIN, 0}, {interposer_->watchFd(), POLLIN, 0}};
+    poll(fds, 2, kLoopWaitMs);
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo info{};
+      if (read(signalFd, &info, sizeof(info)) == sizeof(info)) {
+        log(std::string("got ") + strsignal(static_cast<int>(info.ssi_signo)) + ", stopping");
+        break;
+      }
+    }
+    if (fds[1].revents & POLLIN) reapVanishedPorts();
+    {
+      std::lock_guard lock(mutex_);
+      live_->drainRecords(*sink_);
+      writer_->flush();
+    }
+    if (Clock::now() - lastBeat_ >= kHeartbeatInterval) beat();
+  }
+  stop();
+  close(signalFd);
+  return 0;
+}
+
+}  // namespace
+
+int runDaemon(const DaemonOptions& options) {
+  Daemon daemon(options);
+  return daemon.run();
+}
+
+}  // namespace vgate::control

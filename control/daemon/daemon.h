@@ -1,0 +1,32 @@
+// vgated's live mode: rewires containers' veths through vgate's netns on request (control socket), keeps the
+// BPF fast path and the DPDK slow path running, writes the flow log, and leaves interception in place under
+// the fail mode when it stops. State (port pairs) lives in the state dir so that the next vgated adopts it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "vgate/bpf/fast_path.h"
+
+namespace vgate::control {
+
+struct DaemonOptions {
+  std::string policyPath;  // empty: every flow allowed, nothing named
+  std::string socketPath = "/run/vgate/vgated.sock";
+  std::string stateDir = "/run/vgate";
+  std::string bpffsDir = "/sys/fs/bpf/vgate";
+  uint32_t failMode = VGATE_FP_FAIL_CLOSED;
+  uint16_t workers = 1;
+  std::string flowLog = "-";
+  std::string metricsAddress;  // HOST:PORT; served once the metrics exposer lands
+  std::string driver = "net_af_xdp";
+  uint32_t heartbeatTimeoutMs = 1000;
+  uint32_t flowsPerWorker = 1u << 18;
+  uint32_t fastPathFlows = 1u << 20;
+};
+
+// Runs until SIGTERM or SIGINT. Returns the process exit status (0 clean stop, 1 failure to start; the
+// reason is printed on stderr).
+int runDaemon(const DaemonOptions& options);
+
+}  // namespace vgate::control

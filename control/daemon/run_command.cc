@@ -1,0 +1,78 @@
+// `vgated run`: parses the daemon's options and runs it in the foreground.
+#include "control/daemon/run_command.h"
+
+#include <cstdio>
+#include <string>
+
+#include "control/command_line.h"
+#include "control/daemon/daemon.h"
+
+namespace vgate::control {
+
+namespace {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "vgated run: %s\n", message.c_str());
+  return 2;
+}
+
+bool validHostPort(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return false;
+  auto port = parseUnsigned(text.substr(colon + 1), 1, 65535, "metrics-address");
+  return port.ok();
+}
+
+}  // namespace
+
+int runRunCommand(int argc, char** argv, int first) {
+  CommandSpec spec{"run",
+                   {"policy", "socket", "state-dir", "bpffs", "fail-mode", "workers", "flow-log",
+                    "metrics-address", "driver", "heartbeat-timeout-ms", "flows"},
+                   {}};
+  auto arguments = parseCommandArguments(spec, argc, argv, first);
+  if (!arguments) return fail(arguments.error().message);
+  const CommandArguments& args = arguments.value();
+  DaemonOptions options;
+  options.policyPath = args.get("policy");
+  options.socketPath = args.get("socket", options.socketPath);
+  options.stateDir = args.get("state-dir", options.stateDir);
+  options.bpffsDir = args.get("bpffs", options.bpffsDir);
+  options.flowLog = args.get("flow-log", options.flowLog);
+  for (const char* option : {"socket", "state-dir", "bpffs", "flow-log"}) {
+    if (args.has(option) && args.get(option).empty()) return fail(std::string("--") + option + " is empty");
+  }
+  std::string failMode = args.get("fail-mode", "closed");
+  if (failMode == "closed") {
+    options.failMode = VGATE_FP_FAIL_CLOSED;
+  } else if (failMode == "open") {
+    options.failMode = VGATE_FP_FAIL_OPEN;
+  } else {
+    return fail("--fail-mode must be open or closed, not '" + failMode + "'");
+  }
+  auto workers = parseUnsigned(args.get("workers", "1"), 1, VGATE_FP_MAX_TRUNKS, "workers");
+  if (!workers) return fail(workers.error().message);
+  options.workers = static_cast<uint16_t>(workers.value());
+  auto flows =
+      parseUnsigned(args.get("flows", std::to_string(options.flowsPerWorker)), 1024, 1u << 24, "flows");
+  if (!flows) return fail(flows.error().message);
+  options.flowsPerWorker = static_cast<uint32_t>(flows.value());
+  auto heartbeat =
+      parseUnsigned(args.get("heartbeat-timeout-ms", "1000"), 100, 60000, "heartbeat-timeout-ms");
+  if (!heartbeat) return fail(heartbeat.error().message);
+  options.heartbeatTimeoutMs = static_cast<uint32_t>(heartbeat.value());
+  std::string driver = args.get("driver", "af_xdp");
+  if (driver != "af_xdp" && driver != "af_packet") {
+    return fail("--driver must be af_xdp or af_packet, not '" + driver + "'");
+  }
+  options.driver = "net_" + driver;
+  if (args.has("metrics-address")) {
+    options.metricsAddress = args.get("metrics-address");
+    if (!validHostPort(options.metricsAddress)) {
+      return fail("--metrics-address must be HOST:PORT, not '" + options.metricsAddress + "'");
+    }
+  }
+  return runDaemon(options);
+}
+
+}  // namespace vgate::control
