@@ -233,6 +233,8 @@ Result<void> Daemon::start() {
     liveOptions.policies = policies_.get();
     liveOptions.fastPath = fastPath_.get();
     liveOptions.ports = &portTable_;
+    liveOptions.offload = options_.offload;
+    liveOptions.ioForward = options_.ioForward;
     auto live = dataplane::LiveDataplane::start(liveOptions);
     if (!live) return live.error();
     live_ = std::move(live).value();

@@ -23,6 +23,9 @@ struct DaemonOptions {
   uint32_t heartbeatTimeoutMs = 1000;
   uint32_t flowsPerWorker = 1u << 18;
   uint32_t fastPathFlows = 1u << 20;
+  // Benchmarks only: never offload flows (the slow path carries everything), or forward without judging.
+  bool offload = true;
+  bool ioForward = false;
 };
 
 // Runs until SIGTERM or SIGINT. Returns the process exit status (0 clean stop, 1 failure to start; the

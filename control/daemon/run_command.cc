@@ -28,8 +28,8 @@ bool validHostPort(const std::string& text) {
 int runRunCommand(int argc, char** argv, int first) {
   CommandSpec spec{"run",
                    {"policy", "socket", "state-dir", "bpffs", "fail-mode", "workers", "flow-log",
-                    "metrics-address", "driver", "heartbeat-timeout-ms", "flows"},
-                   {}};
+                    "metrics-address", "driver", "heartbeat-timeout-ms", "flows", "offload"},
+                   {"io-forward"}};
   auto arguments = parseCommandArguments(spec, argc, argv, first);
   if (!arguments) return fail(arguments.error().message);
   const CommandArguments& args = arguments.value();
@@ -66,6 +66,10 @@ int runRunCommand(int argc, char** argv, int first) {
     return fail("--driver must be af_xdp or af_packet, not '" + driver + "'");
   }
   options.driver = "net_" + driver;
+  std::string offload = args.get("offload", "on");
+  if (offload != "on" && offload != "off") return fail("--offload must be on or off, not '" + offload + "'");
+  options.offload = offload == "on";
+  options.ioForward = args.flags.count("io-forward") > 0;
   if (args.has("metrics-address")) {
     options.metricsAddress = args.get("metrics-address");
     if (!validHostPort(options.metricsAddress)) {

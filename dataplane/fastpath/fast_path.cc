@@ -7,6 +7,8 @@
 #include <time.h>
 
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -18,6 +20,18 @@ namespace vgate::dataplane {
 namespace {
 
 uint16_t networkOrder(uint16_t port) { return static_cast<uint16_t>(port << 8 | port >> 8); }
+
+// libbpf's own messages: warnings and errors only, on stderr with a prefix, without the kernel's note that a
+// clsact qdisc already exists (a second attach finds it there, which is expected).
+int printLibbpf(enum libbpf_print_level level, const char* format, va_list arguments) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char message[512];
+  std::vsnprintf(message, sizeof(message), format, arguments);
+  if (std::strstr(message, "Exclusivity flag on") != nullptr) return 0;
+  // libxdp's dispatcher object carries sections this libbpf does not know; they are not ours to load.
+  if (std::strstr(message, "skipping unrecognized data section") != nullptr) return 0;
+  return std::fprintf(stderr, "vgated: libbpf: %s", message);
+}
 
 Error libbpfError(int rc, const std::string& what) {
   int code = rc < 0 ? -rc : (errno != 0 ? errno : EINVAL);
@@ -58,6 +72,7 @@ Result<std::unique_ptr<FastPath>> FastPath::load(uint32_t maxFlows) {
 }
 
 Result<std::unique_ptr<FastPath>> FastPath::load(const FastPathOptions& options) {
+  libbpf_set_print(printLibbpf);
   fast_path* skeleton = fast_path__open();
   if (skeleton == nullptr) return libbpfError(-errno, "cannot open the fast path BPF object");
   if (int rc = bpf_map__set_max_entries(skeleton->maps.vgate_fp_flows, options.maxFlows); rc != 0) {

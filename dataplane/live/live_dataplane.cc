@@ -11,6 +11,10 @@
 #include <rte_ring.h>
 #include <time.h>
 #include <unistd.h>
+#include <xdp/libxdp.h>
+
+#include <cstdarg>
+#include <cstdio>
 
 #include <algorithm>
 #include <cstring>
@@ -31,6 +35,16 @@ uint64_t clockNs(clockid_t clock) {
   timespec now{};
   clock_gettime(clock, &now);
   return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec);
+}
+
+// libxdp speaks when DPDK's af_xdp driver loads its XDP program: its dispatcher needs a bpffs at
+// /sys/fs/bpf and falls back to one program per interface without it (ARCHITECTURE.md, fact 6), which is
+// all a trunk needs. Its warnings go to stderr once each, prefixed; its informational lines go nowhere.
+int printLibxdp(enum libxdp_print_level level, const char* format, va_list arguments) {
+  if (level != LIBXDP_WARN) return 0;
+  char message[512];
+  std::vsnprintf(message, sizeof(message), format, arguments);
+  return std::fprintf(stderr, "vgated: libxdp: %s", message);
 }
 
 Error dpdkError(int rc, const std::string& what) {
@@ -78,8 +92,9 @@ struct LiveDataplane::Lane {
   std::unique_ptr<Worker> worker;
   rte_ring* records = nullptr;
   const std::atomic<bool>* stopping = nullptr;
-  uint32_t idlePollsBeforeSleep = 0;
+  uint32_t idleSpinUs = 0;
   uint32_t maxSleepUs = 0;
+  bool ioForward = false;
   std::atomic<uint64_t> loopNs{0};
   std::atomic<bool> launched{false};
   std::atomic<bool> finished{false};
@@ -91,8 +106,8 @@ int LiveDataplane::laneMain(void* argument) {
   auto* lane = static_cast<Lane*>(argument);
   Worker& worker = *lane->worker;
   rte_mbuf* burst[kBurstSize];
-  uint32_t emptyPolls = 0;
   uint32_t sleepUs = 1;
+  uint64_t lastPacketUs = 0;
   uint64_t nextSweepUs = 0;
   uint64_t nowUs = clockNs(CLOCK_REALTIME) / 1000;
   while (!lane->stopping->load(std::memory_order_relaxed)) {
@@ -100,7 +115,7 @@ int LiveDataplane::laneMain(void* argument) {
     nowUs = clockNs(CLOCK_REALTIME) / 1000;  // the flow log's clock
     uint16_t received = rte_eth_rx_burst(lane->port, 0, burst, kBurstSize);
     if (received > 0) {
-      emptyPolls = 0;
+      lastPacketUs = nowUs;
       sleepUs = 1;
       uint16_t tagged = 0;
       for (uint16_t i = 0; i < received; ++i) {
@@ -113,7 +128,7 @@ int LiveDataplane::laneMain(void* argument) {
           rte_pktmbuf_free(burst[i]);
         }
       }
-      uint16_t kept = worker.processBurst(burst, tagged, nowUs);
+      uint16_t kept = lane->ioForward ? tagged : worker.processBurst(burst, tagged, nowUs);
       // Back through the trunk, leaving by the other side of the pair: flip the tag's side bit in place.
       for (uint16_t i = 0; i < kept; ++i) {
         rte_pktmbuf_mtod(burst[i], uint8_t*)[14] ^= static_cast<uint8_t>(VGATE_FP_TAG_SIDE_BIT >> 8);
@@ -125,7 +140,7 @@ int LiveDataplane::laneMain(void* argument) {
       }
     } else {
       worker.reportQuiescent();  // idle: a policy publish must not wait for this worker's next packet
-      if (++emptyPolls > lane->idlePollsBeforeSleep) {
+      if (nowUs - lastPacketUs > lane->idleSpinUs) {
         usleep(sleepUs);
         sleepUs = std::min(sleepUs * 2, lane->maxSleepUs);
       } else {
@@ -151,6 +166,7 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
     return makeError(
         EINVAL, "EAL has too few lcores for " + std::to_string(options.trunkInterfaces.size()) + " workers");
   }
+  libxdp_set_print(printLibxdp);
   std::unique_ptr<LiveDataplane> live(new LiveDataplane());
   live->options_ = options;
   auto workers = static_cast<uint32_t>(options.trunkInterfaces.size());
@@ -175,8 +191,9 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
     lane->interface = options.trunkInterfaces[id];
     lane->driver = options.driver;
     lane->stopping = &live->stopping_;
-    lane->idlePollsBeforeSleep = options.idlePollsBeforeSleep;
+    lane->idleSpinUs = options.idleSpinUs;
     lane->maxSleepUs = std::max<uint32_t>(options.maxSleepUs, 1);
+    lane->ioForward = options.ioForward;
     auto port = openPort(options.driver, id, lane->interface, live->mbufs_);
     if (!port) return port.error();
     lane->port = port.value();
@@ -185,7 +202,7 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
     if (lane->records == nullptr) {
       return makeError(ENOMEM, "cannot create a record ring: " + std::string(rte_strerror(rte_errno)));
     }
-    if (options.fastPath != nullptr && options.ports != nullptr) {
+    if (options.offload && options.fastPath != nullptr && options.ports != nullptr) {
       lane->offload = std::make_unique<PortOffload>(*options.fastPath, *options.ports, realtimeOffsetNs);
     }
     WorkerConfig config;

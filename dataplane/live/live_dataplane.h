@@ -30,9 +30,15 @@ struct LiveOptions {
   PolicyRegistry* policies = nullptr;  // needs a thread id per worker
   FastPath* fastPath = nullptr;        // none: flows are never offloaded
   const PortTable* ports = nullptr;
-  // Idle polling: after this many empty polls a worker sleeps, doubling up to the cap.
-  uint32_t idlePollsBeforeSleep = 256;
+  // Idle polling: a worker that has seen no packet for idleSpinUs starts sleeping between polls, 1 us first,
+  // doubling up to maxSleepUs; a packet brings it back to spinning. Gaps within a busy flow (a TCP sender
+  // waiting for ACKs) stay shorter than idleSpinUs, so they never meet a sleep.
+  uint32_t idleSpinUs = 2000;
   uint32_t maxSleepUs = 1000;
+  // Benchmarks: keep every flow in the slow path (no fast path entries), or forward without judging (the
+  // raw cost of the trunk and AF_XDP: the slow path's upper bound).
+  bool offload = true;
+  bool ioForward = false;
 };
 
 // A snapshot of one worker for status and metrics (read while it runs: each field is a monotonic counter

@@ -375,8 +375,12 @@ bool Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIs
   if (flow.inspectFlags & kVerdictPending) return true;
   bool denied = flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject;
   bool drop = denied && policy_ != nullptr && policy_->mode() == PolicyMode::kEnforce;
-  if (config_.offload != nullptr && flow.offloadState == kNotOffloaded &&
-      (drop || (flow.inspectFlags & kInspectFinished))) {
+  // Offloaded once the verdict is final and the client's side is inspected (SNI, ALPN, JA4, HTTP request):
+  // the server's flight is not waited for, since a jumbo-MTU server's segments are larger than the trunk
+  // carries (trunks.h), and a deny needs nothing more.
+  bool clientSideDone = (flow.inspectFlags & kInspectFinished) ||
+                        (flow.inspection != kNoInspection && inspections_->at(flow.inspection).clientDone);
+  if (config_.offload != nullptr && flow.offloadState == kNotOffloaded && (drop || clientSideDone)) {
     maybeOffload(position, mbuf, direction);
   }
   return !drop;
