@@ -1,5 +1,6 @@
 // The L3/L4 classifier: the first rule (in policy order) whose protocol, addresses and ports match a flow's
-// first packet, on DPDK rte_acl. One IPv4 and one IPv6 context, built once, then shared read-only by workers.
+// first packet. One IPv4 and one IPv6 index, built once, then shared read-only by workers. Two engines: rule
+// bitmaps (the default, see l34_classifier.cc) and DPDK rte_acl (kept for comparison).
 #pragma once
 
 #include <cstddef>
@@ -37,9 +38,21 @@ struct L34Tuple {
   uint16_t dstPort;
 };
 
+enum class L34Engine : uint8_t {
+  // Elements narrow in one field (source, destination or destination port) in sorted lists over that field;
+  // the few wide in every field in per-field group bitmaps that classify ANDs. See l34_classifier.cc.
+  kBitmap,
+  kRteAcl,
+};
+
 struct L34ClassifierConfig {
-  // The cross product of a rule's CIDRs, port ranges (and, for "any protocol with ports", TCP/UDP/SCTP) is
-  // one rte_acl rule each; a policy that expands beyond this is refused rather than built for minutes.
+  L34Engine engine = L34Engine::kBitmap;
+  // kBitmap: bytes of bitmaps per field and family for the wide elements. More bytes give more, narrower
+  // groups (fewer candidates to check per packet); the group count is at least 16 whatever the rule count.
+  size_t bitmapFieldBytes = 4u << 20;
+  // The cross product of a rule's CIDRs, port ranges (and, for rte_acl and "any protocol with ports",
+  // TCP/UDP/SCTP) is one element each; a policy that expands beyond this is refused rather than built for
+  // minutes.
   uint64_t maxAclRules = 4u << 20;
   // rte_acl_config.max_size: a cap on the run-time tries' memory (0 = none). Over it, rte_acl splits the
   // rules into more tries (slower classify) and fails only when even RTE_ACL_MAX_TRIES tries do not fit.
@@ -51,13 +64,16 @@ struct L34ClassifierConfig {
 
 struct L34ClassifierStats {
   uint32_t rules = 0;         // L34Rule count
-  uint64_t ipv4AclRules = 0;  // after expansion
+  uint64_t ipv4AclRules = 0;  // elements after expansion
   uint64_t ipv6AclRules = 0;
   uint64_t buildNanoseconds = 0;
-  // rte_malloc bytes the two contexts hold after the build (rules kept by rte_acl plus the run-time tries),
-  // measured as the heap's growth across the build: exact when nothing else allocates meanwhile.
+  // kRteAcl: rte_malloc bytes the two contexts hold after the build (rules kept by rte_acl plus the run-time
+  // tries), measured as the heap's growth across the build: exact when nothing else allocates meanwhile.
+  // kBitmap: the bytes of its tables.
   uint64_t memoryBytes = 0;
-  const char* algorithm = "none";  // rte_acl classify method in use: "avx2", "sse", "scalar", ...
+  // kBitmap: elements indexed by source, destination and destination port lists; the rest are in bitmaps.
+  uint32_t listed[3] = {};
+  const char* algorithm = "none";  // "bitmap", or the rte_acl classify method in use: "avx2", "sse", ...
 };
 
 class L34Classifier {
@@ -72,8 +88,9 @@ class L34Classifier {
   L34Classifier& operator=(const L34Classifier&) = delete;
 
   // ruleIds[i] = the first matching rule's id for tuples[i], or kNoRule. Any count (split into bursts of 64);
-  // allocates nothing. Safe to call from many threads at once: rte_acl_classify only reads the built context
-  // (it takes it const, and DPDK's l3fwd-acl shares one context per socket between lcores the same way).
+  // allocates nothing. Safe to call from many threads at once: the bitmap index is read-only once built, and
+  // rte_acl_classify only reads the built context (it takes it const, and DPDK's l3fwd-acl shares one
+  // context per socket between lcores the same way).
   void classify(const L34Tuple* const* tuples, uint32_t count, uint32_t* ruleIds) const;
 
   const L34ClassifierStats& stats() const { return stats_; }
@@ -82,7 +99,9 @@ class L34Classifier {
   L34Classifier() = default;
   void classifyBurst(const L34Tuple* const* tuples, uint32_t count, uint32_t* ruleIds) const;
 
-  rte_acl_ctx* ipv4_ = nullptr;  // null when no rule applies to IPv4
+  struct BitmapIndex;                     // l34_classifier.cc
+  std::unique_ptr<BitmapIndex> bitmaps_;  // kBitmap
+  rte_acl_ctx* ipv4_ = nullptr;           // kRteAcl; null when no rule applies to IPv4
   rte_acl_ctx* ipv6_ = nullptr;
   L34ClassifierStats stats_;
 };

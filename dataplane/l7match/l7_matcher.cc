@@ -6,12 +6,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <thread>
 #include <utility>
 
 namespace vgate::dataplane {
@@ -22,7 +25,7 @@ constexpr const char* kFieldNames[kL7FieldCount] = {
     "sni", "alpn", "cert-subject", "cert-issuer", "san", "http-host", "http-path", "http-method", "payload"};
 
 // Bumped whenever the translation or the cache file layout changes, so that old files are rebuilt.
-constexpr uint32_t kCacheFormat = 1;
+constexpr uint32_t kCacheFormat = 2;
 constexpr char kCacheMagic[8] = {'V', 'G', 'L', '7', 'H', 'S', 'D', 'B'};
 
 struct CacheHeader {
@@ -80,7 +83,8 @@ struct FieldPatterns {
   std::vector<Pattern> patterns;
 };
 
-constexpr unsigned int kBaseFlags = HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
+// HS_FLAG_ALLOWEMPTY is added per pattern, where it can match the empty string (see withAllowEmpty).
+constexpr unsigned int kBaseFlags = HS_FLAG_SINGLEMATCH;
 
 void addAll(FieldPatterns& field, const std::vector<std::string>& sources, uint32_t rule,
             const char* condition, unsigned int flags, std::string (*translate)(std::string_view),
@@ -159,8 +163,31 @@ void patternsDigest(const FieldPatterns& field, uint8_t (&out)[32]) {
   sha256(all.data(), all.size(), out);
 }
 
-std::string cachePath(const CompileOptions& options, const policy::Policy& policy, L7Field field) {
-  return options.cacheDir + "/" + policy.sourceHash + "-" + l7FieldName(field) + ".hsdb";
+std::string cachePath(const CompileOptions& options, const policy::Policy& policy, L7Field field,
+                      size_t chunk, size_t chunks) {
+  std::string path = options.cacheDir + "/" + policy.sourceHash + "-" + l7FieldName(field);
+  if (chunks > 1) path += "-" + std::to_string(chunk) + "of" + std::to_string(chunks);
+  return path + ".hsdb";
+}
+
+// Whether the pattern can match the empty string (Hyperscan then needs HS_FLAG_ALLOWEMPTY). A pattern
+// Hyperscan cannot parse counts as one that can, so that compiling it reports the real error.
+bool canMatchEmpty(const Pattern& pattern) {
+  hs_expr_info_t* info = nullptr;
+  hs_compile_error_t* error = nullptr;
+  hs_expr_ext_t ext{};
+  if (pattern.maxOffset > 0) {
+    ext.flags = HS_EXT_FLAG_MAX_OFFSET;
+    ext.max_offset = pattern.maxOffset;
+  }
+  if (hs_expression_ext_info(pattern.expression.c_str(), pattern.flags | HS_FLAG_ALLOWEMPTY,
+                             pattern.maxOffset > 0 ? &ext : nullptr, &info, &error) != HS_SUCCESS) {
+    if (error != nullptr) hs_free_compile_error(error);
+    return true;
+  }
+  bool empty = info->min_width == 0;
+  std::free(info);
+  return empty;
 }
 
 // A usable database from the cache, or nullptr (absent, corrupt, another pattern set, platform or version).
@@ -248,18 +275,16 @@ Result<void> checkPatterns(const policy::Policy& policy, const FieldPatterns& pa
   return {};
 }
 
-Result<hs_database_t*> compileField(const policy::Policy& policy, L7Field field,
-                                    const FieldPatterns& patterns) {
-  if (auto checked = checkPatterns(policy, patterns); !checked) return checked.error();
+hs_error_t compileOnce(const FieldPatterns& patterns, const std::vector<unsigned int>& flags,
+                       hs_database_t** database, hs_compile_error_t** error) {
   size_t count = patterns.patterns.size();
   std::vector<const char*> expressions(count);
-  std::vector<unsigned int> flags(count), ids(count);
+  std::vector<unsigned int> ids(count);
   std::vector<hs_expr_ext_t> exts(count);
   std::vector<const hs_expr_ext_t*> extPointers(count, nullptr);
   for (size_t i = 0; i < count; ++i) {
     const auto& pattern = patterns.patterns[i];
     expressions[i] = pattern.expression.c_str();
-    flags[i] = pattern.flags;
     ids[i] = pattern.id;
     if (pattern.maxOffset > 0) {
       exts[i] = hs_expr_ext_t{};
@@ -268,11 +293,30 @@ Result<hs_database_t*> compileField(const policy::Policy& policy, L7Field field,
       extPointers[i] = &exts[i];
     }
   }
+  return hs_compile_ext_multi(expressions.data(), flags.data(), ids.data(), extPointers.data(),
+                              static_cast<unsigned int>(count), HS_MODE_BLOCK, nullptr, database, error);
+}
+
+// Compiles without HS_FLAG_ALLOWEMPTY first (it slows compilation by about a fifth); only if Hyperscan then
+// refuses a pattern for matching the empty string are the patterns analysed, and the flag added to those
+// that can. The result is the same as with the flag on every pattern.
+Result<hs_database_t*> compileField(const policy::Policy& policy, L7Field field,
+                                    const FieldPatterns& patterns) {
+  size_t count = patterns.patterns.size();
+  std::vector<unsigned int> flags(count);
+  for (size_t i = 0; i < count; ++i) flags[i] = patterns.patterns[i].flags;
   hs_database_t* database = nullptr;
   hs_compile_error_t* error = nullptr;
-  hs_error_t status =
-      hs_compile_ext_multi(expressions.data(), flags.data(), ids.data(), extPointers.data(),
-                           static_cast<unsigned int>(count), HS_MODE_BLOCK, nullptr, &database, &error);
+  hs_error_t status = compileOnce(patterns, flags, &database, &error);
+  if (status != HS_SUCCESS && error != nullptr && error->message != nullptr &&
+      std::strstr(error->message, "empty") != nullptr) {
+    hs_free_compile_error(error);
+    error = nullptr;
+    for (size_t i = 0; i < count; ++i) {
+      if (canMatchEmpty(patterns.patterns[i])) flags[i] |= HS_FLAG_ALLOWEMPTY;
+    }
+    status = compileOnce(patterns, flags, &database, &error);
+  }
   if (status == HS_SUCCESS) return database;
   std::string message;
   if (error != nullptr && error->expression >= 0 && static_cast<size_t>(error->expression) < count) {
@@ -416,8 +460,8 @@ Result<std::unique_ptr<L7Scratch>> L7Scratch::clone() const {
 // ---- L7Matcher ----
 
 L7Matcher::~L7Matcher() {
-  for (auto* database : databases_) {
-    if (database != nullptr) hs_free_database(database);
+  for (const auto& chunks : databases_) {
+    for (auto* database : chunks) hs_free_database(database);
   }
 }
 
@@ -491,37 +535,89 @@ Result<std::shared_ptr<const L7Matcher>> L7Matcher::compile(const policy::Policy
   bool useCache = !options.cacheDir.empty() && !policy.sourceHash.empty() &&
                   std::all_of(policy.sourceHash.begin(), policy.sourceHash.end(),
                               [](char c) { return isPlain(c) || c == '-' || c == '_'; });
+  // Each field's patterns in chunks; each chunk from the cache, or compiled on one of the threads.
+  struct Chunk {
+    L7Field field;
+    size_t index = 0, count = 1;
+    FieldPatterns patterns;
+    std::string path;
+    hs_database_t* database = nullptr;
+    std::optional<Error> error;
+    bool cached = false;
+  };
+  std::vector<Chunk> chunks;
   for (size_t f = 0; f < kL7FieldCount; ++f) {
     auto field = static_cast<L7Field>(f);
-    const auto& patterns = fields[f];
+    auto& patterns = fields[f];
     matcher->stats_.patternCount[f] += patterns.patterns.size();
     if (patterns.patterns.empty()) continue;
     for (const auto& pattern : patterns.patterns) require(field, pattern.id);
-
-    hs_database_t* database = nullptr;
-    std::string path;
+    if (auto checked = checkPatterns(policy, patterns); !checked) return checked.error();
+    size_t size = patterns.patterns.size();
+    size_t count = std::clamp<size_t>(size / kChunkPatterns, 1, kMaxChunks);
+    for (size_t index = 0; index < count; ++index) {
+      Chunk chunk{field, index, count, {}, {}, nullptr, std::nullopt, false};
+      auto begin = patterns.patterns.begin() + static_cast<ptrdiff_t>(size * index / count);
+      auto end = patterns.patterns.begin() + static_cast<ptrdiff_t>(size * (index + 1) / count);
+      chunk.patterns.patterns.assign(begin, end);
+      chunks.push_back(std::move(chunk));
+    }
+  }
+  std::vector<Chunk*> toCompile;
+  for (auto& chunk : chunks) {
     if (useCache) {
-      path = cachePath(options, policy, field);
+      chunk.path = cachePath(options, policy, chunk.field, chunk.index, chunk.count);
       bool rejected = false;
-      database = loadCached(path, patterns, rejected);
+      chunk.database = loadCached(chunk.path, chunk.patterns, rejected);
       if (rejected) ++matcher->stats_.cacheRejected;
-      if (database != nullptr) {
-        matcher->stats_.loadedFromCache[f] = true;
-        ++matcher->stats_.cacheHits;
+      if (chunk.database != nullptr) ++matcher->stats_.cacheHits, chunk.cached = true;
+    }
+    if (chunk.database == nullptr) toCompile.push_back(&chunk);
+  }
+  unsigned threads =
+      options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::min<size_t>(threads, toCompile.size()));
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < toCompile.size(); i = next++) {
+      Chunk& chunk = *toCompile[i];
+      auto compiled = compileField(policy, chunk.field, chunk.patterns);
+      if (compiled) {
+        chunk.database = compiled.value();
+      } else {
+        chunk.error = compiled.error();
       }
     }
-    if (database == nullptr) {
-      auto compiled = compileField(policy, field, patterns);
-      if (!compiled) return compiled.error();
-      database = compiled.value();
-      if (useCache && storeCached(options.cacheDir, path, patterns, database)) ++matcher->stats_.cacheWrites;
+  };
+  std::vector<std::thread> workers;
+  for (unsigned t = 1; t < threads; ++t) workers.emplace_back(work);
+  work();
+  for (auto& worker : workers) worker.join();
+  // Every chunk's database now belongs to the matcher (freed by its destructor), the failed ones aside.
+  std::optional<Error> failed;
+  for (auto& chunk : chunks) {
+    auto f = static_cast<size_t>(chunk.field);
+    if (chunk.database == nullptr) {
+      if (!failed) failed = chunk.error;
+      continue;
     }
-    matcher->databases_[f] = database;
+    matcher->databases_[f].push_back(chunk.database);
+    ++matcher->stats_.databaseCount[f];
     size_t bytes = 0;
-    if (hs_database_size(database, &bytes) == HS_SUCCESS) {
-      matcher->stats_.databaseBytes[f] = bytes;
+    if (hs_database_size(chunk.database, &bytes) == HS_SUCCESS) {
+      matcher->stats_.databaseBytes[f] += bytes;
       matcher->stats_.totalDatabaseBytes += bytes;
     }
+  }
+  if (failed) return *failed;
+  for (auto* chunk : toCompile) {
+    if (useCache && storeCached(options.cacheDir, chunk->path, chunk->patterns, chunk->database))
+      ++matcher->stats_.cacheWrites;
+  }
+  for (const auto& chunk : chunks) {
+    auto f = static_cast<size_t>(chunk.field);
+    matcher->stats_.loadedFromCache[f] =
+        (chunk.index == 0 || matcher->stats_.loadedFromCache[f]) && chunk.cached;
   }
   matcher->stats_.compileMillis =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
@@ -531,11 +627,12 @@ Result<std::shared_ptr<const L7Matcher>> L7Matcher::compile(const policy::Policy
 Result<std::unique_ptr<L7Scratch>> L7Matcher::makeScratch() const {
   std::unique_ptr<L7Scratch> scratch(new L7Scratch());
   scratch->resize(words_);
-  for (auto* database : databases_) {
-    if (database == nullptr) continue;
-    // Growing one scratch over every database: one scratch serves all fields' scans.
-    if (hs_alloc_scratch(database, &scratch->hs_) != HS_SUCCESS) {
-      return makeError(ENOMEM, "cannot allocate Hyperscan scratch");
+  for (const auto& chunks : databases_) {
+    for (auto* database : chunks) {
+      // Growing one scratch over every database: one scratch serves all fields' scans.
+      if (hs_alloc_scratch(database, &scratch->hs_) != HS_SUCCESS) {
+        return makeError(ENOMEM, "cannot allocate Hyperscan scratch");
+      }
     }
   }
   return scratch;
@@ -558,11 +655,12 @@ int L7Matcher::onMatch(unsigned int id, unsigned long long /*from*/, unsigned lo
 }
 
 void L7Matcher::scan(L7Field field, std::string_view data, L7Scratch& scratch) const {
-  hs_database_t* database = databases_[static_cast<size_t>(field)];
   scratch.current_ = field;
   // Hyperscan wants a non-null pointer even for an empty buffer.
   const char* bytes = data.data() != nullptr ? data.data() : "";
-  hs_scan(database, bytes, static_cast<unsigned int>(data.size()), 0, scratch.hs_, onMatch, &scratch);
+  for (auto* database : databases_[static_cast<size_t>(field)]) {
+    hs_scan(database, bytes, static_cast<unsigned int>(data.size()), 0, scratch.hs_, onMatch, &scratch);
+  }
 }
 
 void L7Matcher::lookup(L7Field field, std::string_view data, L7Scratch& scratch) const {

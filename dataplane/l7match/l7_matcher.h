@@ -2,8 +2,9 @@
 // by all workers, and the per-worker scratch that turns a flow's L7 facts into the set of rules whose L7
 // conditions all hold.
 //
-// Pattern translation (pattern id = rule index; every pattern is HS_FLAG_SINGLEMATCH). Anchored whole-string
-// means ^...\z, not ^...$, because `$` also matches before a final newline ("host\n").
+// Pattern translation (pattern id = rule index; every pattern is HS_FLAG_SINGLEMATCH, and HS_FLAG_ALLOWEMPTY
+// only when a database has a pattern that can match the empty string: the flag slows compilation by a fifth).
+// Anchored whole-string means ^...\z, not ^...$, because `$` also matches before a final newline ("host\n").
 //  - Host-like fields (tls.sni, http.host, tls.certificate.san), caseless, anchored whole-string:
 //    "api.example.com" -> ^api\x2eexample\x2ecom\z (every non-alphanumeric byte goes in as \xHH); a leading
 //    "*." is one or more labels, so "*.bank.example" matches a.bank.example and a.b.bank.example but neither
@@ -29,6 +30,9 @@
 // with hs_compile_lit_multi (which cannot anchor, so would also need a length check), growing worse than
 // linearly; the tables build in milliseconds and answer in a few hash lookups. Hyperscan keeps the regexes
 // and the other globs.
+// Compile time: Hyperscan compiles one database on one thread, and its time grows faster than the pattern
+// count. A field with many patterns is split into up to kMaxChunks databases of at least kChunkPatterns
+// patterns, compiled on parallel threads; a scan then runs each of them (more databases: slower scans).
 // Semantics: patterns of one field are ORed (sni and sniRegex are one field), fields are ANDed; a field
 // whose fact is absent (its bit clear in presentFields) is false for every rule that has a condition on it.
 #pragma once
@@ -153,8 +157,15 @@ class L7Scratch {
 };
 
 struct CompileOptions {
-  std::string cacheDir;  // empty: no cache; else <cacheDir>/<policy.sourceHash>-<field>.hsdb
+  // Empty: no cache; else <cacheDir>/<policy.sourceHash>-<field>.hsdb (-<field>-<i>of<n>.hsdb when split).
+  std::string cacheDir;
+  unsigned threads = 0;  // Hyperscan compile threads; 0: one per CPU
+  // For CompiledPolicy: build the L3/L4 classifiers on rte_acl instead of rule bitmaps (for comparisons).
+  bool rteAcl = false;
 };
+
+inline constexpr size_t kChunkPatterns = 128;
+inline constexpr size_t kMaxChunks = 8;
 
 struct L7MatcherStats {
   double compileMillis = 0;  // wall time of compile(), including cache reads and writes
@@ -162,6 +173,7 @@ struct L7MatcherStats {
   size_t l7RuleCount = 0;
   std::array<size_t, kL7FieldCount> patternCount{};
   std::array<size_t, kL7FieldCount> databaseBytes{};  // hs_database_size; 0 where the field has no database
+  std::array<size_t, kL7FieldCount> databaseCount{};  // the field's chunks
   size_t totalDatabaseBytes = 0;
   std::array<bool, kL7FieldCount> loadedFromCache{};
   size_t cacheHits = 0;      // databases loaded from the cache
@@ -204,7 +216,7 @@ class L7Matcher {
   size_t ruleCount() const { return ruleCount_; }
   // Whether any rule has a condition on `field` (answered by Hyperscan, the host tables or both).
   bool hasField(L7Field field) const { return !required_[static_cast<size_t>(field)].empty(); }
-  bool hasDatabase(L7Field field) const { return databases_[static_cast<size_t>(field)] != nullptr; }
+  bool hasDatabase(L7Field field) const { return !databases_[static_cast<size_t>(field)].empty(); }
   bool hasL7(uint32_t rule) const { return rule < ruleCount_ && (l7Rules_[rule >> 6] >> (rule & 63)) & 1; }
   // The most payload bytes per direction that any rule inspects: what inspection needs to buffer.
   uint32_t payloadWindow() const { return payloadWindow_; }
@@ -227,8 +239,8 @@ class L7Matcher {
 
   size_t ruleCount_ = 0;
   size_t words_ = 0;
-  std::array<hs_database_t*, kL7FieldCount> databases_{};
-  std::array<HostTables, kL7FieldCount> tables_;  // sni, san and http host only
+  std::array<std::vector<hs_database_t*>, kL7FieldCount> databases_;  // a field's chunks
+  std::array<HostTables, kL7FieldCount> tables_;                      // sni, san and http host only
   // Per field, the rules that have a condition on it; and the rules that have any L7 condition.
   std::array<std::vector<uint64_t>, kL7FieldCount> required_;
   std::vector<uint64_t> l7Rules_;

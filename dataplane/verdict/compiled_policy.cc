@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <thread>
 
 namespace vgate::dataplane {
 
@@ -143,16 +144,23 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const poli
   }
   compiled->stats_.l34Rules = static_cast<uint32_t>(l34Only.size());
   compiled->stats_.l7Rules = static_cast<uint32_t>(l7Parts.size());
+  // The L7 databases (Hyperscan, seconds for thousands of regexes) compile on their own thread while the
+  // L3/L4 classifiers build on this one: the policy is ready when the slower of the two is.
+  std::optional<Result<std::shared_ptr<const L7Matcher>>> l7;
+  std::thread l7Thread([&] { l7.emplace(L7Matcher::compile(policy, options)); });
   int socket = static_cast<int>(rte_socket_id());
-  auto l34 = L34Classifier::build(l34Only, classifierName("a"), socket);
+  L34ClassifierConfig l34Config;
+  if (options.rteAcl) l34Config.engine = L34Engine::kRteAcl;
+  auto l34 = L34Classifier::build(l34Only, classifierName("a"), socket, l34Config);
+  auto l7L34 = l34 ? L34Classifier::build(l7Parts, classifierName("b"), socket, l34Config)
+                   : Result<std::unique_ptr<L34Classifier>>(l34.error());
+  l7Thread.join();
   if (!l34) return makeError(l34.error().code, "policy '" + policy.name + "': " + l34.error().message);
   compiled->l34Only_ = std::move(l34).value();
-  auto l7L34 = L34Classifier::build(l7Parts, classifierName("b"), socket);
   if (!l7L34) return makeError(l7L34.error().code, "policy '" + policy.name + "': " + l7L34.error().message);
   compiled->l7L34_ = std::move(l7L34).value();
-  auto l7 = L7Matcher::compile(policy, options);
-  if (!l7) return makeError(l7.error().code, "policy '" + policy.name + "': " + l7.error().message);
-  compiled->l7_ = std::move(l7).value();
+  if (!*l7) return makeError(l7->error().code, "policy '" + policy.name + "': " + l7->error().message);
+  compiled->l7_ = std::move(*l7).value();
   compiled->needsServerFacts_ = compiled->l7_->hasField(L7Field::kCertSubject) ||
                                 compiled->l7_->hasField(L7Field::kCertIssuer) ||
                                 compiled->l7_->hasField(L7Field::kSan);

@@ -1,6 +1,7 @@
-// A policy compiled for the dataplane: container selectors resolved to addresses, two rte_acl classifiers and
-// the Hyperscan L7 matcher. Immutable once built and shared read-only by every worker (RCU publication swaps
-// whole CompiledPolicy objects, so a worker never sees half of one).
+// A policy compiled for the dataplane: container selectors resolved to addresses, two L3/L4 classifiers and
+// the Hyperscan L7 matcher (built concurrently: the matcher on its own thread). Immutable once built and
+// shared read-only by every worker (RCU publication swaps whole CompiledPolicy objects, so a worker never
+// sees half of one).
 #pragma once
 
 #include <cstdint>

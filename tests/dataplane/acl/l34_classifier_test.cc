@@ -60,6 +60,12 @@ std::unique_ptr<L34Classifier> build(const std::vector<L34Rule>& rules,
   return built.ok() ? std::move(built).value() : nullptr;
 }
 
+L34ClassifierConfig rteAcl() {
+  L34ClassifierConfig config;
+  config.engine = L34Engine::kRteAcl;
+  return config;
+}
+
 uint32_t classifyOne(const L34Classifier& classifier, const L34Tuple& t) {
   const L34Tuple* pointer = &t;
   uint32_t ruleId = 0;
@@ -269,13 +275,20 @@ TEST(L34Classifier, CrossProductExpansion) {
        {},
        {{80, 80}, {443, 443}, {8000, 8999}}},
   };
+  auto acl = build(rules, rteAcl());
+  ASSERT_NE(acl, nullptr);
+  // v4: 2 sources x 1 destination x 3 protocols x 3 ranges; v6: 1 x 1 x 3 x 3.
+  EXPECT_EQ(acl->stats().ipv4AclRules, 18u);
+  EXPECT_EQ(acl->stats().ipv6AclRules, 9u);
+  EXPECT_GT(acl->stats().memoryBytes, 0u);
+  EXPECT_STRNE(acl->stats().algorithm, "none");
   auto classifier = build(rules);
   ASSERT_NE(classifier, nullptr);
-  // v4: 2 sources x 1 destination x 3 protocols x 3 ranges; v6: 1 x 1 x 3 x 3.
-  EXPECT_EQ(classifier->stats().ipv4AclRules, 18u);
-  EXPECT_EQ(classifier->stats().ipv6AclRules, 9u);
+  // The bitmap engine keeps "any protocol with ports" as one element.
+  EXPECT_EQ(classifier->stats().ipv4AclRules, 6u);
+  EXPECT_EQ(classifier->stats().ipv6AclRules, 3u);
   EXPECT_GT(classifier->stats().memoryBytes, 0u);
-  EXPECT_STRNE(classifier->stats().algorithm, "none");
+  EXPECT_STREQ(classifier->stats().algorithm, "bitmap");
   std::vector<Case> cases = {
       {"first cidr", tuple(IPPROTO_TCP, "10.1.1.1", 5, "192.168.3.4", 80), 1},
       {"second cidr", tuple(IPPROTO_UDP, "172.31.1.1", 5, "192.168.3.4", 443), 1},
@@ -342,7 +355,7 @@ TEST(L34Classifier, RefusesExpansionOverTheLimit) {
   for (int i = 0; i < 10; ++i) wide.sources.push_back(cidr("10." + std::to_string(i) + ".0.0/16"));
   for (int i = 0; i < 10; ++i) wide.destinations.push_back(cidr("11." + std::to_string(i) + ".0.0/16"));
   for (uint16_t i = 0; i < 10; ++i) wide.destinationPorts.push_back({i, i});
-  L34ClassifierConfig config;
+  L34ClassifierConfig config = rteAcl();
   config.maxAclRules = 2999;  // 10 x 10 x 10 x 3 protocols = 3000
   auto refused = L34Classifier::build({wide}, "l34_test_limit", SOCKET_ID_ANY, config);
   ASSERT_FALSE(refused.ok());
@@ -352,6 +365,11 @@ TEST(L34Classifier, RefusesExpansionOverTheLimit) {
   auto classifier = build({wide}, config);
   ASSERT_NE(classifier, nullptr);
   EXPECT_EQ(classifier->stats().ipv4AclRules, 3000u);
+  L34ClassifierConfig bitmap;
+  bitmap.maxAclRules = 999;  // 10 x 10 x 10
+  EXPECT_FALSE(L34Classifier::build({wide}, "l34_test_limit", SOCKET_ID_ANY, bitmap).ok());
+  bitmap.maxAclRules = 1000;
+  EXPECT_TRUE(L34Classifier::build({wide}, "l34_test_limit", SOCKET_ID_ANY, bitmap).ok());
 }
 
 TEST(L34Classifier, RefusesInvalidRulesAndDuplicateNames) {
@@ -366,14 +384,16 @@ TEST(L34Classifier, RefusesInvalidRulesAndDuplicateNames) {
   EXPECT_FALSE(bad({kNoRule, 0, {}, {}, {}, {}}));
   EXPECT_FALSE(L34Classifier::build({}, std::string(40, 'x'), SOCKET_ID_ANY).ok());
 
+  // rte_acl context names are process-global.
   std::vector<L34Rule> rules = {{1, 0, {}, {}, {}, {}}};
-  auto first = L34Classifier::build(rules, "l34_test_dup", SOCKET_ID_ANY);
+  auto first = L34Classifier::build(rules, "l34_test_dup", SOCKET_ID_ANY, rteAcl());
   ASSERT_TRUE(first.ok());
-  auto second = L34Classifier::build(rules, "l34_test_dup", SOCKET_ID_ANY);
+  auto second = L34Classifier::build(rules, "l34_test_dup", SOCKET_ID_ANY, rteAcl());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error().code, EEXIST);
   first.value().reset();
-  EXPECT_TRUE(L34Classifier::build(rules, "l34_test_dup", SOCKET_ID_ANY).ok()) << "the name is free again";
+  EXPECT_TRUE(L34Classifier::build(rules, "l34_test_dup", SOCKET_ID_ANY, rteAcl()).ok())
+      << "the name is free again";
 }
 
 // Random policies against the linear scan. Tuples are mostly drawn inside some rule's CIDRs and ports, so
@@ -476,14 +496,16 @@ L34Tuple randomTuple(Random& random, const std::vector<L34Rule>& rules) {
   return t;
 }
 
-// Classifies 20,000 random tuples against 2,000 random rules and compares every answer with the linear scan.
-void checkAgainstLinearScan(uint32_t seed, const L34ClassifierConfig& config) {
+// Classifies random tuples (20,000 by default) against random rules (2,000) and compares every answer with
+// the linear scan.
+void checkAgainstLinearScan(uint32_t seed, const L34ClassifierConfig& config, uint32_t ruleCount = 2000,
+                            int tupleCount = 20000) {
   Random random(seed);
-  auto rules = randomRules(random, 2000);
+  auto rules = randomRules(random, ruleCount);
   auto classifier = build(rules, config);
   ASSERT_NE(classifier, nullptr);
   std::vector<L34Tuple> tuples;
-  for (int i = 0; i < 20000; ++i) tuples.push_back(randomTuple(random, rules));
+  for (int i = 0; i < tupleCount; ++i) tuples.push_back(randomTuple(random, rules));
   std::vector<const L34Tuple*> pointers;
   for (const auto& t : tuples) pointers.push_back(&t);
   std::vector<uint32_t> ruleIds(tuples.size());
@@ -505,23 +527,61 @@ void checkAgainstLinearScan(uint32_t seed, const L34ClassifierConfig& config) {
   EXPECT_GT(distinct.size(), 200u) << "seed " << seed;
   std::printf(
       "seed %u: %u rules -> %llu + %llu ACL rules, %zu/%zu tuples matched, %zu distinct results, "
-      "build %.1f ms, %llu bytes, %s\n",
+      "build %.1f ms, %llu bytes, %s, listed %u/%u/%u\n",
       seed, classifier->stats().rules, static_cast<unsigned long long>(classifier->stats().ipv4AclRules),
       static_cast<unsigned long long>(classifier->stats().ipv6AclRules), matched, tuples.size(),
       distinct.size(), static_cast<double>(classifier->stats().buildNanoseconds) / 1e6,
-      static_cast<unsigned long long>(classifier->stats().memoryBytes), classifier->stats().algorithm);
+      static_cast<unsigned long long>(classifier->stats().memoryBytes), classifier->stats().algorithm,
+      classifier->stats().listed[0], classifier->stats().listed[1], classifier->stats().listed[2]);
 }
 
 TEST(L34Classifier, AgreesWithLinearScanOnRandomPolicies) {
   checkAgainstLinearScan(1, {});
   checkAgainstLinearScan(2, {});
+  checkAgainstLinearScan(1, rteAcl());
+}
+
+// The bitmap engine's wide part over-approximates with coarse groups and relies on checking candidates:
+// starve it of memory (16 groups per field) so that nearly every element is a candidate everywhere.
+TEST(L34Classifier, BitmapEngineWithCoarseGroupsAgrees) {
+  L34ClassifierConfig config;
+  config.bitmapFieldBytes = 1;
+  checkAgainstLinearScan(5, config);
+}
+
+// More rules than the summary words' 4096-element span, so that the walk crosses summary words.
+TEST(L34Classifier, BitmapEngineAgreesOnLargerPolicies) {
+  checkAgainstLinearScan(6, {}, 9000, 8000);
+  L34ClassifierConfig config;
+  config.bitmapFieldBytes = 1;
+  checkAgainstLinearScan(7, config, 9000, 8000);
+}
+
+// A policy of nothing but catch-alls and near catch-alls: every element lands in the bitmap part.
+TEST(L34Classifier, BitmapEngineAllWideElements) {
+  std::vector<L34Rule> rules;
+  for (uint32_t i = 0; i < 200; ++i) {
+    L34Rule rule;
+    rule.ruleId = i;
+    rule.protocol = i % 3 == 0 ? 0 : i % 3 == 1 ? IPPROTO_TCP : IPPROTO_UDP;
+    if (i % 5 == 0) rule.destinationPorts.push_back({static_cast<uint16_t>(i), 65535});
+    if (i % 7 == 0) rule.sources.push_back(cidr(i % 2 ? "0.0.0.0/1" : "::/1"));
+    rules.push_back(std::move(rule));
+  }
+  auto classifier = build(rules);
+  ASSERT_NE(classifier, nullptr);
+  Random random(8);
+  for (int i = 0; i < 5000; ++i) {
+    L34Tuple t = randomTuple(random, rules);
+    ASSERT_EQ(classifyOne(*classifier, t), linearScan(rules, t)) << i;
+  }
 }
 
 // Workers may run on CPUs where rte_acl picks another implementation: each must give the same answers.
 TEST(L34Classifier, EveryClassifyImplementationAgrees) {
   for (int algorithm : {RTE_ACL_CLASSIFY_SCALAR, RTE_ACL_CLASSIFY_SSE, RTE_ACL_CLASSIFY_AVX2,
                         RTE_ACL_CLASSIFY_AVX512X16, RTE_ACL_CLASSIFY_AVX512X32}) {
-    L34ClassifierConfig config;
+    L34ClassifierConfig config = rteAcl();
     config.algorithm = algorithm;
     auto probe = L34Classifier::build({{1, 0, {}, {}, {}, {}}}, "l34_test_probe", SOCKET_ID_ANY, config);
     if (!probe.ok()) {

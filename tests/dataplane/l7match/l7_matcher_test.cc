@@ -270,6 +270,53 @@ TEST(L7Matcher, PayloadRegexWithinWindow) {
   EXPECT_EQ(payload(beyond, ""), Rules{});
 }
 
+// HS_FLAG_ALLOWEMPTY is added only after Hyperscan refuses a database for a pattern that can match the
+// empty string: the patterns that can get it, the others keep compiling and matching as before.
+TEST(L7Matcher, PatternsThatCanMatchEmptyStillCompile) {
+  policy::Policy policy;
+  auto optional = rule("optional");
+  optional.tls.sniRegex = {"(www\\.)?"};
+  auto plain = rule("plain");
+  plain.tls.sniRegex = {"a+\\.example"};
+  policy.rules = {optional, plain};
+  Harness h(policy);
+  EXPECT_EQ(h.sni(""), (Rules{0}));
+  EXPECT_EQ(h.sni("WWW."), (Rules{0}));
+  EXPECT_EQ(h.sni("aa.example"), (Rules{1}));
+  EXPECT_EQ(h.sni("x"), Rules{});
+}
+
+// Enough regexes for two databases (kChunkPatterns each at least): every rule still matches, whichever
+// database holds it, and the cache keeps one file per database.
+TEST(L7Matcher, ManyPatternsAreSplitAcrossDatabases) {
+  policy::Policy policy;
+  policy.sourceHash = "split01";
+  constexpr int kRules = static_cast<int>(2 * kChunkPatterns + 10);
+  for (int i = 0; i < kRules; ++i) {
+    auto r = rule("r" + std::to_string(i));
+    r.tls.sniRegex = {"r" + std::to_string(i) + "-[0-9]+\\.example"};
+    policy.rules.push_back(r);
+  }
+  auto dir = std::filesystem::temp_directory_path() / ("vgate-l7split-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  CompileOptions options{dir.string()};
+  Harness first(policy, options);
+  EXPECT_EQ(first.matcher().stats().databaseCount[static_cast<size_t>(L7Field::kSni)], 2u);
+  EXPECT_EQ(first.matcher().stats().cacheWrites, 2u);
+  EXPECT_TRUE(std::filesystem::exists(dir / "split01-sni-0of2.hsdb"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "split01-sni-1of2.hsdb"));
+  Harness second(policy, options);
+  EXPECT_EQ(second.matcher().stats().cacheHits, 2u);
+  EXPECT_TRUE(second.matcher().stats().loadedFromCache[static_cast<size_t>(L7Field::kSni)]);
+  for (int i : {0, 1, kRules / 2, kRules - 1}) {
+    std::string name = "r" + std::to_string(i) + "-42.example";
+    EXPECT_EQ(first.sni(name), (Rules{static_cast<uint32_t>(i)})) << name;
+    EXPECT_EQ(second.sni(name), (Rules{static_cast<uint32_t>(i)})) << name;
+  }
+  EXPECT_EQ(first.sni("r1-.example"), Rules{});
+  std::filesystem::remove_all(dir);
+}
+
 TEST(L7Matcher, TwoFieldsMatchOnlyWhenBothHold) {
   policy::Policy policy;
   auto l3only = rule("l3only");

@@ -65,15 +65,15 @@ TEST(PolicyRegistry, SwapsUnderLoadGiveWholeVersionsAndFreeTheOldOnes) {
         uint32_t version = policy->version();
         bool odd = version % 2;
         // First packet: pending (the SNI rule comes first and its L3/L4 part matches), fallback = port rule.
-        VerdictDecision first = policy->classifyNewFlow(web);
+        VerdictDecision decision = policy->classifyNewFlow(web);
         std::string_view sni = "a.example";
         L7Facts facts;
         facts.sni = sni;
         facts.presentFields = kFactSni;
-        VerdictDecision l7 = policy->decide(web, facts, first.ruleId, policy->scratchFor(id));
+        VerdictDecision l7 = policy->decide(web, facts, decision.ruleId, policy->scratchFor(id));
         L7Facts none;
-        VerdictDecision fallback = policy->decide(web, none, first.ruleId, policy->scratchFor(id));
-        bool whole = first.pending && first.ruleId == 1 &&
+        VerdictDecision fallback = policy->decide(web, none, decision.ruleId, policy->scratchFor(id));
+        bool whole = decision.pending && decision.ruleId == 1 &&
                      policy->ruleNames()[1] ==
                          std::string(odd ? "deny-80-v" : "allow-80-v") + std::to_string(version) &&
                      fallback.action == (odd ? VerdictAction::kDeny : VerdictAction::kAllow) &&
