@@ -48,7 +48,8 @@ class FastPathTest : public vgate::testing::VgatedTest {
            " addr add 10.253.0.1/24 dev vgfpa0 && ip -n " + b_ + " addr add 10.253.0.2/24 dev vgfpb0" +
            " && ip -n " + a_ + " link set vgfpa0 up && ip -n " + b_ + " link set vgfpb0 up && ip -n " + m_ +
            " link set vgfpva up && ip -n " + m_ + " link set vgfpvb up && ip -n " + a_ + " link set lo up" +
-           " && ip -n " + b_ + " link set lo up" +
+           " && ip -n " + b_ + " link set lo up" + " && ip -n " + a_ +
+           " addr add fd53::1/64 dev vgfpa0 nodad && ip -n " + b_ + " addr add fd53::2/64 dev vgfpb0 nodad" +
            // No ARP can cross M: each side knows the other's MAC.
            " && ip -n " + a_ + " neigh add 10.253.0.2 lladdr 02:00:00:00:bb:01 dev vgfpa0" + " && ip -n " +
            b_ + " neigh add 10.253.0.1 lladdr 02:00:00:00:aa:01 dev vgfpb0"),
@@ -74,27 +75,44 @@ class FastPathTest : public vgate::testing::VgatedTest {
     VgatedTest::TearDown();
   }
 
-  // UDP datagrams from A:41000 to B:port; returns how many B received (bounded: B listens at most 3 s).
-  int sendUdp(uint16_t port, int datagrams) {
+  // UDP datagrams from A:41000 to B:port (over IPv6 with `ipv6`); returns how many B received (bounded: B
+  // listens at most 3 s).
+  int sendUdp(uint16_t port, int datagrams, bool ipv6 = false) {
     std::string received = (dir_ / ("received-" + std::to_string(port))).string();
-    sh("timeout 5 ip netns exec " + b_ +
-       " /usr/bin/python3 -c \"import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-       "s.bind(('10.253.0.2'," +
-       std::to_string(port) +
+    std::string family = ipv6 ? "socket.AF_INET6" : "socket.AF_INET";
+    std::string a = ipv6 ? "fd53::1" : "10.253.0.1";
+    std::string b = ipv6 ? "fd53::2" : "10.253.0.2";
+    sh("timeout 5 ip netns exec " + b_ + " /usr/bin/python3 -c \"import socket\ns=socket.socket(" + family +
+       ",socket.SOCK_DGRAM)\ns.bind(('" + b + "'," + std::to_string(port) +
        "))\ns.settimeout(1.5)\nn=0\n"
        "try:\n  while True: s.recv(2048); n+=1\nexcept OSError: pass\nopen('" +
        received + "','w').write(str(n))\" & sleep 0.3; timeout 5 ip netns exec " + a_ +
-       " /usr/bin/python3 -c \"import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-       "s.bind(('10.253.0.1',41000))\n[s.sendto(b'v'*200,('10.253.0.2'," +
-       std::to_string(port) + ")) for _ in range(" + std::to_string(datagrams) + ")]\"; wait");
+       " /usr/bin/python3 -c \"import socket\ns=socket.socket(" + family +
+       ",socket.SOCK_DGRAM)\n"
+       "s.bind(('" +
+       a + "',41000))\n[s.sendto(b'v'*200,('" + b + "'," + std::to_string(port) + ")) for _ in range(" +
+       std::to_string(datagrams) + ")]\"; wait");
     return std::atoi(vgate::testing::readFile(received).c_str());
   }
 
-  static FastPathTuple udpTuple(uint16_t port) {
+  // Echo replies A gets for `count` pings to B.
+  int pings(bool ipv6, int count) {
+    std::string out = (dir_ / "ping.out").string();
+    sh("timeout 10 ip netns exec " + a_ + " ping " + (ipv6 ? "-6 fd53::2" : "-4 10.253.0.2") + " -c " +
+       std::to_string(count) + " -i 0.2 -W 1 > " + out + " 2>&1");
+    std::string text = vgate::testing::readFile(out);
+    auto at = text.find(" received");
+    if (at == std::string::npos) return -1;
+    auto start = text.rfind(' ', at - 1);
+    return std::atoi(text.substr(start + 1, at - start - 1).c_str());
+  }
+
+  static FastPathTuple udpTuple(uint16_t port, bool ipv6 = false) {
     FastPathTuple tuple;
     tuple.protocol = IPPROTO_UDP;
-    inet_pton(AF_INET, "10.253.0.1", tuple.src);
-    inet_pton(AF_INET, "10.253.0.2", tuple.dst);
+    tuple.ipVersion = ipv6 ? 6 : 4;
+    inet_pton(ipv6 ? AF_INET6 : AF_INET, ipv6 ? "fd53::1" : "10.253.0.1", tuple.src);
+    inet_pton(ipv6 ? AF_INET6 : AF_INET, ipv6 ? "fd53::2" : "10.253.0.2", tuple.dst);
     tuple.srcPort = 41000;
     tuple.dstPort = port;
     return tuple;
@@ -203,6 +221,33 @@ TEST_F(FastPathTest, FailModesDecideUnknownFlowsOnlyWhenTheHeartbeatStops) {
   EXPECT_EQ(fastPath_->stats().failOpenPasses, 3u);
   EXPECT_EQ(sendUdp(6000, 2), 2);
   EXPECT_FALSE(fastPath_->setFailMode(7, 1).ok());
+}
+
+// IPv6 and ICMP follow the fail modes like IPv4 UDP, while neighbour discovery (no static IPv6 neighbours
+// here) crosses in every state: an established IPv6 flow keeps working after the dataplane died.
+TEST_F(FastPathTest, FailModesHoldForIpv6AndIcmpWhileNeighbourDiscoveryPasses) {
+  fastPath_ = std::move(FastPath::load(1024)).value();
+  ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portA_)).ok());
+  ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portB_)).ok());
+  ASSERT_TRUE(fastPath_->setPort(portA_, portB_).ok());
+  ASSERT_TRUE(fastPath_->setPort(portB_, portA_).ok());
+  ASSERT_TRUE(fastPath_->setFlow(fastPathKey(portA_, udpTuple(6100, true)), VGATE_FP_ALLOW, portB_).ok());
+
+  ASSERT_TRUE(fastPath_->setFailMode(VGATE_FP_FAIL_CLOSED, 1).ok());
+  ASSERT_TRUE(fastPath_->beat().ok());
+  usleep(5000);
+  FastPathStats before = fastPath_->stats();
+  EXPECT_EQ(sendUdp(6100, 5, true), 5) << "an established IPv6 flow (its ND included) must keep working";
+  EXPECT_GT(fastPath_->stats().notFlow, before.notFlow) << "neighbour discovery crossed as non-flow traffic";
+  EXPECT_EQ(sendUdp(6101, 4, true), 0);
+  EXPECT_EQ(pings(false, 3), 0);
+  EXPECT_EQ(pings(true, 3), 0);
+  EXPECT_GE(fastPath_->stats().failClosedDrops - before.failClosedDrops, 4u + 3u + 3u);
+
+  ASSERT_TRUE(fastPath_->setFailMode(VGATE_FP_FAIL_OPEN, 1).ok());
+  EXPECT_EQ(sendUdp(6102, 3, true), 3);
+  EXPECT_EQ(pings(false, 3), 3);
+  EXPECT_EQ(pings(true, 3), 3);
 }
 
 TEST_F(FastPathTest, ARestartAdoptsPinnedFlowsAndTheTrafficNeverStops) {
