@@ -70,6 +70,17 @@ udp_pps() {
     python3 -c 'import json,sys; e=json.load(sys.stdin)["end"]["sum"]; print("%.0f" % ((e["packets"] - e["lost_packets"]) / e["seconds"]))'
 }
 
+# Idle cost: vgated with both ports attached and no traffic, CPU time over 10 s (the workers back off).
+start_vgated
+sleep 2
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+idle_before=$(ticks)
+sleep 10
+idle_after=$(ticks)
+stop_vgated
+idle_cpu=$(python3 -c "print('%.2f' % (($idle_after - $idle_before) / $(getconf CLK_TCK) / 10 * 100))")
+echo "idle: vgated used ${idle_cpu}% of a core over 10 s with 2 ports attached and no traffic (goal < 2%)" >&2
+
 modes=(bridge fast slow io-forward)
 declare -A tcp udp
 for round in $(seq "$rounds"); do
@@ -103,3 +114,4 @@ echo
 echo "fast path TCP / bridge TCP:        $(ratio "${mt[fast]}" "${mt[bridge]}")x (goal >= 1.0)"
 echo "slow path 64 B pps / io-forward:   $(ratio "${mu[slow]}" "${mu[io-forward]}")x (goal >= 0.9)"
 echo "slow path 64 B pps / bridge:       $(ratio "${mu[slow]}" "${mu[bridge]}")x"
+echo "idle CPU:                          ${idle_cpu}% of a core (goal < 2%)"

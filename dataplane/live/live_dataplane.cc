@@ -94,6 +94,8 @@ struct LiveDataplane::Lane {
   const std::atomic<bool>* stopping = nullptr;
   uint32_t idleSpinUs = 0;
   uint32_t maxSleepUs = 0;
+  uint32_t deepIdleUs = 0;
+  uint32_t deepSleepUs = 0;
   bool ioForward = false;
   std::atomic<uint64_t> loopNs{0};
   std::atomic<bool> launched{false};
@@ -140,9 +142,10 @@ int LiveDataplane::laneMain(void* argument) {
       }
     } else {
       worker.reportQuiescent();  // idle: a policy publish must not wait for this worker's next packet
-      if (nowUs - lastPacketUs > lane->idleSpinUs) {
+      uint64_t idleUs = nowUs - lastPacketUs;
+      if (idleUs > lane->idleSpinUs) {
         usleep(sleepUs);
-        sleepUs = std::min(sleepUs * 2, lane->maxSleepUs);
+        sleepUs = std::min(sleepUs * 2, idleUs > lane->deepIdleUs ? lane->deepSleepUs : lane->maxSleepUs);
       } else {
         rte_pause();
       }
@@ -193,6 +196,8 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
     lane->stopping = &live->stopping_;
     lane->idleSpinUs = options.idleSpinUs;
     lane->maxSleepUs = std::max<uint32_t>(options.maxSleepUs, 1);
+    lane->deepIdleUs = options.deepIdleUs;
+    lane->deepSleepUs = std::max(options.deepSleepUs, lane->maxSleepUs);
     lane->ioForward = options.ioForward;
     auto port = openPort(options.driver, id, lane->interface, live->mbufs_);
     if (!port) return port.error();

@@ -35,6 +35,11 @@ struct LiveOptions {
   // waiting for ACKs) stay shorter than idleSpinUs, so they never meet a sleep.
   uint32_t idleSpinUs = 2000;
   uint32_t maxSleepUs = 1000;
+  // After deepIdleUs without a packet the cap rises to deepSleepUs: a quiet node costs well under 1% of a
+  // core (each empty poll of an AF_XDP queue is ~20 us of syscalls), and only the first packet after a quiet
+  // spell waits that long.
+  uint32_t deepIdleUs = 200'000;
+  uint32_t deepSleepUs = 5000;
   // Benchmarks: keep every flow in the slow path (no fast path entries), or forward without judging (the
   // raw cost of the trunk and AF_XDP: the slow path's upper bound).
   bool offload = true;
