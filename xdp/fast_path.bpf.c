@@ -113,7 +113,18 @@ static __always_inline __u32 flowHash(const struct vgate_fp_key* key) {
 
 // Tags the packet with its pair and side and sends it down the flow's trunk to the dataplane.
 static __always_inline int toSlowPath(struct __sk_buff* skb, const struct vgate_fp_config* config,
-                                      const struct vgate_fp_port* port, __u32 hash) {
+                                      const struct vgate_fp_port* port, __u32 hash, __u32 headers) {
+  // A GSO packet becomes frames of its headers and gso_size on the way down the trunk (tx offloads off).
+  // Each field read on its own: a load from a computed context offset does not pass the verifier.
+  __u32 length = skb->len;
+  __u32 gsoSize = skb->gso_size;
+  __u32 gsoSegments = skb->gso_segs;
+  __asm__ volatile("" : "+r"(length), "+r"(gsoSize), "+r"(gsoSegments));
+  __u32 frame = gsoSegments > 1 ? headers + gsoSize : length;
+  if (config->trunk_max_frame != 0 && frame > config->trunk_max_frame) {
+    count(VGATE_FP_STAT_OVERSIZE);
+    return TC_ACT_SHOT;
+  }
   __u32 slot = hash % config->trunk_count;
   __u32* trunk = bpf_map_lookup_elem(&vgate_fp_trunks, &slot);
   if (!trunk || *trunk == 0) return TC_ACT_SHOT;
@@ -126,7 +137,7 @@ static __always_inline int toSlowPath(struct __sk_buff* skb, const struct vgate_
 // A flow the fast path does not know: the dataplane's to judge while it is alive; when its heartbeat is
 // stale, the fail mode decides. Flows that already had an allow entry never come here, so fail-closed keeps
 // them.
-static __always_inline int miss(struct __sk_buff* skb, __u32 hash) {
+static __always_inline int miss(struct __sk_buff* skb, __u32 hash, __u32 headers) {
   __u32 zero = 0;
   struct vgate_fp_config* config = bpf_map_lookup_elem(&vgate_fp_config, &zero);
   __u32 ifindex = skb->ingress_ifindex;
@@ -134,7 +145,7 @@ static __always_inline int miss(struct __sk_buff* skb, __u32 hash) {
   __u64 now = bpf_ktime_get_ns();
   if (config && config->heartbeat_ns != 0 &&
       now - config->heartbeat_ns <= (__u64)config->heartbeat_timeout_ms * 1000000ull) {
-    if (port && config->trunk_count > 0) return toSlowPath(skb, config, port, hash);
+    if (port && config->trunk_count > 0) return toSlowPath(skb, config, port, hash, headers);
     count(VGATE_FP_STAT_MISS);
     return TC_ACT_OK;
   }
@@ -199,7 +210,7 @@ int vgate_fast_path(struct __sk_buff* skb) {
     if ((void*)(icmp + 1) > end) goto not_flow;
     if (key.protocol == IPPROTO_ICMPV6 && isNeighbourIcmpv6(icmp[0])) goto not_flow;
     normalize(&key, src, dst, 0, 0);
-    return miss(skb, flowHash(&key));
+    return miss(skb, flowHash(&key), 0);
   } else if (key.protocol == IPPROTO_TCP) {
     struct tcphdr* tcp = l4;
     if ((void*)(tcp + 1) > end) goto not_flow;
@@ -218,12 +229,12 @@ int vgate_fast_path(struct __sk_buff* skb) {
   }
   normalize(&key, src, dst, sport, dport);
   struct vgate_fp_value* flow = bpf_map_lookup_elem(&vgate_fp_flows, &key);
-  if (!flow) return miss(skb, flowHash(&key));
+  __u32 headers = (__u32)((char*)l4 - (char*)data) + l4Header;
+  if (!flow) return miss(skb, flowHash(&key), headers);
   // A GSO packet is counted as the frames it becomes on the wire: each carries its own copy of the headers.
   __u32 segments = skb->gso_segs > 1 ? skb->gso_segs : 1;
-  __u64 headers = (__u64)((char*)l4 - (char*)data) + l4Header;
   __sync_fetch_and_add(&flow->packets, segments);
-  __sync_fetch_and_add(&flow->bytes, skb->len + (segments - 1) * headers);
+  __sync_fetch_and_add(&flow->bytes, skb->len + (__u64)(segments - 1) * headers);
   flow->last_seen_ns = bpf_ktime_get_ns();
   flow->tcp_flags |= tcpFlags;
   if (flow->action == VGATE_FP_DENY) {

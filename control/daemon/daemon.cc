@@ -240,7 +240,7 @@ Result<void> Daemon::start() {
     live_ = std::move(live).value();
 
     // Misses go down the trunks only now that workers read them.
-    if (auto set = fastPath_->setTrunks(trunkIfindexes); !set) return set.error();
+    if (auto set = fastPath_->setTrunks(trunkIfindexes, kTrunkMaxFrame); !set) return set.error();
   }
 
   beat();
@@ -523,7 +523,8 @@ ControlReply Daemon::status() {
                             {"failOpenPasses", stats.failOpenPasses},
                             {"toSlowPath", stats.toSlowPath},
                             {"fromSlowPath", stats.fromSlowPath},
-                            {"badTag", stats.badTag}};
+                            {"badTag", stats.badTag},
+                            {"oversize", stats.oversize}};
   return ControlReply::success(std::move(result));
 }
 

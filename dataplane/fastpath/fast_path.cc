@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 
 #include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
@@ -30,7 +31,31 @@ int printLibbpf(enum libbpf_print_level level, const char* format, va_list argum
   if (std::strstr(message, "Exclusivity flag on") != nullptr) return 0;
   // libxdp's dispatcher object carries sections this libbpf does not know; they are not ours to load.
   if (std::strstr(message, "skipping unrecognized data section") != nullptr) return 0;
-  return std::fprintf(stderr, "vgated: libbpf: %s", message);
+  return std::fprintf(stderr, "vgated: %s", message);  // libbpf's lines begin with "libbpf: "
+}
+
+// A map pinned by an earlier vgated whose shape differs from this build's (a new counter, a resized table):
+// counters are dropped and recreated; anything holding state is refused with what to do, rather than
+// silently losing the established flows.
+Result<void> checkPinnedMap(bpf_map* map, const std::string& path) {
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return {};  // nothing pinned yet
+  bpf_map_info info{};
+  uint32_t length = sizeof(info);
+  int rc = bpf_obj_get_info_by_fd(fd, &info, &length);
+  close(fd);
+  if (rc != 0) return {};
+  bool same = info.type == static_cast<uint32_t>(bpf_map__type(map)) &&
+              info.key_size == bpf_map__key_size(map) && info.value_size == bpf_map__value_size(map) &&
+              info.max_entries == bpf_map__max_entries(map);
+  if (same) return {};
+  if (std::string(bpf_map__name(map)) == "vgate_fp_stats") {
+    unlink(path.c_str());
+    return {};
+  }
+  return makeError(EEXIST,
+                   path + " was pinned by an incompatible vgated (different key, value or size); remove it " +
+                       "to start afresh (flows in it will be judged again)");
 }
 
 Error libbpfError(int rc, const std::string& what) {
@@ -86,6 +111,10 @@ Result<std::unique_ptr<FastPath>> FastPath::load(const FastPathOptions& options)
                        skeleton->maps.vgate_fp_pairs,  skeleton->maps.vgate_fp_trunks};
     for (bpf_map* map : maps) {
       std::string path = options.pinDir + "/" + bpf_map__name(map);
+      if (auto compatible = checkPinnedMap(map, path); !compatible) {
+        fast_path__destroy(skeleton);
+        return compatible.error();
+      }
       if (int rc = bpf_map__set_pin_path(map, path.c_str()); rc != 0) {
         fast_path__destroy(skeleton);
         return libbpfError(rc, "cannot pin " + path);
@@ -197,9 +226,9 @@ FastPathStats FastPath::stats() const {
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return stats;
   std::vector<uint64_t> values(static_cast<size_t>(cpus));
-  uint64_t* fields[VGATE_FP_STAT_COUNT] = {&stats.hits,       &stats.misses,          &stats.denied,
-                                           &stats.notFlow,    &stats.failClosedDrops, &stats.failOpenPasses,
-                                           &stats.toSlowPath, &stats.fromSlowPath,    &stats.badTag};
+  uint64_t* fields[VGATE_FP_STAT_COUNT] = {
+      &stats.hits,           &stats.misses,     &stats.denied,       &stats.notFlow, &stats.failClosedDrops,
+      &stats.failOpenPasses, &stats.toSlowPath, &stats.fromSlowPath, &stats.badTag,  &stats.oversize};
   for (uint32_t stat = 0; stat < VGATE_FP_STAT_COUNT; ++stat) {
     if (bpf_map__lookup_elem(skeleton_->maps.vgate_fp_stats, &stat, sizeof(stat), values.data(),
                              values.size() * sizeof(uint64_t), 0) != 0)
@@ -277,7 +306,7 @@ Result<void> FastPath::setPair(uint16_t pairId, uint32_t innerIfindex, uint32_t 
   return {};
 }
 
-Result<void> FastPath::setTrunks(const std::vector<uint32_t>& trunkIfindexes) {
+Result<void> FastPath::setTrunks(const std::vector<uint32_t>& trunkIfindexes, uint32_t maxFrame) {
   if (trunkIfindexes.size() > VGATE_FP_MAX_TRUNKS) return makeError(EINVAL, "too many trunks");
   for (uint32_t slot = 0; slot < trunkIfindexes.size(); ++slot) {
     uint32_t ifindex = trunkIfindexes[slot];
@@ -289,6 +318,7 @@ Result<void> FastPath::setTrunks(const std::vector<uint32_t>& trunkIfindexes) {
   if (!current) return current.error();
   vgate_fp_config next = current.value();
   next.trunk_count = static_cast<uint32_t>(trunkIfindexes.size());
+  next.trunk_max_frame = maxFrame;
   return writeConfig(next);
 }
 

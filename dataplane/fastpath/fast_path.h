@@ -26,6 +26,7 @@ struct FastPathStats {
   uint64_t toSlowPath = 0;
   uint64_t fromSlowPath = 0;
   uint64_t badTag = 0;
+  uint64_t oversize = 0;
 };
 
 // A flow's 5-tuple as its client sent it; addresses in network order, IPv4 in the first 4 bytes; ports host
@@ -42,7 +43,8 @@ struct FastPathTuple {
 // The key the TC program builds for `tuple` entering on port `ifindex` (either direction gives the same tuple
 // part).
 vgate_fp_key fastPathKey(uint32_t ifindex, const FastPathTuple& tuple);
-// The same from the dataplane's normalized flow key (its zone is not part of the fast path's key: the port is).
+// The same from the dataplane's normalized flow key (its zone is not part of the fast path's key: the port
+// is).
 vgate_fp_key fastPathKey(uint32_t ifindex, const FlowKey& flow);
 
 struct FastPathOptions {
@@ -92,7 +94,9 @@ class FastPath {
   Result<void> setPair(uint16_t pairId, uint32_t innerIfindex, uint32_t outerIfindex);
   // The trunks misses go down (vgate's ends, by ifindex), chosen by a symmetric flow hash; empty: misses go
   // up the port's own stack (no slow path).
-  Result<void> setTrunks(const std::vector<uint32_t>& trunkIfindexes);
+  // `maxFrame`: the largest frame (untagged, Ethernet header included) they carry; larger misses are
+  // dropped and counted rather than lost silently on the way.
+  Result<void> setTrunks(const std::vector<uint32_t>& trunkIfindexes, uint32_t maxFrame = 0);
   // Removes every flow entry on `ifindex` (a detached port); returns how many.
   size_t removeFlowsOf(uint32_t ifindex);
 

@@ -23,6 +23,11 @@ namespace vgate::dataplane {
 
 namespace {
 
+// The af_xdp driver makes each mempool object (header, mbuf, data room, padding) one AF_XDP frame, which the
+// kernel takes up to a 4 KiB page. 3840 bytes of data room make 4032-byte objects: frames up to ~3.5 KiB
+// (the MTU XDP allows on a veth, trunks.h) cross the trunk instead of 2 KiB ones.
+constexpr uint16_t kMbufDataRoom = 3840;
+static_assert(sizeof(rte_mbuf) + kMbufDataRoom + 64 <= 4096, "an AF_XDP frame is at most a page");
 constexpr uint32_t kRxDescriptors = 1024;
 constexpr uint32_t kTxDescriptors = 1024;
 constexpr uint32_t kRecordRingSize = 8192;
@@ -44,7 +49,7 @@ int printLibxdp(enum libxdp_print_level level, const char* format, va_list argum
   if (level != LIBXDP_WARN) return 0;
   char message[512];
   std::vsnprintf(message, sizeof(message), format, arguments);
-  return std::fprintf(stderr, "vgated: libxdp: %s", message);
+  return std::fprintf(stderr, "vgated: %s", message);  // libxdp's lines begin with "libxdp: "
 }
 
 Error dpdkError(int rc, const std::string& what) {
@@ -175,8 +180,7 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
   auto workers = static_cast<uint32_t>(options.trunkInterfaces.size());
   int socket = static_cast<int>(rte_socket_id());
   uint32_t mbufCount = workers * (kRxDescriptors + kTxDescriptors + 4 * kBurstSize) + 2048;
-  live->mbufs_ =
-      rte_pktmbuf_pool_create("vgate_live_mbufs", mbufCount, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+  live->mbufs_ = rte_pktmbuf_pool_create("vgate_live_mbufs", mbufCount, 256, 0, kMbufDataRoom, socket);
   live->endRecords_ =
       rte_mempool_create("vgate_live_end", kEndRecordsPerWorker * workers, sizeof(FlowEndRecord), 64, 0,
                          nullptr, nullptr, nullptr, nullptr, socket, 0);

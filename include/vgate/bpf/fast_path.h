@@ -41,7 +41,7 @@ struct vgate_fp_config {
   __u32 heartbeat_timeout_ms; /* older than this, the dataplane is taken as dead */
   __u32 fail_mode;            /* VGATE_FP_FAIL_CLOSED: new flows dropped; VGATE_FP_FAIL_OPEN: passed */
   __u32 trunk_count;          /* slow-path trunks in vgate_fp_trunks; 0: misses go up the port's own stack */
-  __u32 pad;
+  __u32 trunk_max_frame; /* the largest frame (Ethernet header on, no tag) the trunks carry; 0: no limit */
 };
 
 /* The slow path's port tag: an 802.1ad S-tag pushed on a miss before the packet goes down a trunk, and read
@@ -83,7 +83,8 @@ enum vgate_fp_stat {
   VGATE_FP_STAT_TO_SLOW_PATH = 6,   /* a miss, tagged and sent down a trunk to the dataplane */
   VGATE_FP_STAT_FROM_SLOW_PATH = 7, /* handed back by the dataplane and sent to its port */
   VGATE_FP_STAT_BAD_TAG = 8,        /* on a trunk without a valid tag or for an unknown pair: dropped */
-  VGATE_FP_STAT_COUNT = 9,
+  VGATE_FP_STAT_OVERSIZE = 9,       /* a miss whose frames are larger than the trunks carry: dropped */
+  VGATE_FP_STAT_COUNT = 10,
 };
 
 #ifdef __cplusplus
