@@ -1,9 +1,10 @@
 // The policy model: what a vgate policy document says, after loading and validation, before compilation.
-// control/policy loads YAML into it; dataplane/policy compiles it (rte_acl for L3/L4, Hyperscan for L7).
+// control/policy loads YAML into it; dataplane/verdict compiles it (dataplane/acl's L3/L4 classifiers:
+// field lists by default, rte_acl selectable; Hyperscan for L7).
 //
 // Evaluation (first match wins, in rule order):
-//  - L3/L4-only rules are classified by rte_acl, which returns the first matching one (R0) on a flow's first
-//    packet. L7 rules' L3/L4 parts are in a second rte_acl context that returns the first L7 rule whose L3/L4
+//  - L3/L4-only rules are classified by one classifier, which returns the first matching one (R0) on a flow's
+//    first packet. L7 rules' L3/L4 parts are in a second classifier that returns the first L7 rule whose L3/L4
 //    part matches (R1). If there is none before R0, the flow is decided at once by R0 (or the default).
 //  - Otherwise the flow is pending until its L7 fields are known; Hyperscan then gives the set of L7 rules whose
 //    L7 conditions match, and the first of those before R0 whose L3/L4 part also matches decides (else R0).
