@@ -16,16 +16,6 @@ namespace vgate::control {
 
 namespace {
 
-class WriterSink : public dataplane::RecordSink {
- public:
-  explicit WriterSink(FlowLogWriter& writer) : writer_(writer) {}
-  void onMetadata(const FlowMetadataRecord& metadata) override { writer_.onMetadata(metadata); }
-  void onEnd(const FlowEndRecord& record) override { writer_.onEnd(record); }
-
- private:
-  FlowLogWriter& writer_;
-};
-
 int fail(int code, const std::string& message) {
   std::fprintf(stderr, "vgated replay: %s\n", message.c_str());
   return code;
@@ -83,8 +73,7 @@ int runReplayCommand(int argc, char** argv, int first) {
     for (const auto& rule : policy.rules) names.ruleNames.push_back(rule.name);
     writer.setPolicyNames(std::move(names));
   }
-  WriterSink sink(writer);
-  auto summary = dataplane::runReplay(options, sink);
+  auto summary = dataplane::runReplay(options, writer);
   writer.flush();
   if (!summary)
     return fail(summary.error().code == EINVAL || summary.error().code == ENOENT ? 2 : 1,

@@ -59,16 +59,6 @@ Result<void> ensureBpffs(const std::string& directory) {
 
 std::string failModeName(uint32_t mode) { return mode == VGATE_FP_FAIL_OPEN ? "open" : "closed"; }
 
-class WriterSink : public dataplane::RecordSink {
- public:
-  explicit WriterSink(FlowLogWriter& writer) : writer_(writer) {}
-  void onMetadata(const FlowMetadataRecord& metadata) override { writer_.onMetadata(metadata); }
-  void onEnd(const FlowEndRecord& record) override { writer_.onEnd(record); }
-
- private:
-  FlowLogWriter& writer_;
-};
-
 Json portSummary(const PortPair& pair) {
   return Json{{"id", pair.id},
               {"name", pair.name},
@@ -115,7 +105,6 @@ class Daemon {
 
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> flowLogFile_{nullptr, std::fclose};
   std::unique_ptr<FlowLogWriter> writer_;
-  std::unique_ptr<WriterSink> sink_;
 
   int lockFd_ = -1;   // flock on the state dir, held for the daemon's life
   std::mutex mutex_;  // the ports and everything attach/detach touch: control thread vs main loop
@@ -163,7 +152,6 @@ Result<void> Daemon::start() {
     out = flowLogFile_.get();
   }
   writer_ = std::make_unique<FlowLogWriter>(out);
-  sink_ = std::make_unique<WriterSink>(*writer_);
 
   std::string netnsPath = options_.stateDir + "/netns";
   if (auto made = ensurePersistentNetns(netnsPath); !made) return made.error();
@@ -532,7 +520,7 @@ void Daemon::stop() {
   if (server_) server_->stop();
   std::lock_guard lock(mutex_);
   bool wasRunning = live_ != nullptr;
-  if (live_ && sink_) live_->stop(*sink_);
+  if (live_ && writer_) live_->stop(*writer_);
   if (writer_) writer_->flush();
   live_.reset();
   // The fast path's programs and maps stay (keepAttached): until the next vgated beats, the fail mode rules.
@@ -576,7 +564,7 @@ int Daemon::run() {
     if (fds[1].revents & POLLIN) reapVanishedPorts();
     {
       std::lock_guard lock(mutex_);
-      live_->drainRecords(*sink_);
+      live_->drainRecords(*writer_);
       writer_->flush();
     }
     if (Clock::now() - lastBeat_ >= kHeartbeatInterval) beat();

@@ -58,7 +58,7 @@ int runRunCommand(int argc, char** argv, int first) {
   if (!flows) return fail(flows.error().message);
   options.flowsPerWorker = static_cast<uint32_t>(flows.value());
   auto heartbeat =
-      parseUnsigned(args.get("heartbeat-timeout-ms", "1000"), 100, 60000, "heartbeat-timeout-ms");
+      parseUnsigned(args.get("heartbeat-timeout-ms", "1000"), 300, 60000, "heartbeat-timeout-ms");
   if (!heartbeat) return fail(heartbeat.error().message);
   options.heartbeatTimeoutMs = static_cast<uint32_t>(heartbeat.value());
   std::string driver = args.get("driver", "af_xdp");

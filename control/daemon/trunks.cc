@@ -14,9 +14,14 @@ namespace vgate::control {
 
 namespace {
 
-Result<void> createVethPair(NetlinkSocket& socket, const std::string& name, const std::string& peer) {
+// Trunks take fixed high ifindexes (below the interposer's outer ports): a host end moved into vgate's netns
+// keeps its ifindex only if no link there has it, and detach must give it back unchanged.
+constexpr int kTrunkIfindexBase = 0x7fe00000;
+
+Result<void> createVethPair(NetlinkSocket& socket, const std::string& name, const std::string& peer,
+                            int ifindex) {
   NetlinkMessage request(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL);
-  request.putIfinfo(0);
+  request.putIfinfo(ifindex);
   request.putString(IFLA_IFNAME, name);
   request.putU32(IFLA_MTU, kTrunkMtu);
   // One queue each way: the worker's AF_XDP socket binds queue 0, and a frame a multi-queue veth put on
@@ -27,7 +32,9 @@ Result<void> createVethPair(NetlinkSocket& socket, const std::string& name, cons
   request.putString(IFLA_INFO_KIND, "veth");
   nlattr* data = request.nestStart(IFLA_INFO_DATA);
   nlattr* peerInfo = request.nestStart(VETH_INFO_PEER);
-  mnl_nlmsg_put_extra_header(request.header(), sizeof(ifinfomsg));  // the peer's own ifinfomsg
+  auto* peerHeader = static_cast<ifinfomsg*>(
+      mnl_nlmsg_put_extra_header(request.header(), sizeof(ifinfomsg)));  // the peer's own ifinfomsg
+  peerHeader->ifi_index = ifindex + 1;
   request.putString(IFLA_IFNAME, peer);
   request.putU32(IFLA_MTU, kTrunkMtu);
   request.putU32(IFLA_NUM_TX_QUEUES, 1);
@@ -51,7 +58,8 @@ Result<std::vector<Trunk>> createTrunks(uint16_t count) {
     if (auto old = socket.value().getLink(trunk.name); old) {
       if (auto deleted = socket.value().deleteLink(old.value().index); !deleted) return deleted.error();
     }
-    if (auto created = createVethPair(socket.value(), trunk.name, trunk.farName); !created) {
+    if (auto created = createVethPair(socket.value(), trunk.name, trunk.farName, kTrunkIfindexBase + 2 * i);
+        !created) {
       return makeError(created.error().code,
                        "cannot create trunk " + trunk.name + ": " + created.error().message);
     }

@@ -21,7 +21,7 @@ struct FlowLogCounters {
   uint64_t writeErrors = 0;
 };
 
-class FlowLogWriter {
+class FlowLogWriter : public RecordSink {
  public:
   // `out` is not owned. Metadata of at most `maxPendingMetadata` live flows is kept.
   FlowLogWriter(std::FILE* out, size_t maxPendingMetadata = 1u << 20);
@@ -32,8 +32,8 @@ class FlowLogWriter {
   // The container behind a port pair, for live records; kept after a detach so that the flows that were
   // still open are logged with it.
   void setPortIdentity(PortIdentity port);
-  void onMetadata(const FlowMetadataRecord& metadata);
-  void onEnd(const FlowEndRecord& record);
+  void onMetadata(const FlowMetadataRecord& metadata) override;
+  void onEnd(const FlowEndRecord& record) override;
   void flush();
   const FlowLogCounters& counters() const { return counters_; }
 

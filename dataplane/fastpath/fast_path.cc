@@ -58,6 +58,27 @@ Result<void> checkPinnedMap(bpf_map* map, const std::string& path) {
                        "to start afresh (flows in it will be judged again)");
 }
 
+bpf_tc_hook ingressHook(int ifindex) {
+  bpf_tc_hook hook;
+  std::memset(&hook, 0, sizeof(hook));
+  hook.sz = sizeof(hook);
+  hook.ifindex = ifindex;
+  hook.attach_point = BPF_TC_INGRESS;
+  return hook;
+}
+
+// vgate's one filter per port: handle 1, priority 1, so that a later vgated replaces it in place.
+// `programFd` -1 for a detach, which must name the filter without a program.
+bpf_tc_opts filterOptions(int programFd) {
+  bpf_tc_opts options;
+  std::memset(&options, 0, sizeof(options));
+  options.sz = sizeof(options);
+  options.handle = 1;
+  options.priority = 1;
+  if (programFd >= 0) options.prog_fd = programFd;
+  return options;
+}
+
 Error libbpfError(int rc, const std::string& what) {
   int code = rc < 0 ? -rc : (errno != 0 ? errno : EINVAL);
   return makeError(code, what + ": " + std::strerror(code));
@@ -132,16 +153,8 @@ Result<std::unique_ptr<FastPath>> FastPath::load(const FastPathOptions& options)
 
 FastPath::~FastPath() {
   for (int ifindex : keepAttached_ ? std::vector<int>{} : attached_) {
-    bpf_tc_hook hook;
-    std::memset(&hook, 0, sizeof(hook));
-    hook.sz = sizeof(hook);
-    hook.ifindex = ifindex;
-    hook.attach_point = BPF_TC_INGRESS;
-    bpf_tc_opts options;
-    std::memset(&options, 0, sizeof(options));
-    options.sz = sizeof(options);
-    options.handle = 1;
-    options.priority = 1;
+    bpf_tc_hook hook = ingressHook(ifindex);
+    bpf_tc_opts options = filterOptions(-1);
     bpf_tc_detach(&hook, &options);  // best effort: a port whose namespace is gone has lost it already
   }
   fast_path__destroy(skeleton_);
@@ -156,20 +169,11 @@ Result<void> FastPath::attachTrunkReturn(int ifindex) {
 }
 
 Result<void> FastPath::attach(int ifindex, int programFd) {
-  bpf_tc_hook hook;
-  std::memset(&hook, 0, sizeof(hook));
-  hook.sz = sizeof(hook);
-  hook.ifindex = ifindex;
-  hook.attach_point = BPF_TC_INGRESS;
+  bpf_tc_hook hook = ingressHook(ifindex);
   int rc = bpf_tc_hook_create(&hook);
   if (rc != 0 && rc != -EEXIST)
     return libbpfError(rc, "cannot create the clsact hook on ifindex " + std::to_string(ifindex));
-  bpf_tc_opts options;
-  std::memset(&options, 0, sizeof(options));
-  options.sz = sizeof(options);
-  options.handle = 1;
-  options.priority = 1;
-  options.prog_fd = programFd;
+  bpf_tc_opts options = filterOptions(programFd);
   options.flags = BPF_TC_F_REPLACE;
   if (rc = bpf_tc_attach(&hook, &options); rc != 0) {
     return libbpfError(rc, "cannot attach a vgate program to ifindex " + std::to_string(ifindex));
@@ -179,16 +183,8 @@ Result<void> FastPath::attach(int ifindex, int programFd) {
 }
 
 Result<void> FastPath::detachIngress(int ifindex) {
-  bpf_tc_hook hook;
-  std::memset(&hook, 0, sizeof(hook));
-  hook.sz = sizeof(hook);
-  hook.ifindex = ifindex;
-  hook.attach_point = BPF_TC_INGRESS;
-  bpf_tc_opts options;
-  std::memset(&options, 0, sizeof(options));
-  options.sz = sizeof(options);
-  options.handle = 1;
-  options.priority = 1;
+  bpf_tc_hook hook = ingressHook(ifindex);
+  bpf_tc_opts options = filterOptions(-1);
   int rc = bpf_tc_detach(&hook, &options);
   std::erase(attached_, ifindex);
   if (rc != 0 && rc != -ENOENT && rc != -ENODEV && rc != -EINVAL) {

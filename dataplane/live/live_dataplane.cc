@@ -19,6 +19,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dataplane/worker/record_ring.h"
+
 namespace vgate::dataplane {
 
 namespace {
@@ -245,22 +247,17 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
   return live;
 }
 
-void LiveDataplane::drainRecords(RecordSink& sink) {
-  void* objects[64];
-  for (auto& lane : lanes_) {
-    unsigned count;
-    while ((count = rte_ring_sc_dequeue_burst(lane->records, objects, 64, nullptr)) > 0) {
-      for (unsigned i = 0; i < count; ++i) {
-        if (*static_cast<const FlowMessageType*>(objects[i]) == FlowMessageType::kMetadata) {
-          sink.onMetadata(*static_cast<const FlowMetadataRecord*>(objects[i]));
-          rte_mempool_put(metadataRecords_, objects[i]);
-        } else {
-          sink.onEnd(*static_cast<const FlowEndRecord*>(objects[i]));
-          rte_mempool_put(endRecords_, objects[i]);
-        }
-      }
-    }
-  }
+// A bounded time per call: under a flood of new flows the workers refill the rings as fast as they are
+// drained (a record costs tens of microseconds to write), and the caller (vgated's main loop) must get back
+// to writing the heartbeat well within its timeout. Records the rings cannot hold are counted as lost.
+constexpr uint64_t kDrainBudgetNs = 20'000'000;
+
+bool LiveDataplane::drainRecords(RecordSink& sink) {
+  uint64_t deadline = clockNs(CLOCK_MONOTONIC) + kDrainBudgetNs;
+  bool empty = true;
+  for (auto& lane : lanes_)
+    empty &= drainRecordRing(lane->records, endRecords_, metadataRecords_, sink, deadline);
+  return empty;
 }
 
 bool LiveDataplane::workersAlive(uint64_t withinMs) const {
@@ -303,7 +300,8 @@ void LiveDataplane::stop(RecordSink& sink) {
     usleep(1000);
   }
   rte_eal_mp_wait_lcore();
-  drainRecords(sink);
+  while (!drainRecords(sink)) {
+  }
   for (auto& lane : lanes_) {
     rte_eth_dev_stop(lane->port);
     rte_eth_dev_close(lane->port);

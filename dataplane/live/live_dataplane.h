@@ -68,7 +68,8 @@ class LiveDataplane {
   LiveDataplane& operator=(const LiveDataplane&) = delete;
 
   // Moves the workers' flow records to `sink`; the control thread calls it often (records wait in rings).
-  void drainRecords(RecordSink& sink);
+  // Takes at most a bounded time (see kDrainBudgetNs); false when records were left for the next call.
+  bool drainRecords(RecordSink& sink);
   // True when every worker went round its loop within `withinMs`: the heartbeat is only written then.
   bool workersAlive(uint64_t withinMs) const;
   std::vector<LiveWorkerStatus> status() const;

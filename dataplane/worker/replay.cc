@@ -22,6 +22,7 @@
 #include "dataplane/flow/flow_key_builder.h"
 #include "dataplane/verdict/policy_registry.h"
 #include "dataplane/worker/eal.h"
+#include "dataplane/worker/record_ring.h"
 
 namespace vgate::dataplane {
 
@@ -84,20 +85,8 @@ struct Resources {
 };
 
 void drainRecords(Resources& resources, RecordSink& sink) {
-  void* objects[64];
   for (auto& lane : resources.lanes) {
-    unsigned count;
-    while ((count = rte_ring_sc_dequeue_burst(lane->records, objects, 64, nullptr)) > 0) {
-      for (unsigned i = 0; i < count; ++i) {
-        if (*static_cast<const FlowMessageType*>(objects[i]) == FlowMessageType::kMetadata) {
-          sink.onMetadata(*static_cast<const FlowMetadataRecord*>(objects[i]));
-          rte_mempool_put(resources.metadataRecords, objects[i]);
-        } else {
-          sink.onEnd(*static_cast<const FlowEndRecord*>(objects[i]));
-          rte_mempool_put(resources.endRecords, objects[i]);
-        }
-      }
-    }
+    drainRecordRing(lane->records, resources.endRecords, resources.metadataRecords, sink);
   }
 }
 

@@ -23,13 +23,7 @@ struct ReplayOptions {
   std::string policyCacheDir;              // Hyperscan databases serialized by policy hash; empty: none
 };
 
-// Receives records on the replay's main thread, in the order each worker produced them.
-class RecordSink {
- public:
-  virtual ~RecordSink() = default;
-  virtual void onMetadata(const FlowMetadataRecord& metadata) = 0;
-  virtual void onEnd(const FlowEndRecord& record) = 0;
-};
+using vgate::RecordSink;  // receives records on the replay's main thread
 
 struct ReplaySummary {
   uint64_t capturePackets = 0;  // what libpcap read when checking the file

@@ -104,4 +104,13 @@ struct FlowMetadataRecord {
   } http;
 };
 
+// Whoever takes the workers' records off their rings (the flow log writer), on one thread, in the order each
+// worker produced them.
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  virtual void onMetadata(const FlowMetadataRecord& metadata) = 0;
+  virtual void onEnd(const FlowEndRecord& record) = 0;
+};
+
 }  // namespace vgate
