@@ -111,17 +111,30 @@ static __always_inline __u32 flowHash(const struct vgate_fp_key* key) {
   return hash ^ (hash >> 16);
 }
 
-// Tags the packet with its pair and side and sends it down the flow's trunk to the dataplane.
-static __always_inline int toSlowPath(struct __sk_buff* skb, const struct vgate_fp_config* config,
-                                      const struct vgate_fp_port* port, __u32 hash, __u32 headers) {
-  // A GSO packet becomes frames of its headers and gso_size on the way down the trunk (tx offloads off).
+// The size of the frames a packet becomes on the way down a trunk (tx offloads off there): a GSO packet's are
+// its headers and gso_size each.
+static __always_inline __u32 frameSize(struct __sk_buff* skb, __u32 headers) {
   // Each field read on its own: a load from a computed context offset does not pass the verifier.
   __u32 length = skb->len;
   __u32 gsoSize = skb->gso_size;
   __u32 gsoSegments = skb->gso_segs;
   __asm__ volatile("" : "+r"(length), "+r"(gsoSize), "+r"(gsoSegments));
-  __u32 frame = gsoSegments > 1 ? headers + gsoSize : length;
-  if (config->trunk_max_frame != 0 && frame > config->trunk_max_frame) {
+  return gsoSegments > 1 ? headers + gsoSize : length;
+}
+
+static __always_inline int fitsTrunk(const struct vgate_fp_config* config, __u32 frame) {
+  return config->trunk_max_frame == 0 || frame <= config->trunk_max_frame;
+}
+
+static __always_inline int dataplaneAlive(const struct vgate_fp_config* config) {
+  return config->heartbeat_ns != 0 &&
+         bpf_ktime_get_ns() - config->heartbeat_ns <= (__u64)config->heartbeat_timeout_ms * 1000000ull;
+}
+
+// Tags the packet with its pair and side and sends it down the flow's trunk to the dataplane.
+static __always_inline int toSlowPath(struct __sk_buff* skb, const struct vgate_fp_config* config,
+                                      const struct vgate_fp_port* port, __u32 hash, __u32 headers) {
+  if (!fitsTrunk(config, frameSize(skb, headers))) {
     count(VGATE_FP_STAT_OVERSIZE);
     return TC_ACT_SHOT;
   }
@@ -142,9 +155,7 @@ static __always_inline int miss(struct __sk_buff* skb, __u32 hash, __u32 headers
   struct vgate_fp_config* config = bpf_map_lookup_elem(&vgate_fp_config, &zero);
   __u32 ifindex = skb->ingress_ifindex;
   struct vgate_fp_port* port = bpf_map_lookup_elem(&vgate_fp_ports, &ifindex);
-  __u64 now = bpf_ktime_get_ns();
-  if (config && config->heartbeat_ns != 0 &&
-      now - config->heartbeat_ns <= (__u64)config->heartbeat_timeout_ms * 1000000ull) {
+  if (config && dataplaneAlive(config)) {
     if (port && config->trunk_count > 0) return toSlowPath(skb, config, port, hash, headers);
     count(VGATE_FP_STAT_MISS);
     return TC_ACT_OK;
@@ -155,6 +166,18 @@ static __always_inline int miss(struct __sk_buff* skb, __u32 hash, __u32 headers
   }
   count(VGATE_FP_STAT_FAIL_CLOSED);
   return TC_ACT_SHOT;
+}
+
+// A packet of a flow still being inspected: to the slow path if the dataplane is alive and the trunk carries
+// it (the worker counts it then), else -1: it passes here like an allowed flow's.
+static __always_inline int inspectInSlowPath(struct __sk_buff* skb, __u32 hash, __u32 headers) {
+  __u32 zero = 0;
+  struct vgate_fp_config* config = bpf_map_lookup_elem(&vgate_fp_config, &zero);
+  __u32 ifindex = skb->ingress_ifindex;
+  struct vgate_fp_port* port = bpf_map_lookup_elem(&vgate_fp_ports, &ifindex);
+  if (!config || !port || config->trunk_count == 0 || !dataplaneAlive(config)) return -1;
+  if (!fitsTrunk(config, frameSize(skb, headers))) return -1;
+  return toSlowPath(skb, config, port, hash, headers);
 }
 
 // ARP, neighbour discovery and other non-flow traffic cross a pair untouched, whatever the dataplane's state:
@@ -231,6 +254,10 @@ int vgate_fast_path(struct __sk_buff* skb) {
   struct vgate_fp_value* flow = bpf_map_lookup_elem(&vgate_fp_flows, &key);
   __u32 headers = (__u32)((char*)l4 - (char*)data) + l4Header;
   if (!flow) return miss(skb, flowHash(&key), headers);
+  if (flow->action == VGATE_FP_INSPECT) {
+    int sent = inspectInSlowPath(skb, flowHash(&key), headers);
+    if (sent >= 0) return sent;
+  }
   // A GSO packet is counted as the frames it becomes on the wire: each carries its own copy of the headers.
   __u32 segments = skb->gso_segs > 1 ? skb->gso_segs : 1;
   __sync_fetch_and_add(&flow->packets, segments);

@@ -26,7 +26,8 @@ bool readPortTag(const uint8_t* frame, uint32_t length, uint16_t& pairId, uint8_
   return true;
 }
 
-uint8_t PortOffload::offload(const Flow& flow, const rte_mbuf* packet, bool packetFromClient, bool drop) {
+uint8_t PortOffload::offload(const Flow& flow, const rte_mbuf* packet, bool packetFromClient,
+                             OffloadAction offloadAction) {
   uint16_t pairId = 0;
   uint8_t side = 0;
   if (!readPortTag(rte_pktmbuf_mtod(packet, const uint8_t*), packet->data_len, pairId, side)) {
@@ -35,7 +36,9 @@ uint8_t PortOffload::offload(const Flow& flow, const rte_mbuf* packet, bool pack
   PortPairIfindexes ports = ports_.get(pairId);
   if (ports.inner == 0 || pairId != pairOf(flow)) return kNotOffloaded;
   uint8_t clientSide = packetFromClient ? side : static_cast<uint8_t>(side ^ 1u);
-  uint32_t action = drop ? VGATE_FP_DENY : VGATE_FP_ALLOW;
+  uint32_t action = offloadAction == OffloadAction::kDrop      ? VGATE_FP_DENY
+                    : offloadAction == OffloadAction::kInspect ? VGATE_FP_INSPECT
+                                                               : VGATE_FP_ALLOW;
   // The entry on the side packets leave by last: a packet racing the two writes meets no half-open flow.
   auto outerWritten = fastPath_.setFlow(fastPathKey(ports.outer, flow.key), action, ports.inner);
   auto innerWritten = fastPath_.setFlow(fastPathKey(ports.inner, flow.key), action, ports.outer);
@@ -45,7 +48,8 @@ uint8_t PortOffload::offload(const Flow& flow, const rte_mbuf* packet, bool pack
     (void)fastPath_.removeFlow(fastPathKey(ports.inner, flow.key));
     return kNotOffloaded;
   }
-  return clientSide == VGATE_FP_SIDE_INNER ? kOffloadedClientInner : kOffloadedClientOuter;
+  uint8_t state = clientSide == VGATE_FP_SIDE_INNER ? kOffloadedClientInner : kOffloadedClientOuter;
+  return offloadAction == OffloadAction::kInspect ? static_cast<uint8_t>(state | kOffloadInspecting) : state;
 }
 
 bool PortOffload::usage(const Flow& flow, OffloadUsage& usage) {
@@ -55,7 +59,7 @@ bool PortOffload::usage(const Flow& flow, OffloadUsage& usage) {
   auto outer = fastPath_.flow(fastPathKey(ports.outer, flow.key));
   if (!inner && !outer) return false;
   // What enters the client's side goes to the server.
-  bool clientInner = flow.offloadState == kOffloadedClientInner;
+  bool clientInner = (flow.offloadState & ~kOffloadInspecting) == kOffloadedClientInner;
   const Result<vgate_fp_value>* toServer = clientInner ? &inner : &outer;
   const Result<vgate_fp_value>* toClient = clientInner ? &outer : &inner;
   uint64_t lastSeenNs = 0;

@@ -21,7 +21,8 @@ class PortOffload final : public FlowOffload {
   PortOffload(FastPath& fastPath, const PortTable& ports, int64_t realtimeOffsetNs)
       : fastPath_(fastPath), ports_(ports), realtimeOffsetNs_(realtimeOffsetNs) {}
 
-  uint8_t offload(const Flow& flow, const rte_mbuf* packet, bool packetFromClient, bool drop) override;
+  uint8_t offload(const Flow& flow, const rte_mbuf* packet, bool packetFromClient,
+                  OffloadAction action) override;
   bool usage(const Flow& flow, OffloadUsage& usage) override;
   void retire(const Flow& flow) override;
 

@@ -16,6 +16,14 @@ namespace vgate::dataplane {
 inline constexpr uint8_t kNotOffloaded = 0;
 inline constexpr uint8_t kOffloadedClientInner = 1;
 inline constexpr uint8_t kOffloadedClientOuter = 2;
+// Or'ed in: the entries only let frames too large for the slow path through (inspection goes on).
+inline constexpr uint8_t kOffloadInspecting = 4;
+
+enum class OffloadAction : uint8_t {
+  kAllow,    // the fast path carries the flow
+  kDrop,     // the fast path drops it
+  kInspect,  // allowed, still inspected: the slow path gets what the trunk carries, larger frames pass
+};
 
 // What the fast path counted for a flow since it was offloaded, by flow direction.
 struct OffloadUsage {
@@ -28,10 +36,12 @@ struct OffloadUsage {
 class FlowOffload {
  public:
   virtual ~FlowOffload() = default;
-  // `flow` has its final verdict (`drop`: the fast path must drop it) and needs no more inspection; `packet`
-  // is the one that got it there and came from the client when `packetFromClient`. Returns the flow's new
-  // offloadState (kNotOffloaded when nothing was written: the flow stays in the slow path).
-  virtual uint8_t offload(const Flow& flow, const rte_mbuf* packet, bool packetFromClient, bool drop) = 0;
+  // `flow` has its final verdict; `action` says what the fast path does with it (replacing what an earlier
+  // call wrote). `packet` is the one that got it there and came from the client when `packetFromClient`.
+  // Returns the flow's new offloadState (kNotOffloaded when nothing was written: the flow stays in the slow
+  // path), with kOffloadInspecting for kInspect.
+  virtual uint8_t offload(const Flow& flow, const rte_mbuf* packet, bool packetFromClient,
+                          OffloadAction action) = 0;
   // Reads what the fast path carried of an offloaded flow. False when its entries are gone (LRU eviction).
   virtual bool usage(const Flow& flow, OffloadUsage& usage) = 0;
   // The flow ended in the worker: its entries go too.

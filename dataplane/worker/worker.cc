@@ -376,24 +376,40 @@ bool Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIs
   bool denied = flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject;
   bool drop = denied && policy_ != nullptr && policy_->mode() == PolicyMode::kEnforce;
   // Offloaded once the verdict is final and the client's side is inspected (SNI, ALPN, JA4, HTTP request):
-  // the server's flight is not waited for, since a jumbo-MTU server's segments are larger than the trunk
-  // carries (trunks.h), and a deny needs nothing more.
-  bool clientSideDone = (flow.inspectFlags & kInspectFinished) ||
-                        (flow.inspection != kNoInspection && inspections_->at(flow.inspection).clientDone);
-  if (config_.offload != nullptr && flow.offloadState == kNotOffloaded && (drop || clientSideDone)) {
-    maybeOffload(position, mbuf, direction);
+  // the server's flight is not waited for, and a deny needs nothing more. An allowed TCP flow still being
+  // inspected gets an inspect entry once its handshake is through, so that segments too large for the trunk
+  // (a jumbo-MTU peer's) go straight to the other side while the rest still comes here: without it, such a
+  // flow's first full-size segment could never arrive (spoofed SYNs never get that far, so they cost no
+  // map writes).
+  if (config_.offload != nullptr) {
+    bool clientSideDone = (flow.inspectFlags & kInspectFinished) ||
+                          (flow.inspection != kNoInspection && inspections_->at(flow.inspection).clientDone);
+    bool inspecting = (flow.offloadState & kOffloadInspecting) != 0;
+    if (flow.offloadState == kNotOffloaded || inspecting) {
+      if (drop) {
+        maybeOffload(position, mbuf, direction, OffloadAction::kDrop);
+      } else if (clientSideDone) {
+        maybeOffload(position, mbuf, direction, OffloadAction::kAllow);
+      } else if (!inspecting && flow.key.protocol == IPPROTO_TCP && flow.tcp >= TcpProgress::kEstablished) {
+        maybeOffload(position, mbuf, direction, OffloadAction::kInspect);
+      }
+    }
   }
   return !drop;
 }
 
-void Worker::maybeOffload(int32_t position, const rte_mbuf* mbuf, int direction) {
+void Worker::maybeOffload(int32_t position, const rte_mbuf* mbuf, int direction, OffloadAction action) {
   Flow& flow = table_->at(position);
   if (flow.key.protocol != IPPROTO_TCP && flow.key.protocol != IPPROTO_UDP) return;
-  bool drop = (flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject) &&
-              policy_ != nullptr && policy_->mode() == PolicyMode::kEnforce;
-  flow.offloadState = config_.offload->offload(flow, mbuf, direction == kToServer, drop);
-  if (flow.offloadState == kNotOffloaded) return;
-  ++counters_.flowsOffloaded;
+  // What an inspect entry let past the slow path is folded in before the entry is replaced.
+  if (flow.offloadState != kNotOffloaded) collectOffloadUsage(position);
+  uint8_t previous = flow.offloadState;
+  flow.offloadState = config_.offload->offload(flow, mbuf, direction == kToServer, action);
+  if (flow.offloadState == kNotOffloaded) {
+    if (previous != kNotOffloaded) config_.offload->retire(flow);
+    return;
+  }
+  if (previous == kNotOffloaded) ++counters_.flowsOffloaded;
   OffloadAccount& account = offloadAccounts_[position];
   std::memset(&account, 0, sizeof(account));
 }

@@ -116,7 +116,7 @@ class Worker {
   void inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction);
   void finishInspection(Flow& flow);
   void endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs);
-  void maybeOffload(int32_t position, const rte_mbuf* mbuf, int direction);
+  void maybeOffload(int32_t position, const rte_mbuf* mbuf, int direction, OffloadAction action);
   // Folds what the fast path counted since the last look into the flow; false when its entries are gone.
   bool collectOffloadUsage(int32_t position);
   // An idle offloaded flow: still busy in the fast path (true), or done.

@@ -7,6 +7,9 @@
 
 #define VGATE_FP_ALLOW 0u
 #define VGATE_FP_DENY 1u
+/* Allowed, still being inspected: frames the trunk carries go to the slow path (and are counted there),
+ * larger ones (a jumbo-MTU peer's) go straight to the other side and are counted here. */
+#define VGATE_FP_INSPECT 2u
 
 /* A flow as seen on one port: the port the packet entered (ifindex) and the normalized 5-tuple, the lower
  * (address, port) endpoint first, IPv4 addresses IPv4-mapped, ports in network byte order. Both directions of
@@ -23,7 +26,7 @@ struct vgate_fp_key {
 
 /* What to do with the flow's packets on that port, and what was seen. */
 struct vgate_fp_value {
-  __u32 action;           /* VGATE_FP_ALLOW or VGATE_FP_DENY */
+  __u32 action;           /* VGATE_FP_ALLOW, VGATE_FP_DENY or VGATE_FP_INSPECT */
   __u32 redirect_ifindex; /* where allowed packets go: the flow's other port */
   __u64 packets;
   __u64 bytes;
