@@ -4,9 +4,10 @@
 //
 // Evaluation (first match wins, in rule order):
 //  - L3/L4-only rules are classified by one classifier, which returns the first matching one (R0) on a flow's
-//    first packet. L7 rules' L3/L4 parts are in a second classifier that returns the first L7 rule whose L3/L4
-//    part matches (R1). If there is none before R0, the flow is decided at once by R0 (or the default).
-//  - Otherwise the flow is pending until its L7 fields are known; Hyperscan then gives the set of L7 rules whose
+//    first packet. L7 rules' L3/L4 parts are in a second classifier that returns the first L7 rule whose
+//    L3/L4 part matches (R1). If there is none before R0, the flow is decided at once by R0 (or the default).
+//  - Otherwise the flow is pending until its L7 fields are known; Hyperscan then gives the set of L7 rules
+//  whose
 //    L7 conditions match, and the first of those before R0 whose L3/L4 part also matches decides (else R0).
 #pragma once
 
@@ -26,7 +27,7 @@ struct SourceLocation {
 };
 
 struct Cidr {
-  uint8_t family = 4;       // 4 or 6
+  uint8_t family = 4;        // 4 or 6
   uint8_t address[16] = {};  // network order; IPv4 in the first 4 bytes; host bits zero
   uint8_t prefixLength = 0;
 };
@@ -36,8 +37,8 @@ struct PortRange {
   uint16_t high = 65535;
 };
 
-// Which containers an endpoint is: a glob on the name ("web-*") and labels that must all be present with these
-// values. Empty means "any container". In replay, the policy's endpoints section names the containers.
+// Which containers an endpoint is: a glob on the name ("web-*") and labels that must all be present with
+// these values. Empty means "any container". In replay, the policy's endpoints section names the containers.
 struct ContainerSelector {
   bool present = false;
   std::string name;  // glob: * and ?
@@ -92,9 +93,10 @@ struct Rule {
   SourceLocation location;
 
   bool hasL7() const {
-    return !tls.sni.empty() || !tls.sniRegex.empty() || !tls.alpn.empty() || !tls.certificate.subject.empty() ||
-           !tls.certificate.issuer.empty() || !tls.certificate.san.empty() || !http.host.empty() ||
-           !http.path.empty() || !http.method.empty() || !payload.regex.empty();
+    return !tls.sni.empty() || !tls.sniRegex.empty() || !tls.alpn.empty() ||
+           !tls.certificate.subject.empty() || !tls.certificate.issuer.empty() ||
+           !tls.certificate.san.empty() || !http.host.empty() || !http.path.empty() || !http.method.empty() ||
+           !payload.regex.empty();
   }
 };
 
