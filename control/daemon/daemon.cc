@@ -42,6 +42,11 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kHeartbeatInterval = std::chrono::milliseconds(200);
 constexpr int kLoopWaitMs = 50;
+// Fast path entries idle for longer than any flow timeout belong to no worker (a previous vgated's flows,
+// or entries whose flow the worker lost track of): swept once a minute.
+constexpr auto kOrphanSweepInterval = std::chrono::seconds(60);
+// The longest flow timeout, plus a minute for the worker's own sweep to have run.
+constexpr uint64_t kOrphanIdleNs = (dataplane::FlowTimeouts{}.tcpEstablishedUs + 60'000'000ull) * 1000ull;
 
 void log(const std::string& message) { std::fprintf(stderr, "vgated: %s\n", message.c_str()); }
 
@@ -110,6 +115,7 @@ class Daemon {
   std::mutex mutex_;  // the ports and everything attach/detach touch: control thread vs main loop
   std::map<uint16_t, PortPair> ports_;
   Clock::time_point lastBeat_{};
+  Clock::time_point lastOrphanSweep_ = Clock::now();
 };
 
 Result<void> Daemon::start() {
@@ -568,6 +574,12 @@ int Daemon::run() {
       writer_->flush();
     }
     if (Clock::now() - lastBeat_ >= kHeartbeatInterval) beat();
+    if (Clock::now() - lastOrphanSweep_ >= kOrphanSweepInterval) {
+      lastOrphanSweep_ = Clock::now();
+      if (size_t removed = fastPath_->removeFlowsIdleFor(kOrphanIdleNs); removed > 0) {
+        log("removed " + std::to_string(removed) + " idle fast path entries no worker owns");
+      }
+    }
   }
   stop();
   close(signalFd);

@@ -79,6 +79,13 @@ bpf_tc_opts filterOptions(int programFd) {
   return options;
 }
 
+// CLOCK_MONOTONIC in ns: the clock bpf_ktime_get_ns reads.
+uint64_t monotonicNs() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec);
+}
+
 Error libbpfError(int rc, const std::string& what) {
   int code = rc < 0 ? -rc : (errno != 0 ? errno : EINVAL);
   return makeError(code, what + ": " + std::strerror(code));
@@ -198,6 +205,7 @@ Result<void> FastPath::setFlow(const vgate_fp_key& key, uint32_t action, uint32_
   std::memset(&value, 0, sizeof(value));
   value.action = action;
   value.redirect_ifindex = redirectIfindex;
+  value.last_seen_ns = monotonicNs();  // written counts as seen, so that an entry never hit still ages
   int rc =
       bpf_map__update_elem(skeleton_->maps.vgate_fp_flows, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
   if (rc != 0) return libbpfError(rc, "cannot write a fast path flow");
@@ -316,6 +324,29 @@ Result<void> FastPath::setTrunks(const std::vector<uint32_t>& trunkIfindexes, ui
   next.trunk_count = static_cast<uint32_t>(trunkIfindexes.size());
   next.trunk_max_frame = maxFrame;
   return writeConfig(next);
+}
+
+size_t FastPath::removeFlowsIdleFor(uint64_t idleNs) {
+  uint64_t now = monotonicNs();
+  std::vector<vgate_fp_key> doomed;
+  vgate_fp_key key;
+  vgate_fp_key next;
+  const void* previous = nullptr;
+  while (bpf_map__get_next_key(skeleton_->maps.vgate_fp_flows, previous, &next, sizeof(next)) == 0) {
+    vgate_fp_value value;
+    if (bpf_map__lookup_elem(skeleton_->maps.vgate_fp_flows, &next, sizeof(next), &value, sizeof(value), 0) ==
+            0 &&
+        now > value.last_seen_ns && now - value.last_seen_ns > idleNs) {
+      doomed.push_back(next);
+    }
+    key = next;
+    previous = &key;
+  }
+  size_t removed = 0;
+  for (const vgate_fp_key& entry : doomed) {
+    if (bpf_map__delete_elem(skeleton_->maps.vgate_fp_flows, &entry, sizeof(entry), 0) == 0) ++removed;
+  }
+  return removed;
 }
 
 size_t FastPath::removeFlowsOf(uint32_t ifindex) {

@@ -99,6 +99,9 @@ class FastPath {
   Result<void> setTrunks(const std::vector<uint32_t>& trunkIfindexes, uint32_t maxFrame = 0);
   // Removes every flow entry on `ifindex` (a detached port); returns how many.
   size_t removeFlowsOf(uint32_t ifindex);
+  // Removes entries with no packet for longer than `idleNs` (an entry counts as seen when written): those a
+  // previous vgated left for flows no worker owns now, which would otherwise leave only by LRU eviction.
+  size_t removeFlowsIdleFor(uint64_t idleNs);
 
  private:
   FastPath(fast_path* skeleton, bool keepAttached) : skeleton_(skeleton), keepAttached_(keepAttached) {}

@@ -250,6 +250,26 @@ TEST_F(FastPathTest, FailModesHoldForIpv6AndIcmpWhileNeighbourDiscoveryPasses) {
   EXPECT_EQ(pings(true, 3), 3);
 }
 
+// Entries age from when they are written: an entry no packet ever hit (a deny whose flow ended) still goes
+// once idle past the threshold, and one in use stays.
+TEST_F(FastPathTest, IdleEntriesAreSweptAndBusyOnesStay) {
+  fastPath_ = std::move(FastPath::load(1024)).value();
+  ASSERT_TRUE(fastPath_->attachIngress(static_cast<int>(portA_)).ok());
+  ASSERT_TRUE(fastPath_->setFlow(fastPathKey(portA_, udpTuple(6200)), VGATE_FP_DENY, portB_).ok());
+  ASSERT_TRUE(fastPath_->setFlow(fastPathKey(portA_, udpTuple(6201)), VGATE_FP_ALLOW, portB_).ok());
+  auto written = fastPath_->flow(fastPathKey(portA_, udpTuple(6200)));
+  ASSERT_TRUE(written.ok());
+  EXPECT_NE(written.value().last_seen_ns, 0u);
+  EXPECT_EQ(fastPath_->removeFlowsIdleFor(60'000'000'000ull), 0u);
+  usleep(2'500'000);
+  // Keeps its entry fresh: its last packet is ~1.5 s old when the sweep runs (the receiver waits 1.5 s for
+  // more), the deny entry's write over 4 s.
+  EXPECT_EQ(sendUdp(6201, 3), 3);
+  EXPECT_EQ(fastPath_->removeFlowsIdleFor(2'500'000'000ull), 1u);
+  EXPECT_FALSE(fastPath_->flow(fastPathKey(portA_, udpTuple(6200))).ok());
+  EXPECT_TRUE(fastPath_->flow(fastPathKey(portA_, udpTuple(6201))).ok());
+}
+
 TEST_F(FastPathTest, ARestartAdoptsPinnedFlowsAndTheTrafficNeverStops) {
   fs::path pins = dir_ / "bpffs";
   fs::create_directories(pins);
