@@ -131,13 +131,10 @@ static __always_inline int dataplaneAlive(const struct vgate_fp_config* config) 
          bpf_ktime_get_ns() - config->heartbeat_ns <= (__u64)config->heartbeat_timeout_ms * 1000000ull;
 }
 
-// Tags the packet with its pair and side and sends it down the flow's trunk to the dataplane.
+// Tags the packet with its pair and side and sends it down the flow's trunk to the dataplane. The caller has
+// checked that its frames fit the trunk.
 static __always_inline int toSlowPath(struct __sk_buff* skb, const struct vgate_fp_config* config,
-                                      const struct vgate_fp_port* port, __u32 hash, __u32 headers) {
-  if (!fitsTrunk(config, frameSize(skb, headers))) {
-    count(VGATE_FP_STAT_OVERSIZE);
-    return TC_ACT_SHOT;
-  }
+                                      const struct vgate_fp_port* port, __u32 hash) {
   __u32 slot = hash % config->trunk_count;
   __u32* trunk = bpf_map_lookup_elem(&vgate_fp_trunks, &slot);
   if (!trunk || *trunk == 0) return TC_ACT_SHOT;
@@ -156,7 +153,13 @@ static __always_inline int miss(struct __sk_buff* skb, __u32 hash, __u32 headers
   __u32 ifindex = skb->ingress_ifindex;
   struct vgate_fp_port* port = bpf_map_lookup_elem(&vgate_fp_ports, &ifindex);
   if (config && dataplaneAlive(config)) {
-    if (port && config->trunk_count > 0) return toSlowPath(skb, config, port, hash, headers);
+    if (port && config->trunk_count > 0) {
+      if (!fitsTrunk(config, frameSize(skb, headers))) {
+        count(VGATE_FP_STAT_OVERSIZE);
+        return TC_ACT_SHOT;
+      }
+      return toSlowPath(skb, config, port, hash);
+    }
     count(VGATE_FP_STAT_MISS);
     return TC_ACT_OK;
   }
@@ -177,7 +180,7 @@ static __always_inline int inspectInSlowPath(struct __sk_buff* skb, __u32 hash, 
   struct vgate_fp_port* port = bpf_map_lookup_elem(&vgate_fp_ports, &ifindex);
   if (!config || !port || config->trunk_count == 0 || !dataplaneAlive(config)) return -1;
   if (!fitsTrunk(config, frameSize(skb, headers))) return -1;
-  return toSlowPath(skb, config, port, hash, headers);
+  return toSlowPath(skb, config, port, hash);
 }
 
 // ARP, neighbour discovery and other non-flow traffic cross a pair untouched, whatever the dataplane's state:

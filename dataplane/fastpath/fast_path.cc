@@ -4,7 +4,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +14,7 @@
 
 #include "dataplane/flow/flow_key_builder.h"
 #include "fast_path.skel.h"
+#include "vgate/clock.h"
 
 namespace vgate::dataplane {
 
@@ -77,13 +77,6 @@ bpf_tc_opts filterOptions(int programFd) {
   options.priority = 1;
   if (programFd >= 0) options.prog_fd = programFd;
   return options;
-}
-
-// CLOCK_MONOTONIC in ns: the clock bpf_ktime_get_ns reads.
-uint64_t monotonicNs() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec);
 }
 
 Error libbpfError(int rc, const std::string& what) {
@@ -274,11 +267,8 @@ Result<void> FastPath::setFailMode(uint32_t failMode, uint32_t heartbeatTimeoutM
 Result<void> FastPath::beat() {
   auto current = config();
   if (!current) return current.error();
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);  // the clock bpf_ktime_get_ns reads
   vgate_fp_config next = current.value();
-  next.heartbeat_ns =
-      static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec);
+  next.heartbeat_ns = monotonicNs();  // the clock bpf_ktime_get_ns reads
   return writeConfig(next);
 }
 
@@ -328,40 +318,31 @@ Result<void> FastPath::setTrunks(const std::vector<uint32_t>& trunkIfindexes, ui
 
 size_t FastPath::removeFlowsIdleFor(uint64_t idleNs) {
   uint64_t now = monotonicNs();
-  std::vector<vgate_fp_key> doomed;
-  vgate_fp_key key;
-  vgate_fp_key next;
-  const void* previous = nullptr;
-  while (bpf_map__get_next_key(skeleton_->maps.vgate_fp_flows, previous, &next, sizeof(next)) == 0) {
+  return removeFlowsWhere([&](const vgate_fp_key& key) {
     vgate_fp_value value;
-    if (bpf_map__lookup_elem(skeleton_->maps.vgate_fp_flows, &next, sizeof(next), &value, sizeof(value), 0) ==
-            0 &&
-        now > value.last_seen_ns && now - value.last_seen_ns > idleNs) {
-      doomed.push_back(next);
-    }
-    key = next;
-    previous = &key;
-  }
-  size_t removed = 0;
-  for (const vgate_fp_key& entry : doomed) {
-    if (bpf_map__delete_elem(skeleton_->maps.vgate_fp_flows, &entry, sizeof(entry), 0) == 0) ++removed;
-  }
-  return removed;
+    return bpf_map__lookup_elem(skeleton_->maps.vgate_fp_flows, &key, sizeof(key), &value, sizeof(value),
+                                0) == 0 &&
+           now > value.last_seen_ns && now - value.last_seen_ns > idleNs;
+  });
 }
 
 size_t FastPath::removeFlowsOf(uint32_t ifindex) {
+  return removeFlowsWhere([&](const vgate_fp_key& key) { return key.ifindex == ifindex; });
+}
+
+size_t FastPath::removeFlowsWhere(const std::function<bool(const vgate_fp_key&)>& doomed) {
   // Collect first: deleting while iterating a hash map may restart the walk.
-  std::vector<vgate_fp_key> doomed;
+  std::vector<vgate_fp_key> keys;
   vgate_fp_key key;
   vgate_fp_key next;
   const void* previous = nullptr;
   while (bpf_map__get_next_key(skeleton_->maps.vgate_fp_flows, previous, &next, sizeof(next)) == 0) {
-    if (next.ifindex == ifindex) doomed.push_back(next);
+    if (doomed(next)) keys.push_back(next);
     key = next;
     previous = &key;
   }
   size_t removed = 0;
-  for (const vgate_fp_key& entry : doomed) {
+  for (const vgate_fp_key& entry : keys) {
     if (bpf_map__delete_elem(skeleton_->maps.vgate_fp_flows, &entry, sizeof(entry), 0) == 0) ++removed;
   }
   return removed;

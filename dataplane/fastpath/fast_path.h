@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -108,6 +109,8 @@ class FastPath {
   Result<vgate_fp_config> config() const;
   Result<void> writeConfig(const vgate_fp_config& config);
   Result<void> attach(int ifindex, int programFd);
+  // Removes the flow entries `doomed` picks: the one walk both removals share.
+  size_t removeFlowsWhere(const std::function<bool(const vgate_fp_key&)>& doomed);
 
   fast_path* skeleton_;
   bool keepAttached_;

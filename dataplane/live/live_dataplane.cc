@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "dataplane/worker/record_ring.h"
+#include "vgate/clock.h"
 
 namespace vgate::dataplane {
 
@@ -37,12 +38,6 @@ constexpr uint32_t kEndRecordsPerWorker = 8192;
 constexpr uint32_t kMetadataPerWorker = 1024;
 constexpr uint32_t kSweepBudget = 1024;
 constexpr uint64_t kSweepIntervalUs = 1000;
-
-uint64_t clockNs(clockid_t clock) {
-  timespec now{};
-  clock_gettime(clock, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec);
-}
 
 // libxdp speaks when DPDK's af_xdp driver loads its XDP program: its dispatcher needs a bpffs at
 // /sys/fs/bpf and falls back to one program per interface without it (ARCHITECTURE.md, fact 6), which is

@@ -60,20 +60,17 @@ bool PortOffload::usage(const Flow& flow, OffloadUsage& usage) {
   if (!inner && !outer) return false;
   // What enters the client's side goes to the server.
   bool clientInner = (flow.offloadState & ~kOffloadInspecting) == kOffloadedClientInner;
-  const Result<vgate_fp_value>* toServer = clientInner ? &inner : &outer;
-  const Result<vgate_fp_value>* toClient = clientInner ? &outer : &inner;
+  const Result<vgate_fp_value>* entries[2];
+  entries[kToServer] = clientInner ? &inner : &outer;
+  entries[kToClient] = clientInner ? &outer : &inner;
   uint64_t lastSeenNs = 0;
-  if (*toServer) {
-    usage.pkts[kToServer] = toServer->value().packets;
-    usage.bytes[kToServer] = toServer->value().bytes;
-    usage.tcpFlags[kToServer] = toServer->value().tcp_flags;
-    lastSeenNs = std::max<uint64_t>(lastSeenNs, toServer->value().last_seen_ns);
-  }
-  if (*toClient) {
-    usage.pkts[kToClient] = toClient->value().packets;
-    usage.bytes[kToClient] = toClient->value().bytes;
-    usage.tcpFlags[kToClient] = toClient->value().tcp_flags;
-    lastSeenNs = std::max<uint64_t>(lastSeenNs, toClient->value().last_seen_ns);
+  for (int direction = 0; direction < 2; ++direction) {
+    if (!*entries[direction]) continue;
+    const vgate_fp_value& entry = entries[direction]->value();
+    usage.pkts[direction] = entry.packets;
+    usage.bytes[direction] = entry.bytes;
+    usage.tcpFlags[direction] = entry.tcp_flags;
+    lastSeenNs = std::max<uint64_t>(lastSeenNs, entry.last_seen_ns);
   }
   usage.lastSeenUs = lastSeenNs == 0
                          ? 0

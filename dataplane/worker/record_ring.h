@@ -4,10 +4,10 @@
 
 #include <rte_mempool.h>
 #include <rte_ring.h>
-#include <time.h>
 
 #include <cstdint>
 
+#include "vgate/clock.h"
 #include "vgate/flow_record.h"
 
 namespace vgate::dataplane {
@@ -27,14 +27,7 @@ inline bool drainRecordRing(rte_ring* records, rte_mempool* endRecords, rte_memp
         rte_mempool_put(endRecords, objects[i]);
       }
     }
-    if (deadlineNs != 0) {
-      timespec now{};
-      clock_gettime(CLOCK_MONOTONIC, &now);
-      if (static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec) >=
-          deadlineNs) {
-        return rte_ring_empty(records) != 0;
-      }
-    }
+    if (deadlineNs != 0 && monotonicNs() >= deadlineNs) return rte_ring_empty(records) != 0;
   }
   return true;
 }
