@@ -12,6 +12,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +22,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string_view>
 
 #include "control/daemon/trunks.h"
 #include "control/flowlog/flow_log_writer.h"
@@ -63,6 +66,24 @@ Result<void> ensureBpffs(const std::string& directory) {
 }
 
 std::string failModeName(uint32_t mode) { return mode == VGATE_FP_FAIL_OPEN ? "open" : "closed"; }
+
+// The first argument of a request that is not among `allowed`.
+std::optional<std::string> unknownArgument(const Json& args,
+                                           std::initializer_list<std::string_view> allowed) {
+  for (const auto& [key, value] : args.items()) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) return key;
+  }
+  return std::nullopt;
+}
+
+// A request's "pid": a positive integer that fits a pid_t, or nothing.
+std::optional<int> pidArgument(const Json& args) {
+  if (!args.contains("pid")) return std::nullopt;
+  const Json& pid = args["pid"];
+  if (!pid.is_number_integer() || pid.get<int64_t>() <= 0 || pid.get<int64_t>() > INT32_MAX)
+    return std::nullopt;
+  return static_cast<int>(pid.get<int64_t>());
+}
 
 Json portSummary(const PortPair& pair) {
   return Json{{"id", pair.id},
@@ -375,10 +396,8 @@ void Daemon::reapVanishedPorts() {
 }
 
 ControlReply Daemon::attach(const Json& args) {
-  for (const auto& [key, value] : args.items()) {
-    if (key != "netns" && key != "pid" && key != "ifname" && key != "name") {
-      return ControlReply::failure(EINVAL, "attach: unknown argument '" + key + "'");
-    }
+  if (auto unknown = unknownArgument(args, {"netns", "pid", "ifname", "name"})) {
+    return ControlReply::failure(EINVAL, "attach: unknown argument '" + *unknown + "'");
   }
   AttachRequest request;
   if (args.contains("netns") == args.contains("pid")) {
@@ -390,11 +409,9 @@ ControlReply Daemon::attach(const Json& args) {
     }
     request.netnsPath = args["netns"].get<std::string>();
   } else {
-    if (!args["pid"].is_number_integer() || args["pid"].get<int64_t>() <= 0 ||
-        args["pid"].get<int64_t>() > INT32_MAX) {
-      return ControlReply::failure(EINVAL, "attach: pid must be a positive integer");
-    }
-    request.pid = static_cast<int>(args["pid"].get<int64_t>());
+    auto pid = pidArgument(args);
+    if (!pid) return ControlReply::failure(EINVAL, "attach: pid must be a positive integer");
+    request.pid = *pid;
   }
   if (args.contains("ifname")) {
     if (!args["ifname"].is_string() || args["ifname"].get<std::string>().empty() ||
@@ -426,10 +443,8 @@ ControlReply Daemon::attach(const Json& args) {
 }
 
 ControlReply Daemon::detach(const Json& args) {
-  for (const auto& [key, value] : args.items()) {
-    if (key != "netns" && key != "pid" && key != "all") {
-      return ControlReply::failure(EINVAL, "detach: unknown argument '" + key + "'");
-    }
+  if (auto unknown = unknownArgument(args, {"netns", "pid", "all"})) {
+    return ControlReply::failure(EINVAL, "detach: unknown argument '" + *unknown + "'");
   }
   int selectors = args.contains("netns") + args.contains("pid") + args.contains("all");
   if (selectors != 1) return ControlReply::failure(EINVAL, "detach needs exactly one of netns, pid and all");
@@ -446,11 +461,9 @@ ControlReply Daemon::detach(const Json& args) {
       if (!args["netns"].is_string()) return ControlReply::failure(EINVAL, "detach: netns must be a path");
       target = Netns::open(args["netns"].get<std::string>());
     } else {
-      if (!args["pid"].is_number_integer() || args["pid"].get<int64_t>() <= 0 ||
-          args["pid"].get<int64_t>() > INT32_MAX) {
-        return ControlReply::failure(EINVAL, "detach: pid must be a positive integer");
-      }
-      target = Netns::ofPid(static_cast<int>(args["pid"].get<int64_t>()));
+      auto pid = pidArgument(args);
+      if (!pid) return ControlReply::failure(EINVAL, "detach: pid must be a positive integer");
+      target = Netns::ofPid(*pid);
     }
     if (!target) return ControlReply::failure(target.error().code, target.error().message);
     for (const auto& [id, pair] : ports_) {
