@@ -92,6 +92,7 @@ Json portSummary(const PortPair& pair) {
               {"pid", pair.pid},
               {"ifname", pair.containerIfname},
               {"hostIfname", pair.hostIfname},
+              {"mode", pair.original.routed() ? "routed" : "bridge"},
               {"bridge", pair.bridgeName},
               {"inner", pair.innerName},
               {"outer", pair.outerName}};

@@ -162,18 +162,27 @@ Result<PortPair> Interposer::attach(const AttachRequest& request, uint16_t id) {
   if (hostEnd.kind != "veth" || hostEnd.link != eth.index) {
     return makeError(ENOENT, "peer of " + request.ifname + " in " + path + " not found in the host netns");
   }
-  if (hostEnd.master == 0) {
-    return makeError(ENOTSUP, "host end " + hostEnd.name + " of " + request.ifname + " in " + path +
-                                  " is not on a bridge (routed host ends are not supported yet)");
+  // On a bridge, or routed (no master: the host routes to the container through the host end).
+  LinkInfo bridge;
+  std::vector<BridgePortAttribute> bridgePort;
+  if (hostEnd.master != 0) {
+    auto bridgeLink = hostSocket_.getLink(hostEnd.master);
+    if (!bridgeLink) return withContext(bridgeLink.error(), "master of " + hostEnd.name);
+    if (bridgeLink.value().kind != "bridge") {
+      return makeError(ENOTSUP, "host end " + hostEnd.name + " is enslaved to " + bridgeLink.value().name +
+                                    ", a " + bridgeLink.value().kind + ", not a bridge");
+    }
+    bridge = std::move(bridgeLink).value();
+    auto port = hostSocket_.getBridgePort(hostEnd.index);
+    if (!port) return port.error();
+    bridgePort = std::move(port).value();
   }
-  auto bridgeLink = hostSocket_.getLink(hostEnd.master);
-  if (!bridgeLink) return withContext(bridgeLink.error(), "master of " + hostEnd.name);
-  if (bridgeLink.value().kind != "bridge") {
-    return makeError(ENOTSUP, "host end " + hostEnd.name + " is enslaved to " + bridgeLink.value().name +
-                                  ", a " + bridgeLink.value().kind + ", not a bridge");
-  }
-  auto bridgePort = hostSocket_.getBridgePort(hostEnd.index);
-  if (!bridgePort) return bridgePort.error();
+  // What the kernel drops when the host end leaves the host netns. Sysctls are read through /proc of the
+  // calling thread's netns: make sure it is the host's.
+  auto inHost = EnterNetns::enter(host_);
+  if (!inHost) return inHost.error();
+  auto l3 = captureHostEndL3(hostSocket_, hostEnd.index, hostEnd.name, hostEnd.mac);
+  if (!l3) return withContext(l3.error(), "host end " + hostEnd.name);
 
   PortPair pair;
   pair.id = id;
@@ -183,8 +192,8 @@ Result<PortPair> Interposer::attach(const AttachRequest& request, uint16_t id) {
   pair.containerIfname = request.ifname;
   pair.containerIfindex = eth.index;
   pair.hostIfname = hostEnd.name;
-  pair.bridgeName = bridgeLink.value().name;
-  pair.bridgeIfindex = bridgeLink.value().index;
+  pair.bridgeName = bridge.name;
+  pair.bridgeIfindex = bridge.index;
   pair.innerName = innerName(id);
   pair.outerName = outerName(id);
   HostEndSettings& original = pair.original;
@@ -199,7 +208,8 @@ Result<PortPair> Interposer::attach(const AttachRequest& request, uint16_t id) {
   original.alias = hostEnd.alias;
   original.bridgeName = pair.bridgeName;
   original.bridgeIfindex = pair.bridgeIfindex;
-  original.bridgePort = std::move(bridgePort).value();
+  original.bridgePort = std::move(bridgePort);
+  original.l3 = std::move(l3).value();
 
   // The kernel renames a moved link only after moving it, and only if its old name is taken in the target:
   // a taken vgi-<id> would leave the link in vgate's netns under its old name. Check first.
@@ -255,23 +265,33 @@ Result<PortPair> Interposer::attach(const AttachRequest& request, uint16_t id) {
   if (!newHost) return withContext(newHost.error(), "after creating " + pair.outerName);
   pair.hostIfindex = newHost.value().index;
 
-  // 3. The new host end takes the old one's place on the bridge.
+  // 3. The new host end takes the old one's place: on the bridge, with its sysctls, addresses, neighbours
+  // and routes. Routes through the old host end went with it in step 1: until they are back, the host has
+  // no route to the container (a few milliseconds).
   {
     NetlinkMessage set(RTM_SETLINK, 0);
     set.putIfinfo(pair.hostIfindex);
-    set.putU32(IFLA_MASTER, static_cast<uint32_t>(pair.bridgeIfindex));
+    if (!original.routed()) set.putU32(IFLA_MASTER, static_cast<uint32_t>(pair.bridgeIfindex));
     if (!original.alias.empty()) set.putBytes(IFLA_IFALIAS, original.alias.data(), original.alias.size());
     if (auto enslaved = hostSocket_.transact(set); !enslaved) {
-      return withContext(enslaved.error(), "enslave " + original.name + " to " + pair.bridgeName);
+      return withContext(enslaved.error(), original.routed()
+                                               ? "set alias of " + original.name
+                                               : "enslave " + original.name + " to " + pair.bridgeName);
     }
   }
   if (auto port = hostSocket_.setBridgePort(pair.hostIfindex, writable(original.bridgePort)); !port) {
     return withContext(port.error(), "bridge port settings of " + original.name);
   }
+  if (auto sysctls = applyHostEndSysctls(original.name, original.l3); !sysctls) {
+    return withContext(sysctls.error(), "sysctls of " + original.name);
+  }
   if (original.up) {
     if (auto up = hostSocket_.setLinkUp(pair.hostIfindex, true); !up) {
       return withContext(up.error(), "set " + original.name + " up");
     }
+  }
+  if (auto objects = applyHostEndObjects(hostSocket_, pair.hostIfindex, original.l3); !objects) {
+    return withContext(objects.error(), original.name);
   }
 
   // 4. Both of vgate's ports up: the container's carrier comes back.
@@ -316,13 +336,15 @@ Result<void> Interposer::restoreHostEnd(int innerIfindex, const HostEndSettings&
   keep(hostSocket_.transact(set), "restore MAC/MTU/txqlen/alias of " + original.name);
 
   // The bridge by its old ifindex if it is still the same bridge, else by name (recreated meanwhile).
-  auto bridge = hostSocket_.getLink(original.bridgeIfindex);
-  if (!bridge || bridge.value().name != original.bridgeName || bridge.value().kind != "bridge") {
-    bridge = hostSocket_.getLink(original.bridgeName);
+  Result<LinkInfo> bridge = makeError(ENODEV, "routed");
+  if (!original.routed()) {
+    bridge = hostSocket_.getLink(original.bridgeIfindex);
+    if (!bridge || bridge.value().name != original.bridgeName || bridge.value().kind != "bridge") {
+      bridge = hostSocket_.getLink(original.bridgeName);
+    }
+    if (!bridge) keep(bridge.error(), "bridge " + original.bridgeName);
   }
-  if (!bridge) {
-    keep(bridge.error(), "bridge " + original.bridgeName);
-  } else {
+  if (bridge) {
     NetlinkMessage enslave(RTM_SETLINK, 0);
     enslave.putIfinfo(index);
     enslave.putU32(IFLA_MASTER, static_cast<uint32_t>(bridge.value().index));
@@ -333,11 +355,28 @@ Result<void> Interposer::restoreHostEnd(int innerIfindex, const HostEndSettings&
            "bridge port settings of " + original.name);
     }
   }
+  if (auto inHost = EnterNetns::enter(host_); !inHost) {
+    keep(inHost.error(), "sysctls of " + original.name);
+  } else {
+    keep(applyHostEndSysctls(original.name, original.l3), "sysctls of " + original.name);
+  }
   if (original.up) keep(hostSocket_.setLinkUp(index, true), "set " + original.name + " up");
+  keep(applyHostEndObjects(hostSocket_, index, original.l3), original.name);
   return first;
 }
 
 Result<void> Interposer::detach(const PortPair& pair) {
+  // The host end's layer-3 state as it is now (a CNI may have added a route for a new address since
+  // attach), read before deleting the new host end takes it away; the state recorded at attach if it
+  // cannot be read.
+  HostEndSettings original = pair.original;
+  if (auto hostEnd = hostSocket_.getLink(pair.hostIfindex);
+      hostEnd && hostEnd.value().name == pair.hostIfname) {
+    auto inHost = EnterNetns::enter(host_);
+    auto current = inHost ? captureHostEndL3(hostSocket_, pair.hostIfindex, pair.hostIfname, original.mac)
+                          : Result<HostEndL3>(inHost.error());
+    if (current) original.l3 = std::move(current).value();
+  }
   auto outer = vgateSocket_.getLink(pair.outerName);
   if (outer) {
     if (auto deleted = vgateSocket_.deleteLink(outer.value().index); !deleted) {
@@ -353,7 +392,7 @@ Result<void> Interposer::detach(const PortPair& pair) {
     }
     return inner.error();
   }
-  return restoreHostEnd(inner.value().index, pair.original);
+  return restoreHostEnd(inner.value().index, original);
 }
 
 Result<void> Interposer::cleanup(const PortPair& pair) {

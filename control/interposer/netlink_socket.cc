@@ -17,33 +17,6 @@ Error errnoError(int code, const std::string& what) {
   return makeError(code, what + ": " + std::strerror(code));
 }
 
-// libmnl's iteration macros assign void* and do not compile as C++; these do the same walk.
-template <typename F>
-void forEachAttribute(const nlmsghdr* message, size_t offset, F&& visit) {
-  const char* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(message));
-  for (auto* attribute = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(message, offset));
-       mnl_attr_ok(attribute, static_cast<int>(tail - reinterpret_cast<const char*>(attribute)));
-       attribute = mnl_attr_next(attribute)) {
-    visit(attribute);
-  }
-}
-
-template <typename F>
-void forEachNested(const nlattr* nest, F&& visit) {
-  const char* start = static_cast<const char*>(mnl_attr_get_payload(nest));
-  const char* end = start + mnl_attr_get_payload_len(nest);
-  for (auto* attribute = reinterpret_cast<const nlattr*>(start);
-       mnl_attr_ok(attribute, static_cast<int>(end - reinterpret_cast<const char*>(attribute)));
-       attribute = mnl_attr_next(attribute)) {
-    visit(attribute);
-  }
-}
-
-std::string attributeString(const nlattr* attribute) {
-  const char* data = static_cast<const char*>(mnl_attr_get_payload(attribute));
-  return std::string(data, strnlen(data, mnl_attr_get_payload_len(attribute)));
-}
-
 // The kernel's extended-ack text ("Invalid argument" alone rarely says which attribute was wrong).
 std::string extAckMessage(const nlmsghdr* message) {
   if (!(message->nlmsg_flags & NLM_F_ACK_TLVS)) return "";

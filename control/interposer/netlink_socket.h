@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <string>
@@ -17,6 +18,33 @@
 #include "vgate/result.h"
 
 namespace vgate::control {
+
+// libmnl's iteration macros assign void* and do not compile as C++; these do the same walk.
+template <typename F>
+inline void forEachAttribute(const nlmsghdr* message, size_t offset, F&& visit) {
+  const char* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(message));
+  for (auto* attribute = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(message, offset));
+       mnl_attr_ok(attribute, static_cast<int>(tail - reinterpret_cast<const char*>(attribute)));
+       attribute = mnl_attr_next(attribute)) {
+    visit(attribute);
+  }
+}
+
+template <typename F>
+inline void forEachNested(const nlattr* nest, F&& visit) {
+  const char* start = static_cast<const char*>(mnl_attr_get_payload(nest));
+  const char* end = start + mnl_attr_get_payload_len(nest);
+  for (auto* attribute = reinterpret_cast<const nlattr*>(start);
+       mnl_attr_ok(attribute, static_cast<int>(end - reinterpret_cast<const char*>(attribute)));
+       attribute = mnl_attr_next(attribute)) {
+    visit(attribute);
+  }
+}
+
+inline std::string attributeString(const nlattr* attribute) {
+  const char* data = static_cast<const char*>(mnl_attr_get_payload(attribute));
+  return std::string(data, strnlen(data, mnl_attr_get_payload_len(attribute)));
+}
 
 // What RTM_GETLINK reports about one link (only the fields the interposer uses).
 struct LinkInfo {
@@ -50,6 +78,11 @@ class NetlinkMessage {
   NetlinkMessage(uint16_t type, uint16_t flags);
   nlmsghdr* header() { return header_; }
   ifinfomsg* putIfinfo(int index, unsigned char family = AF_UNSPEC);
+  // The fixed header of a request other than a link's (ifaddrmsg, rtmsg, ndmsg), zeroed.
+  template <typename Header>
+  Header* putHeader() {
+    return static_cast<Header*>(mnl_nlmsg_put_extra_header(header_, sizeof(Header)));
+  }
   void putU32(uint16_t type, uint32_t value) { mnl_attr_put_u32(header_, type, value); }
   void putString(uint16_t type, const std::string& value) { mnl_attr_put_strz(header_, type, value.c_str()); }
   void putBytes(uint16_t type, const void* data, size_t length) { mnl_attr_put(header_, type, length, data); }

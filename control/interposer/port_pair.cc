@@ -2,40 +2,10 @@
 #include "control/interposer/port_pair.h"
 
 #include <cerrno>
-#include <cstdio>
+
+#include "control/interposer/hex_text.h"
 
 namespace vgate::control {
-
-namespace {
-
-std::string toHex(const std::vector<uint8_t>& bytes, const char* separator) {
-  std::string text;
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    char digits[3];
-    std::snprintf(digits, sizeof(digits), "%02x", bytes[i]);
-    if (i > 0) text += separator;
-    text += digits;
-  }
-  return text;
-}
-
-// Accepts "0a1b" and "0a:1b".
-std::vector<uint8_t> fromHex(const std::string& text) {
-  std::vector<uint8_t> bytes;
-  std::string digits;
-  for (char c : text) {
-    if (c == ':') continue;
-    digits += c;
-    if (digits.size() == 2) {
-      bytes.push_back(static_cast<uint8_t>(std::stoul(digits, nullptr, 16)));
-      digits.clear();
-    }
-  }
-  if (!digits.empty()) throw std::invalid_argument("odd number of hex digits");
-  return bytes;
-}
-
-}  // namespace
 
 nlohmann::json PortPair::toJson() const {
   nlohmann::json bridgePort = nlohmann::json::array();
@@ -69,7 +39,8 @@ nlohmann::json PortPair::toJson() const {
         {"alias", original.alias},
         {"bridge_name", original.bridgeName},
         {"bridge_ifindex", original.bridgeIfindex},
-        {"bridge_port", bridgePort}}},
+        {"bridge_port", bridgePort},
+        {"l3", original.l3.toJson()}}},
   };
 }
 
@@ -106,6 +77,12 @@ Result<PortPair> PortPair::fromJson(const nlohmann::json& json) {
     for (const auto& attribute : original.at("bridge_port")) {
       pair.original.bridgePort.push_back(BridgePortAttribute{
           attribute.at("type").get<uint16_t>(), fromHex(attribute.at("value").get<std::string>())});
+    }
+    // State files written before vgate carried layer-3 state have none: bridged ports only.
+    if (original.contains("l3")) {
+      auto l3 = HostEndL3::fromJson(original.at("l3"));
+      if (!l3) return l3.error();
+      pair.original.l3 = std::move(l3).value();
     }
     if (pair.id < 1 || pair.id > 4094) return makeError(EINVAL, "port pair id out of range 1..4094");
     return pair;

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "control/interposer/host_end_l3.h"
 #include "control/interposer/netlink_socket.h"
 #include "vgate/result.h"
 
@@ -24,10 +25,12 @@ struct HostEndSettings {
   uint32_t numRxQueues = 0;
   bool up = false;
   std::string alias;
-  std::string bridgeName;
+  std::string bridgeName;  // empty: a routed host end, on no bridge
   int bridgeIfindex = 0;
   // Every IFLA_BRPORT_* attribute the kernel reported, raw; restore replays the writable ones.
   std::vector<BridgePortAttribute> bridgePort;
+  HostEndL3 l3;  // addresses, permanent neighbours, routes and sysctls (all a routed host end needs)
+  bool routed() const { return bridgeName.empty(); }
   bool operator==(const HostEndSettings&) const = default;
 };
 
@@ -39,7 +42,7 @@ struct PortPair {
   std::string containerIfname;
   int containerIfindex = 0;
   std::string hostIfname;  // the host end's name, kept by the new host end
-  std::string bridgeName;
+  std::string bridgeName;  // empty: routed
   int bridgeIfindex = 0;
   std::string innerName;  // vgi-<id>: the original host end, now in vgate's netns, peer of the container
   int innerIfindex = 0;

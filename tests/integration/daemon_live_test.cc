@@ -553,6 +553,101 @@ TEST_F(DaemonLive, DetachRestoresLinksAddressesRoutesAndFeatures) {
 
 // A million spoofed SYNs (distinct flows) from a third attached container while an allowed connection keeps
 // echoing: memory stays bounded, the flow table evicts and counts it, the connection carries on.
+// A container routed from the node (Calico style, on no bridge) beside one on the bridge: its traffic to the
+// host and to the bridged container crosses vgate, is judged by the policy and logged under its name, and
+// detach gives the node its routes back.
+TEST_F(DaemonLive, RoutedContainerIsJudgedLoggedAndDetached) {
+  ASSERT_TRUE(node_->addContainer(1));
+  ASSERT_TRUE(node_->addRoutedContainer(2));
+  // c1 reaches the routed range through the node.
+  ASSERT_EQ(sh(node_->in(1, "ip route add 10.78.0.0/24 via " + std::string(LiveNode::kHostV4)) + " && " +
+               node_->in(1, "ip -6 route add fd78::/64 via " + std::string(LiveNode::kHostV6))),
+            0);
+  const std::string hostEnd = LiveNode::routedHostEnd(2);
+  auto nodeView = [&] {
+    return shOut(node_->inNode("ip -d link show " + hostEnd) + " | tail -n +2; " +
+                 node_->inNode("ip route show table all dev " + hostEnd) + "; " +
+                 node_->inNode("ip -6 route show table all dev " + hostEnd) + "; " +
+                 node_->inNode("sh -c 'grep -r . /proc/sys/net/ipv4/conf/" + hostEnd +
+                               " /proc/sys/net/ipv4/neigh/" + hostEnd + " /proc/sys/net/ipv6/conf/" +
+                               hostEnd + " 2>/dev/null'"))
+        .out;
+  };
+  auto ping = shOut(node_->in(2, "ping -c 2 -i 0.2 -W 2 " + std::string(LiveNode::kHostV4)));
+  ASSERT_EQ(ping.exitCode, 0) << "the routed topology itself does not work: " << ping.out;
+  std::string before = nodeView();
+  ASSERT_NE(before.find(LiveNode::routedV4(2) + " scope link"), std::string::npos) << before;
+
+  ASSERT_TRUE(node_->startVgated("--policy " + writePolicy(kDenyPolicy)));
+  ASSERT_TRUE(node_->attach(1));
+  ASSERT_TRUE(node_->attach(2));
+  Json status = node_->status();
+  bool routedPort = false;
+  for (const Json& port : status.value("ports", Json::array())) {
+    if (port.value("name", "") != "c2") continue;
+    routedPort = true;
+    EXPECT_EQ(port.value("mode", ""), "routed") << port.dump();
+    EXPECT_EQ(port.value("hostIfname", ""), hostEnd) << port.dump();
+  }
+  EXPECT_TRUE(routedPort) << status.dump();
+
+  std::string tool = "/usr/bin/python3 " + node_->toolPath();
+  serve(0, tool + " serve-tcp 7001", 7001);
+  serve(0, tool + " serve-tcp 7005", 7005);
+  serve(1, tool + " serve-tcp 7001", 7001);
+  serve(2, tool + " serve-tcp 7001", 7001);
+  struct Transfer {
+    int from;
+    std::string to;
+    int sport;
+  };
+  for (const Transfer& transfer : std::vector<Transfer>{{2, LiveNode::kHostV4, 40401},
+                                                        {2, LiveNode::v4(1), 40402},
+                                                        {1, LiveNode::routedV4(2), 40403},
+                                                        {2, LiveNode::kHostV6, 40404}}) {
+    auto tcp = sendTcp(transfer.from, transfer.to, 7001, transfer.sport, 1 << 20);
+    EXPECT_EQ(tcp.exitCode, 0) << "c" << transfer.from << " -> " << transfer.to << " TCP: " << tcp.out;
+  }
+  auto denied = sendTcp(2, LiveNode::kHostV4, 7005, 40405, 1000, 2);
+  EXPECT_NE(denied.exitCode, 0) << "port 7005 is denied: " << denied.out;
+  for (const std::string& target :
+       {std::string(LiveNode::kHostV4), std::string(LiveNode::kHostV6), LiveNode::v4(1), LiveNode::v6(1)}) {
+    ping = shOut(node_->in(2, "ping -c 3 -i 0.2 -W 2 " + target));
+    EXPECT_EQ(ping.exitCode, 0) << "ping " << target << ": " << ping.out;
+  }
+
+  auto detached = node_->ctl("detach --netns " + node_->containerPath(2));
+  EXPECT_EQ(detached.exitCode, 0) << detached.out;
+  EXPECT_EQ(nodeView(), before);
+  ping = shOut(node_->in(2, "ping -c 2 -i 0.2 -W 2 " + std::string(LiveNode::kHostV4)));
+  EXPECT_EQ(ping.exitCode, 0) << "after detach: " << ping.out;
+
+  ASSERT_EQ(node_->stopVgated(), 0);
+  auto log = node_->flowLog();
+  struct Expected {
+    std::string dest;
+    int sport;
+    const char* action;
+    const char* rule;
+  };
+  for (const Expected& flow : std::vector<Expected>{{LiveNode::kHostV4, 40401, "allow", nullptr},
+                                                    {LiveNode::v4(1), 40402, "allow", nullptr},
+                                                    {LiveNode::kHostV4, 40405, "deny", "deny-port-7005"}}) {
+    auto records = flowsOf(log, "TCP", LiveNode::routedV4(2), flow.sport, flow.dest);
+    ASSERT_FALSE(records.empty()) << "flow from port " << flow.sport << " not logged";
+    bool onRouted = false;
+    for (const Json& record : records) {
+      if (record["container"]["name"] != "c2") continue;
+      onRouted = true;
+      EXPECT_EQ(record["verdict"]["action"], flow.action) << record.dump();
+      if (flow.rule != nullptr) EXPECT_EQ(record["verdict"]["rule"], flow.rule) << record.dump();
+    }
+    EXPECT_TRUE(onRouted) << flow.sport << ": logged for " << containerNames(records);
+  }
+  auto inbound = flowsOf(log, "TCP", LiveNode::v4(1), 40403, LiveNode::routedV4(2));
+  EXPECT_NE(containerNames(inbound).find("c2"), std::string::npos) << containerNames(inbound);
+}
+
 TEST_F(DaemonLive, SynFloodKeepsMemoryBoundedAndEstablishedFlowAlive) {
   for (int n : {1, 2, 3}) ASSERT_TRUE(node_->addContainer(n));
   // Under AddressSanitizer, freed memory sits in a quarantine of up to 256 MB (the flow log's strings fill
@@ -630,9 +725,12 @@ TEST_F(DaemonLive, BadAttachRequestsLeaveNothingBehind) {
   ASSERT_EQ(sh(node_->in(4, "ip link add br9 type bridge")), 0);
   ASSERT_EQ(sh(node_->in(4, "ip link add va type veth peer name vb")), 0);
   bool haveDummy = sh(node_->in(4, "ip link add dm0 type dummy 2>/dev/null")) == 0;
-  // A veth to the node that is not on a bridge.
-  ASSERT_EQ(
-      sh("ip -n " + node_->node() + " link add vr4 type veth peer name ro0 netns " + node_->container(4)), 0);
+  // A veth routed from the node with a multipath route through it, which attach cannot carry over.
+  std::string inNode = "ip -n " + node_->node() + " ";
+  ASSERT_EQ(sh(inNode + "link add vr4 type veth peer name ro0 netns " + node_->container(4) + " && " +
+               node_->in(4, "ip link set ro0 up") + " && " + inNode + "link set vr4 up && " + inNode +
+               "route add 10.55.0.0/24 nexthop dev vr4 nexthop dev " + LiveNode::kBridge),
+            0);
 
   int pidMax = std::stoi(fileText("/proc/sys/kernel/pid_max"));
   int freePid = pidMax - 1;
@@ -648,8 +746,8 @@ TEST_F(DaemonLive, BadAttachRequestsLeaveNothingBehind) {
       {"missing ifname", "attach --netns " + node_->containerPath(4) + " --ifname nope0", "ENOENT"},
       {"a bridge", "attach --netns " + node_->containerPath(4) + " --ifname br9", "EINVAL"},
       {"veth within the netns", "attach --netns " + node_->containerPath(4) + " --ifname va", "EOPNOTSUPP"},
-      {"host end not on a bridge", "attach --netns " + node_->containerPath(4) + " --ifname ro0",
-       "EOPNOTSUPP"},
+      {"routed host end with a multipath route",
+       "attach --netns " + node_->containerPath(4) + " --ifname ro0", "EOPNOTSUPP"},
       {"the host's own netns", "attach --netns /run/netns/" + node_->node(), "EINVAL"},
       {"vgate's own netns", "attach --netns " + (node_->stateDir() / "netns").string(), "EINVAL"},
   };
@@ -667,7 +765,7 @@ TEST_F(DaemonLive, BadAttachRequestsLeaveNothingBehind) {
     std::string nodeLinks = shOut(node_->inNode("ip -br link")).out;
     EXPECT_EQ(nodeLinks.find("vgi-"), std::string::npos) << nodeLinks;
     EXPECT_EQ(nodeLinks.find("vge-"), std::string::npos) << nodeLinks;
-    EXPECT_NE(nodeLinks.find("vr4"), std::string::npos) << "the unbridged host end stays where it was";
+    EXPECT_NE(nodeLinks.find("vr4"), std::string::npos) << "the refused host end stays where it was";
   }
   // Still working after all that: c4's own veth to the bridge attaches.
   EXPECT_TRUE(node_->attach(4));

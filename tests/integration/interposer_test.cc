@@ -115,6 +115,7 @@ class InterposerTest : public ::testing::Test {
     host_ = "vgip" + suffix + "-h";
     container_ = "vgip" + suffix + "-c";
     peer_ = "vgip" + suffix + "-p";
+    routed_ = "vgip" + suffix + "-r";
     dir_ = "/tmp/vgip" + suffix;
     vgatePath_ = dir_ + "/run/vgate";  // the parent does not exist yet: ensurePersistentNetns makes it
     created_ = true;
@@ -164,7 +165,8 @@ class InterposerTest : public ::testing::Test {
       waitpid(child_, nullptr, 0);
     }
     if (!created_) return;
-    sh("for n in " + container_ + " " + peer_ + " " + host_ + "; do ip netns del $n 2>/dev/null; done");
+    sh("for n in " + container_ + " " + peer_ + " " + routed_ + " " + host_ +
+       "; do ip netns del $n 2>/dev/null; done");
     (void)removePersistentNetns(vgatePath_);
     sh("rm -rf " + dir_);
   }
@@ -218,6 +220,16 @@ class InterposerTest : public ::testing::Test {
             "; do ip link set $p type bridge_slave learning off; done; ip link set glue" + n + " up'")),
         0);
   }
+  // The same with TC redirects, as the fast path does: a routed host end's MAC is the container's gateway
+  // MAC, and vgi-<id> keeps it, so a bridge would take the container's frames for itself.
+  void redirectGlue(uint16_t id) {
+    std::string n = std::to_string(id);
+    ASSERT_EQ(
+        sh(inVgate("sh -c 'set -e; for p in vgi-" + n + ":vge-" + n + " vge-" + n + ":vgi-" + n +
+                   "; do tc qdisc add dev ${p%:*} clsact; tc filter add dev ${p%:*} ingress protocol all"
+                   " u32 match u32 0 0 action mirred egress redirect dev ${p#*:}; done'")),
+        0);
+  }
   int pingFromContainer(const std::string& address) {
     return sh("ip netns exec " + container_ + " timeout 10 /usr/bin/python3 " + dir_ + "/net.py ping " +
               address);
@@ -230,7 +242,7 @@ class InterposerTest : public ::testing::Test {
               "fetch fd77::3 8080; rc=$?; wait $server || rc=1; exit $rc");
   }
 
-  std::string host_, container_, peer_, dir_, vgatePath_;
+  std::string host_, container_, peer_, routed_, dir_, vgatePath_;
   bool created_ = false;
   pid_t child_ = -1;
   std::optional<EnterNetns> inHost_;
@@ -297,6 +309,110 @@ TEST_F(InterposerTest, AttachLeavesTheContainerUnchangedAndDetachRestoresTheHost
   EXPECT_EQ(pingFromContainer("fd77::3"), 0);
 }
 
+// A routed host end (Calico style): on no bridge; the host reaches the container by a /32 route through it
+// and answers ARP for the container's gateway by proxy ARP, without delay; IPv6 goes via the host end's
+// link-local address. The host end also has an address, a permanent neighbour entry and a route via the
+// container. All of it must be on the new host end while attached, and back on the original after detach.
+TEST_F(InterposerTest, RoutedHostEndKeepsAddressesRoutesNeighboursAndSysctls) {
+  const std::string host = "ip -n " + host_ + " ";
+  const std::string routed = "ip -n " + routed_ + " ";
+  ASSERT_EQ(
+      sh("set -e; ip netns add " + routed_ + "; " + routed + "link set lo up; ip netns exec " + routed_ +
+         " sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0; " + host +
+         "link add cali7 address ee:ee:ee:ee:ee:ee type veth peer name eth0 address 02:00:00:00:88:02 "
+         "netns " +
+         routed_ + "; ip netns exec " + host_ +
+         " sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv4.conf.cali7.proxy_arp=1"
+         " net.ipv4.neigh.cali7.proxy_delay=0 net.ipv6.conf.cali7.proxy_ndp=1 "
+         "net.ipv6.conf.cali7.accept_dad=0"
+         " net.ipv6.conf.cali7.accept_ra=0 net.ipv4.conf.cali7.rp_filter=2; " +
+         host + "link set cali7 up; " + host + "link add dummy0 type veth peer name dummy1; " + host +
+         "link set dummy1 up; " + host + "addr add 10.66.0.1/32 dev dummy0; " + host +
+         "addr add fd66::1/128 dev dummy0 nodad; " + host + "link set dummy0 up; " + host +
+         "route add default dev dummy0; " + host + "addr add 10.66.7.1/32 dev cali7 label cali7:gw; " + host +
+         "route add 10.88.0.2/32 dev cali7 scope link; " + host +
+         "route add 10.88.1.0/24 via 10.88.0.2 dev cali7 metric 50; " + host +
+         "route add 10.88.3.0/24 dev cali7 table 77 mtu 1400; " + host +
+         "-6 route add fd88::2/128 dev cali7 metric 7; " + host +
+         "neigh add 10.88.0.2 lladdr 02:00:00:00:88:02 dev cali7 nud permanent; " + routed +
+         "addr add 10.88.0.2/32 dev eth0; " + routed + "addr add fd88::2/128 dev eth0 nodad; " + routed +
+         "link set eth0 up; " + routed + "route add 169.254.1.1 dev eth0 scope link; " + routed +
+         "route add default via 169.254.1.1 dev eth0; " + routed +
+         "-6 route add default via fe80::ecee:eeff:feee:eeee dev eth0"),
+      0);
+  std::string tool = " timeout 15 /usr/bin/python3 " + dir_ + "/net.py ";
+  auto ping = [&](const std::string& address) {
+    return sh("ip netns exec " + routed_ + tool + "ping " + address);
+  };
+  // TCP over IPv4 then IPv6 from the container to a server on the host.
+  auto tcp = [&] {
+    return sh("ip netns exec " + host_ + tool + "serve 8080 2 & server=$!; ip netns exec " + routed_ + tool +
+              "fetch 10.66.0.1 8080 && ip netns exec " + routed_ + tool +
+              "fetch fd66::1 8080; rc=$?; wait $server || rc=1; exit $rc");
+  };
+  // Everything of the host end a user (or a CNI) would look at: link, addresses, routes in every table,
+  // permanent neighbours and every per-link sysctl.
+  auto hostView = [&] {
+    return capture(host + "-d link show cali7; " + host + "addr show dev cali7; " + host +
+                   "route show table all dev cali7; " + host + "-6 route show table all dev cali7; " + host +
+                   "neigh show dev cali7 nud permanent; ip netns exec " + host_ +
+                   " sh -c 'cd /proc/sys/net && grep -r . ipv4/conf/cali7 ipv4/neigh/cali7 ipv6/conf/cali7"
+                   " ipv6/neigh/cali7 2>/dev/null'");
+  };
+  // While attached the host end is a new link: its ifindex, its peer's and the peer's netns differ.
+  auto maskIdentity = [](const std::string& view) {
+    std::string masked =
+        std::regex_replace(view, std::regex("(^|\\n)[0-9]+: cali7@if[0-9]+"), "$1N: cali7@ifP");
+    return std::regex_replace(masked, std::regex("link-netns(id)? \\S+"), "link-netns <peer netns>");
+  };
+  ASSERT_EQ(ping("10.66.0.1"), 0) << "the routed topology itself does not work";
+  ASSERT_EQ(ping("fd66::1"), 0) << "the routed topology itself does not work";
+  std::string containerBefore =
+      capture(routed + "-d link show eth0; " + routed + "addr; " + routed + "route");
+  std::string before = hostView();
+  ASSERT_NE(before.find("proxy_arp:1"), std::string::npos) << before;
+  ASSERT_NE(before.find("10.88.3.0/24 table 77"), std::string::npos) << before;
+
+  // A failed attach (vge-8 taken, after the host end moved) puts the host end back with all of it.
+  AttachRequest request;
+  request.netnsPath = "/run/netns/" + routed_;
+  ASSERT_EQ(sh(inVgate("ip link add vge-8 type bridge")), 0);
+  auto failed = interposer_->attach(request, 8);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, EEXIST) << failed.error().message;
+  EXPECT_EQ(hostView(), before);
+  ASSERT_EQ(sh(inVgate("ip link del vge-8")), 0);
+
+  auto attached = interposer_->attach(request, 8);
+  ASSERT_TRUE(attached.ok()) << attached.error().message;
+  const PortPair& pair = attached.value();
+  EXPECT_TRUE(pair.original.routed());
+  EXPECT_EQ(pair.bridgeName, "");
+  EXPECT_EQ(pair.hostIfname, "cali7");
+  EXPECT_EQ(maskIdentity(hostView()), maskIdentity(before));
+  EXPECT_EQ(maskPeerNetns(capture(routed + "-d link show eth0; " + routed + "addr; " + routed + "route")),
+            maskPeerNetns(containerBefore));
+
+  redirectGlue(8);
+  EXPECT_EQ(ping("10.66.0.1"), 0);
+  EXPECT_EQ(ping("fd66::1"), 0);
+  EXPECT_EQ(tcp(), 0);
+  ASSERT_EQ(sh(inVgate("sh -c 'tc qdisc del dev vgi-8 clsact && tc qdisc del dev vge-8 clsact'")), 0);
+
+  // A route the CNI adds while attached is carried back by detach, which reads the host end as it is then.
+  ASSERT_EQ(sh(host + "route add 10.88.2.0/24 via 10.88.0.2 dev cali7"), 0);
+  auto restored = PortPair::fromJson(nlohmann::json::parse(pair.toJson().dump()));
+  ASSERT_TRUE(restored.ok()) << restored.error().message;
+  EXPECT_EQ(restored.value(), pair);
+  auto detached = interposer_->detach(restored.value());
+  ASSERT_TRUE(detached.ok()) << detached.error().message;
+  EXPECT_NE(capture(host + "route show 10.88.2.0/24").find("via 10.88.0.2 dev cali7"), std::string::npos);
+  ASSERT_EQ(sh(host + "route del 10.88.2.0/24"), 0);
+  EXPECT_EQ(hostView(), before);
+  EXPECT_EQ(ping("10.66.0.1"), 0);
+  EXPECT_EQ(ping("fd66::1"), 0);
+}
+
 TEST_F(InterposerTest, AttachByPid) {
   std::string before = containerView();
   child_ = fork();
@@ -353,13 +469,24 @@ TEST_F(InterposerTest, ErrorsCarryErrnoCodes) {
   EXPECT_EQ(result.error().code, EINVAL);
   EXPECT_EQ(result.error().message, "notveth0 in /run/netns/" + container_ + " is not a veth");
 
-  ASSERT_EQ(sh("ip -n " + host_ + " link add vx0 type veth peer name eth1 netns " + container_), 0);
-  AttachRequest notOnBridge;
-  notOnBridge.netnsPath = "/run/netns/" + container_;
-  notOnBridge.ifname = "eth1";
-  result = interposer_->attach(notOnBridge, 1);
+  // A routed host end with a multipath route through it: the route cannot be carried over to the new host
+  // end, so attach refuses before it changes anything.
+  ASSERT_EQ(
+      sh("set -e; ip -n " + host_ + " link add vx0 type veth peer name eth1 netns " + container_ +
+         "; ip -n " + container_ + " link set eth1 up; ip -n " + host_ + " link set vx0 up; ip -n " + host_ +
+         " link add dm0 type veth peer name dm1; ip -n " + host_ + " link set dm0 up; ip -n " + host_ +
+         " link set dm1 up; ip -n " + host_ + " route add 10.55.0.0/24 nexthop dev vx0 nexthop dev dm0"),
+      0);
+  std::string routesBefore = capture("ip -n " + host_ + " route");
+  AttachRequest multipath;
+  multipath.netnsPath = "/run/netns/" + container_;
+  multipath.ifname = "eth1";
+  result = interposer_->attach(multipath, 1);
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.error().code, ENOTSUP) << result.error().message;
+  EXPECT_NE(result.error().message.find("route 10.55.0.0/24"), std::string::npos) << result.error().message;
+  EXPECT_EQ(capture("ip -n " + host_ + " route"), routesBefore);
+  EXPECT_NE(sh(inVgate("ip link show vgi-1 2>/dev/null")), 0);
 
   AttachRequest badId;
   badId.netnsPath = "/run/netns/" + container_;

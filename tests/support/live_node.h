@@ -370,6 +370,35 @@ class LiveNode {
     return ::testing::AssertionSuccess();
   }
 
+  // Container n routed from the node, as Calico wires it: no bridge; the host end vr<n> has Calico's MAC
+  // ee:ee:ee:ee:ee:ee and proxy ARP without delay, the node routes routedV4(n)/32 and routedV6(n)/128
+  // through it, and the container's default routes go via 169.254.1.1 (answered by proxy ARP) and the host
+  // end's link-local address. The node gets a default route so that proxy ARP has a route to answer for.
+  static std::string routedV4(int n) { return "10.78.0." + std::to_string(n); }
+  static std::string routedV6(int n) { return "fd78::" + std::to_string(n); }
+  static std::string routedHostEnd(int n) { return "vr" + std::to_string(n); }
+  ::testing::AssertionResult addRoutedContainer(int n) {
+    containers_.push_back(n);
+    std::string c = container(n);
+    std::string h = routedHostEnd(n);
+    std::string node = "ip -n " + this->node() + " ";
+    std::string in = "ip -n " + c + " ";
+    std::string script =
+        "set -e; ip netns add " + c + "; " + in + "link set lo up; " + node + "link add " + h +
+        " address ee:ee:ee:ee:ee:ee type veth peer name eth0 netns " + c + "; " + inNode("sysctl -qw") +
+        " net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv4.conf." + h + ".proxy_arp=1" +
+        " net.ipv4.neigh." + h + ".proxy_delay=0 net.ipv6.conf." + h + ".proxy_ndp=1 net.ipv6.conf." + h +
+        ".accept_dad=0; " + node + "link set " + h + " up; " + node + "route replace default dev " + kBridge +
+        "; " + node + "route add " + routedV4(n) + "/32 dev " + h + " scope link; " + node + "-6 route add " +
+        routedV6(n) + "/128 dev " + h + "; " + in + "addr add " + routedV4(n) + "/32 dev eth0; " + in +
+        "addr add " + routedV6(n) + "/128 dev eth0 nodad; " + in + "link set eth0 up; " + in +
+        "route add 169.254.1.1 dev eth0 scope link; " + in + "route add default via 169.254.1.1 dev eth0; " +
+        in + "-6 route add default via fe80::ecee:eeff:feee:eeee dev eth0";
+    auto result = shOut(script);
+    if (result.exitCode != 0) return ::testing::AssertionFailure() << script << ": " << result.out;
+    return ::testing::AssertionSuccess();
+  }
+
   // Starts vgated in the node (nsenter, so that its mounts stay in this mount namespace for the next start)
   // and waits until its control socket answers.
   // `environment`: VAR=value words for vgated's environment.
