@@ -571,9 +571,13 @@ int Daemon::run() {
     close(signalFd);
     return 1;
   }
+  // Records left on the rings when a drain ran out of its time slice: the loop goes round again at once
+  // instead of waiting, so that under a flood of new flows the writer runs all the time and the rings
+  // (which the workers never wait on) overflow as little as the writer's speed allows.
+  bool recordsPending = false;
   for (;;) {
     pollfd fds[2] = {{signalFd, POLLIN, 0}, {interposer_->watchFd(), POLLIN, 0}};
-    poll(fds, 2, kLoopWaitMs);
+    poll(fds, 2, recordsPending ? 0 : kLoopWaitMs);
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info{};
       if (read(signalFd, &info, sizeof(info)) == sizeof(info)) {
@@ -584,7 +588,7 @@ int Daemon::run() {
     if (fds[1].revents & POLLIN) reapVanishedPorts();
     {
       std::lock_guard lock(mutex_);
-      live_->drainRecords(*writer_);
+      recordsPending = !live_->drainRecords(*writer_);
       writer_->flush();
     }
     if (Clock::now() - lastBeat_ >= kHeartbeatInterval) beat();
