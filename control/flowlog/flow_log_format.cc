@@ -210,6 +210,7 @@ std::string formatFlowRecord(const FlowEndRecord& record, const Json* metadata, 
   verdict["policy_version"] = policy.loaded ? Json(record.policyVersion) : Json(nullptr);
   verdict["mode"] =
       policy.loaded ? Json(record.mode == PolicyMode::kAudit ? "audit" : "enforce") : Json(nullptr);
+  verdict["decided_at_end"] = record.decidedAtEnd;
   line["verdict"] = std::move(verdict);
   if (record.portPair != 0) {
     Json container;

@@ -625,6 +625,7 @@ void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
     // it.
     if (reason != FlowEndReason::kShutdown) config_.offload->retire(flow);
   }
+  bool decidedAtEnd = (flow.inspectFlags & kVerdictPending) != 0;
   finishInspection(flow);
   if (flow.inspectFlags & kVerdictPending) resolvePendingVerdict(flow, nullptr);  // ended before any payload
   auto* record = static_cast<FlowEndRecord*>(takeRecordObject(config_.endRecords));
@@ -661,6 +662,7 @@ void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
     record->vlanIds[0] = outer;
     record->vlanIds[1] = inner;
     record->hasMetadata = flow.hasMetadata != 0;
+    record->decidedAtEnd = decidedAtEnd;
     bool clientLow = flow.clientIsLow != 0;
     keyAddressToRecord(clientLow ? flow.key.addrLow : flow.key.addrHigh, ipv4, record->srcAddr);
     keyAddressToRecord(clientLow ? flow.key.addrHigh : flow.key.addrLow, ipv4, record->dstAddr);

@@ -49,6 +49,10 @@ struct FlowEndRecord {
   uint8_t tcpFlags[2] = {};  // OR of the flags seen per direction
   uint8_t vlanCount = 0;
   bool hasMetadata = false;  // a FlowMetadataRecord with the same flowId was sent before this record
+  // The verdict waited for L7 facts (a ClientHello, a request line) and the flow ended first: it is the
+  // policy's verdict on what was seen. On the receiver's pair of a same-node flow whose ClientHello the
+  // sender's pair dropped, this marks the "allow" of a handshake that never got further.
+  bool decidedAtEnd = false;
   uint16_t vlanIds[2] = {};
   uint16_t portPair = 0;     // live: the rewired container interface the flow crossed (0: none, replay)
   uint8_t srcAddr[16] = {};  // the client, the side that opened the flow; IPv4 in the first 4 bytes

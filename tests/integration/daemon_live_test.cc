@@ -375,6 +375,21 @@ TEST_F(DaemonLive, DenyByPortAndBySniOnOneBridge) {
     }
     EXPECT_TRUE(onClient) << flow.sport << ": logged for " << containerNames(records);
   }
+  // c2's pair, the receiver's view: the bank handshake it saw is allowed (the ClientHello never reached
+  // it), marked as decided when the flow ended; the allowed TLS flow was decided on its ClientHello.
+  for (auto [sport, decidedAtEnd] : {std::pair{40203, true}, std::pair{40204, false}}) {
+    bool onServer = false;
+    for (const Json& record : flowsOf(log, "TCP", LiveNode::v4(1), sport, LiveNode::v4(2))) {
+      if (record["container"]["name"] != "c2") {
+        EXPECT_EQ(record["verdict"]["decided_at_end"], false) << record.dump();
+        continue;
+      }
+      onServer = true;
+      EXPECT_EQ(record["verdict"]["action"], "allow") << record.dump();
+      EXPECT_EQ(record["verdict"]["decided_at_end"], decidedAtEnd) << record.dump();
+    }
+    EXPECT_TRUE(onServer) << sport << " not logged at c2's pair";
+  }
   auto fromHost7005 = flowsOf(log, "TCP", LiveNode::kHostV4, 40206, LiveNode::v4(2));
   ASSERT_FALSE(fromHost7005.empty());
   EXPECT_EQ(fromHost7005[0]["verdict"]["action"], "deny") << fromHost7005[0].dump();

@@ -170,6 +170,7 @@ TEST(FlowLogWriter, RulesAreNamedByThePolicyVersionThatJudgedTheFlow) {
     record.policyVersion = 2;
     writer.onEnd(record);
     record.policyVersion = 0;  // judged with no policy at all
+    record.decidedAtEnd = true;
     writer.onEnd(record);
     writer.flush();
   }
@@ -184,6 +185,8 @@ TEST(FlowLogWriter, RulesAreNamedByThePolicyVersionThatJudgedTheFlow) {
   EXPECT_EQ(records[1]["verdict"]["rule"], "new-first");
   EXPECT_EQ(records[1]["verdict"]["policy_version"], 2);
   EXPECT_TRUE(records[2]["verdict"]["policy"].is_null());
+  EXPECT_EQ(records[1]["verdict"]["decided_at_end"], false);
+  EXPECT_EQ(records[2]["verdict"]["decided_at_end"], true);
 }
 
 }  // namespace
