@@ -111,6 +111,50 @@ static __always_inline __u32 flowHash(const struct vgate_fp_key* key) {
   return hash ^ (hash >> 16);
 }
 
+// ICMP is steered by the addresses alone (an echo's identifier aside), except an error: it is about the
+// packet it quotes, so it goes where that packet's flow goes, to the worker that holds the flow and judges
+// the error by its verdict. A quote that names no TCP, UDP or echo flow (cut short, a later fragment, IPv6
+// extension headers) falls back to the error's own addresses.
+static __always_inline __u32 icmpHash(struct vgate_fp_key* key, __u8* icmp, void* end, __u8* src, __u8* dst) {
+  __u8 type = icmp[0];
+  int error = key->protocol == IPPROTO_ICMP
+                  ? (type == 3 || type == 4 || type == 5 || type == 11 || type == 12)
+                  : (type >= 1 && type <= 4);
+  struct vgate_fp_key quoted;
+  __builtin_memset(&quoted, 0, sizeof(quoted));
+  __u8 qsrc[16], qdst[16];
+  __u16* ports = 0;
+  if (error && key->protocol == IPPROTO_ICMP) {
+    struct iphdr* inner = (void*)(icmp + 8);
+    if ((void*)(inner + 1) > end || inner->version != 4 || (inner->frag_off & bpf_htons(0x1fff))) goto own;
+    quoted.protocol = inner->protocol;
+    mapIpv4(qsrc, inner->saddr);
+    mapIpv4(qdst, inner->daddr);
+    ports = (void*)inner + (inner->ihl & 0xf) * 4;
+  } else if (error) {
+    struct ipv6hdr* inner = (void*)(icmp + 8);
+    if ((void*)(inner + 1) > end || inner->version != 6) goto own;
+    quoted.protocol = inner->nexthdr;
+    __builtin_memcpy(qsrc, &inner->saddr, 16);
+    __builtin_memcpy(qdst, &inner->daddr, 16);
+    ports = (void*)(inner + 1);
+  } else {
+    goto own;
+  }
+  if (quoted.protocol == IPPROTO_TCP || quoted.protocol == IPPROTO_UDP) {
+    if ((void*)(ports + 2) > end) goto own;
+    normalize(&quoted, qsrc, qdst, ports[0], ports[1]);
+    return flowHash(&quoted);
+  }
+  if (quoted.protocol == IPPROTO_ICMP || quoted.protocol == IPPROTO_ICMPV6) {
+    normalize(&quoted, qsrc, qdst, 0, 0);  // as the echo itself was steered
+    return flowHash(&quoted);
+  }
+own:
+  normalize(key, src, dst, 0, 0);
+  return flowHash(key);
+}
+
 // The size of the frames a packet becomes on the way down a trunk (tx offloads off there): a GSO packet's are
 // its headers and gso_size each.
 static __always_inline __u32 frameSize(struct __sk_buff* skb, __u32 headers) {
@@ -235,8 +279,7 @@ int vgate_fast_path(struct __sk_buff* skb) {
     __u8* icmp = l4;
     if ((void*)(icmp + 1) > end) goto not_flow;
     if (key.protocol == IPPROTO_ICMPV6 && isNeighbourIcmpv6(icmp[0])) goto not_flow;
-    normalize(&key, src, dst, 0, 0);
-    return miss(skb, flowHash(&key), 0);
+    return miss(skb, icmpHash(&key, icmp, end, src, dst), 0);
   } else if (key.protocol == IPPROTO_TCP) {
     struct tcphdr* tcp = l4;
     if ((void*)(tcp + 1) > end) goto not_flow;

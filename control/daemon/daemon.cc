@@ -512,6 +512,7 @@ ControlReply Daemon::status() {
                            {"flowsOffloaded", worker.counters.flowsOffloaded},
                            {"flowsEvicted", worker.counters.flowsEvicted},
                            {"denied", worker.counters.packetsDenied},
+                           {"icmpErrorsRelated", worker.counters.icmpErrorsRelated},
                            {"recordsLost", worker.counters.recordsLost},
                            {"txDropped", worker.txDropped}});
   }

@@ -221,7 +221,91 @@ ParseStatus parseIpv6(const uint8_t* frame, uint32_t avail, uint32_t frameLength
   return parseL4(frame, avail, ipEnd, out);
 }
 
+bool isIcmpError(uint8_t protocol, uint8_t type) {
+  if (protocol == kProtoIcmp) return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
+  return protocol == kProtoIcmpv6 && type >= 1 && type <= 4;
+}
+
+// The quoted packet's L4 identity: ports, or an echo's identifier. `p` has `room` bytes.
+bool readQuotedPorts(const uint8_t* p, uint32_t room, ParsedPacket& quoted) {
+  switch (quoted.protocol) {
+    case kProtoTcp:
+    case kProtoUdp:
+    case kProtoSctp:
+      if (room < 4) return false;
+      quoted.srcPort = load16(p);
+      quoted.dstPort = load16(p + 2);
+      return true;
+    case kProtoIcmp:
+    case kProtoIcmpv6: {
+      if (room < kIcmpHeaderLength) return false;
+      const bool echo =
+          quoted.protocol == kProtoIcmp ? (p[0] == 8 || p[0] == 0) : (p[0] == 128 || p[0] == 129);
+      if (!echo) return false;  // errors are not sent about errors; other messages have no flow of ours
+      quoted.icmpType = p[0];
+      quoted.srcPort = quoted.dstPort = load16(p + 4);
+      return true;
+    }
+    default:
+      return false;  // the flow key of other protocols has no ports: the addresses alone would do, but
+                     // nothing here keeps such flows apart from unrelated ones
+  }
+}
+
 }  // namespace
+
+bool parseIcmpErrorQuote(const uint8_t* frame, uint32_t contiguousLength, const ParsedPacket& packet,
+                         ParsedPacket& quoted) {
+  if (!isIcmpError(packet.protocol, packet.icmpType)) return false;
+  const uint32_t start = static_cast<uint32_t>(packet.l4Offset) + kIcmpHeaderLength;
+  const uint32_t ipEnd = static_cast<uint32_t>(packet.l3Offset) + packet.ipLength;
+  const uint32_t end = ipEnd < contiguousLength ? ipEnd : contiguousLength;
+  if (start >= end) return false;
+  const uint8_t* p = frame + start;
+  uint32_t room = end - start;
+  quoted = ParsedPacket{};
+  quoted.vlanCount = packet.vlanCount;
+  for (int i = 0; i < kMaxVlanTags; ++i) quoted.vlanIds[i] = packet.vlanIds[i];
+  quoted.etherType = packet.etherType;
+  if (packet.ipVersion == 4) {
+    if (room < kIpv4MinHeaderLength || (p[0] >> 4) != 4) return false;
+    const uint32_t headerLength = static_cast<uint32_t>(p[0] & 0x0f) * 4;
+    if (headerLength < kIpv4MinHeaderLength || headerLength > room) return false;
+    if ((load16(p + 6) & 0x1fff) != 0) return false;  // a later fragment has no ports
+    quoted.ipVersion = 4;
+    quoted.protocol = p[9];
+    std::memcpy(quoted.srcAddr, p + 12, 4);
+    std::memcpy(quoted.dstAddr, p + 16, 4);
+    return readQuotedPorts(p + headerLength, room - headerLength, quoted);
+  }
+  if (room < kIpv6HeaderLength || (p[0] >> 4) != 6) return false;
+  quoted.ipVersion = 6;
+  std::memcpy(quoted.srcAddr, p + 8, 16);
+  std::memcpy(quoted.dstAddr, p + 24, 16);
+  uint8_t nextHeader = p[6];
+  uint32_t offset = kIpv6HeaderLength;
+  for (int count = 0; count < kMaxIpv6ExtensionHeaders; ++count) {
+    const bool extension = nextHeader == kProtoHopByHop || nextHeader == kProtoRouting ||
+                           nextHeader == kProtoDestinationOptions || nextHeader == kProtoFragment ||
+                           nextHeader == kProtoAh;
+    if (!extension) break;
+    if (room - offset < 8) return false;
+    const uint8_t* h = p + offset;
+    uint32_t length = 0;
+    if (nextHeader == kProtoFragment) {
+      if ((load16(h + 2) & 0xfff8) != 0) return false;  // a later fragment has no ports
+      length = kIpv6FragmentHeaderLength;
+    } else {
+      length = nextHeader == kProtoAh ? (static_cast<uint32_t>(h[1]) + 2) * 4
+                                      : (static_cast<uint32_t>(h[1]) + 1) * 8;
+    }
+    if (room - offset < length) return false;
+    nextHeader = h[0];
+    offset += length;
+  }
+  quoted.protocol = nextHeader;
+  return readQuotedPorts(p + offset, room - offset, quoted);
+}
 
 const char* parseStatusName(ParseStatus status) {
   switch (status) {

@@ -74,4 +74,14 @@ struct ParsedPacket {
 ParseStatus parsePacket(const uint8_t* frame, uint32_t contiguousLength, uint32_t frameLength,
                         ParsedPacket& out);
 
+// ICMP and ICMPv6 errors (destination unreachable, packet too big, time exceeded, parameter problem, and
+// the ICMPv4 redirect and source quench) quote the head of the packet that caused them. For such a `packet`
+// (parsed by parsePacket from `frame`), fills `quoted` with the quoted packet's IP version, protocol,
+// addresses and ports (an echo: its identifier in both, as parsePacket does) and the outer packet's VLAN
+// tags, so that buildFlowKey gives the key of the flow the error is about. False when `packet` is no such
+// error, or its quote is too short or malformed to name a flow (a non-first fragment, an ICMP error quoting
+// another error). Reads only within the ICMP message and the contiguous bytes; never allocates.
+bool parseIcmpErrorQuote(const uint8_t* frame, uint32_t contiguousLength, const ParsedPacket& packet,
+                         ParsedPacket& quoted);
+
 }  // namespace vgate::dataplane

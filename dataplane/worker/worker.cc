@@ -87,6 +87,7 @@ void WorkerCounters::add(const WorkerCounters& other) {
   flowsOffloaded += other.flowsOffloaded;
   offloadChecks += other.offloadChecks;
   offloadEntriesLost += other.offloadEntriesLost;
+  icmpErrorsRelated += other.icmpErrorsRelated;
 }
 
 struct Worker::FragmentAccount {
@@ -215,6 +216,9 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
     mbufs[kept++] = mbuf;
     if (status != ParseStatus::kOk)
       continue;  // ARP and other ethertypes pass; drop reasons are counted above
+    if ((packet.protocol == IPPROTO_ICMP || packet.protocol == IPPROTO_ICMPV6) &&
+        judgeRelatedIcmpError(mbuf, packet, forward[kept - 1]))
+      continue;
     srcIsLow[flowCount] = buildFlowKey(packet, keys[flowCount]);
     keyPointers[flowCount] = &keys[flowCount];
     frameCounts[flowCount] = frames;
@@ -335,6 +339,24 @@ bool Worker::takeFragmentAccount(const ParsedPacket& packet, uint64_t& pkts, uin
     }
   }
   return false;
+}
+
+bool Worker::judgeRelatedIcmpError(const rte_mbuf* mbuf, const ParsedPacket& packet, bool& forward) {
+  ParsedPacket quoted;
+  if (!parseIcmpErrorQuote(rte_pktmbuf_mtod(mbuf, const uint8_t*), mbuf->data_len, packet, quoted))
+    return false;
+  FlowKey key;
+  buildFlowKey(quoted, key);
+  const FlowKey* keyPointer = &key;
+  int32_t position = -1;
+  table_->lookupBurst(&keyPointer, 1, &position);
+  if (position < 0) return false;  // about no flow of ours: judged as a flow of its own
+  const Flow& flow = table_->at(position);
+  bool denied = !(flow.inspectFlags & kVerdictPending) &&
+                (flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject);
+  forward = !(denied && policy_ != nullptr && policy_->mode() == PolicyMode::kEnforce);
+  ++counters_.icmpErrorsRelated;
+  return true;
 }
 
 bool Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIsLow, rte_mbuf* mbuf,

@@ -71,6 +71,7 @@ struct alignas(64) WorkerCounters {
   uint64_t flowsOffloaded = 0;          // handed to the fast path
   uint64_t offloadChecks = 0;           // idle offloaded flows asked about
   uint64_t offloadEntriesLost = 0;      // an offloaded flow whose fast path entries had gone
+  uint64_t icmpErrorsRelated = 0;       // ICMP errors about a known flow, judged by its verdict
 
   // Sums another worker's counters into these: the one place that lists every field.
   void add(const WorkerCounters& other);
@@ -109,6 +110,10 @@ class Worker {
   void accountFragment(const ParsedPacket& packet, uint32_t frameLength, uint64_t timestampUs);
   bool takeFragmentAccount(const ParsedPacket& packet, uint64_t& pkts, uint64_t& bytes);
   // Returns whether the packet may be forwarded.
+  // An ICMP error about a flow this worker holds takes that flow's verdict, as conntrack's RELATED does: it
+  // passes unless the flow is denied in enforce mode, and creates no flow of its own. True when `packet` was
+  // such an error; `forward` is then set.
+  bool judgeRelatedIcmpError(const rte_mbuf* mbuf, const ParsedPacket& packet, bool& forward);
   bool updateFlow(int32_t position, const ParsedPacket& packet, bool srcIsLow, rte_mbuf* mbuf, uint64_t pkts,
                   uint64_t bytes, uint64_t timestampUs);
   void judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFromClient);

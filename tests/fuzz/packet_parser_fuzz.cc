@@ -1,5 +1,6 @@
-// libFuzzer target for the L2-L4 packet parser: any bytes, any split between contiguous and total length.
-// ASan catches reads past the contiguous part; the checks below catch offsets that escape the frame.
+// libFuzzer target for the L2-L4 packet parser and the ICMP error quote reader: any bytes, any split between
+// contiguous and total length. ASan catches reads past the contiguous part; the checks below catch offsets
+// that escape the frame.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -31,6 +32,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ParsedPacket split;
     s = vgate::dataplane::parsePacket(prefix.get(), contiguous, frameLength, split);
     if (s == ParseStatus::kOk && split.payloadOffset > contiguous) std::abort();
+    // An ICMP error's quote is read from the same prefix: ASan sees any read past it.
+    ParsedPacket quoted;
+    if (s == ParseStatus::kOk &&
+        vgate::dataplane::parseIcmpErrorQuote(prefix.get(), contiguous, split, quoted) &&
+        quoted.ipVersion != split.ipVersion)
+      std::abort();
   }
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -661,6 +662,66 @@ TEST_F(DaemonLive, RoutedContainerIsJudgedLoggedAndDetached) {
   }
   auto inbound = flowsOf(log, "TCP", LiveNode::v4(1), 40403, LiveNode::routedV4(2));
   EXPECT_NE(containerNames(inbound).find("c2"), std::string::npos) << containerNames(inbound);
+}
+
+// ICMP errors about a flow follow the flow's verdict, as conntrack's RELATED does: under a default-deny
+// policy that allows TCP 7001, a "fragmentation needed" about an open connection reaches the container (its
+// path MTU discovery keeps working), one about no connection is dropped. With two workers, each error must
+// reach the worker that holds its flow: four connections make a lucky pass unlikely (1 in 16).
+TEST_F(DaemonLive, IcmpErrorsFollowTheirFlowsVerdict) {
+  ASSERT_TRUE(node_->addContainer(1));
+  ASSERT_TRUE(node_->addContainer(2));
+  ASSERT_TRUE(node_->startVgated("--workers 2 --policy " + writePolicy(R"(apiVersion: vgate.io/v1
+kind: Policy
+metadata: {name: deny-but-7001}
+spec:
+  mode: enforce
+  default: deny
+  rules:
+    - name: allow-7001
+      action: allow
+      match: {protocol: tcp, destination: {ports: ["7001"]}}
+)")));
+  ASSERT_TRUE(node_->attach(1));
+  ASSERT_TRUE(node_->attach(2));
+  std::string tool = "/usr/bin/python3 " + node_->toolPath();
+  serve(2, tool + " serve-echo 7001", 7001);
+  const std::vector<int> sports = {41001, 41002, 41003, 41004};
+  std::vector<Background> connections;
+  for (int sport : sports) {
+    connections.emplace_back(
+        node_->in(1, tool + " hold-tcp " + LiveNode::v4(2) + " 7001 " + std::to_string(sport) + " 20"),
+        (node_->dir() / ("hold-" + std::to_string(sport) + ".log")).string());
+  }
+  std::string established = node_->in(1, "ss -Htn state established '( dport = :7001 )'");
+  auto countEstablished = [&] {
+    std::string out = shOut(established).out;
+    return static_cast<size_t>(std::count(out.begin(), out.end(), '\n'));
+  };
+  for (int i = 0; i < 100 && countEstablished() < sports.size(); ++i) sleepMs(50);
+  ASSERT_EQ(countEstablished(), sports.size());
+  std::string received = (node_->dir() / "icmp.json").string();
+  Background listener(node_->in(1, tool + " icmp-listen 4 " + received), received + ".log");
+  for (int i = 0; i < 100 && !std::filesystem::exists(received + ".ready"); ++i) sleepMs(20);
+
+  // From the node, as a router on the path would: about each connection, and about a connection that does
+  // not exist.
+  for (int sport : sports) {
+    ASSERT_EQ(sh(node_->inNode(tool + " icmp-error " + LiveNode::v4(1) + " " + LiveNode::v4(1) + " " +
+                               LiveNode::v4(2) + " " + std::to_string(sport) + " 7001")),
+              0);
+  }
+  ASSERT_EQ(sh(node_->inNode(tool + " icmp-error " + LiveNode::v4(1) + " " + LiveNode::v4(1) + " " +
+                             LiveNode::v4(2) + " 41999 7009")),
+            0);
+  EXPECT_EQ(listener.wait(std::chrono::seconds(15)), 0);
+  Json ports = Json::parse(fileText(received), nullptr, false);
+  ASSERT_TRUE(ports.is_array()) << fileText(received);
+  std::vector<int> got = ports.get<std::vector<int>>();
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, sports) << "errors about the open connections pass, the one about none is dropped";
+  Json status = node_->status();
+  EXPECT_GE(sumWorkers(status, "icmpErrorsRelated"), sports.size()) << status.dump();
 }
 
 TEST_F(DaemonLive, SynFloodKeepsMemoryBoundedAndEstablishedFlowAlive) {

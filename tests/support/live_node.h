@@ -146,7 +146,7 @@ class Background {
 
 // The traffic helper the tests run inside namespaces (python3 from the distribution, standard library only).
 inline constexpr const char* kTrafficTool = R"PY(
-import hashlib, json, os, socket, ssl, sys, threading, time
+import hashlib, json, os, socket, ssl, struct, sys, threading, time
 
 def payload(n, seed):
     block = hashlib.sha256(seed.encode()).digest() * 2048
@@ -275,6 +275,41 @@ def serve_tls(port, cert, key):
         c, _ = s.accept()
         threading.Thread(target=handle, args=(c,), daemon=True).start()
 
+def hold_tcp(host, port, sport, seconds):
+    c = socket.socket(family(host)); c.settimeout(5)
+    c.bind(('', sport)); c.connect((host, port))
+    time.sleep(seconds); c.close()
+
+def icmp_checksum(b):
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b[:len(b) // 2 * 2])) + (b[-1] << 8 if len(b) % 2 else 0)
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+
+def icmp_error(to, quoted_src, quoted_dst, sport, dport):
+    # "Fragmentation needed" (next-hop MTU 1280) about a TCP segment quoted_src:sport -> quoted_dst:dport.
+    quote = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 1500, 1, 0x4000, 64, 6, 0,
+                        socket.inet_aton(quoted_src), socket.inet_aton(quoted_dst))
+    quote += struct.pack('!HHI', sport, dport, 1)
+    msg = struct.pack('!BBHHH', 3, 4, 0, 0, 1280) + quote
+    msg = msg[:2] + struct.pack('!H', icmp_checksum(msg)) + msg[4:]
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    s.sendto(msg, (to, 0))
+
+def icmp_listen(seconds, out):
+    # The quoted source ports of the "fragmentation needed" errors received, as a JSON list.
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    end = time.time() + seconds; ports = []
+    open(out + '.ready', 'w').close()
+    while time.time() < end:
+        s.settimeout(max(end - time.time(), 0.01))
+        try: data = s.recv(2048)
+        except socket.timeout: break
+        ihl = (data[0] & 0xf) * 4
+        if len(data) < ihl + 8 + 24 or data[ihl] != 3 or data[ihl + 1] != 4: continue
+        quoted = data[ihl + 8:]
+        ports.append(struct.unpack('!H', quoted[(quoted[0] & 0xf) * 4:][:2])[0])
+    with open(out, 'w') as f: json.dump(ports, f)
+
 mode = sys.argv[1]; a = sys.argv[2:]
 if mode == 'serve-tcp': serve_tcp(int(a[0]))
 elif mode == 'send-tcp': send_tcp(a[0], int(a[1]), int(a[2]), int(a[3]), a[4], float(a[5]), int(a[6]) if len(a) > 6 else 0)
@@ -283,6 +318,9 @@ elif mode == 'send-udp': send_udp(a[0], int(a[1]), int(a[2]), int(a[3]))
 elif mode == 'serve-echo': serve_echo(int(a[0]))
 elif mode == 'echo-client': echo_client(a[0], int(a[1]), float(a[2]), float(a[3]), a[4])
 elif mode == 'serve-tls': serve_tls(int(a[0]), a[1], a[2])
+elif mode == 'hold-tcp': hold_tcp(a[0], int(a[1]), int(a[2]), float(a[3]))
+elif mode == 'icmp-error': icmp_error(a[0], a[1], a[2], int(a[3]), int(a[4]))
+elif mode == 'icmp-listen': icmp_listen(float(a[0]), a[1])
 )PY";
 
 // The node: a network namespace holding a bridge with 10.77.0.254/24 and fd77::fe/64 (the "host" side),

@@ -365,6 +365,74 @@ TEST(PacketParserTest, Ipv4Icmp) {
   EXPECT_EQ(0, p.dstPort);
 }
 
+// Parses `frame` and its ICMP error quote from an exact-size heap copy of its first `contiguous` bytes.
+bool quoteOf(const Bytes& frame, ParsedPacket& quoted, size_t contiguous = SIZE_MAX) {
+  if (contiguous == SIZE_MAX) contiguous = frame.size();
+  std::unique_ptr<uint8_t[]> copy(new uint8_t[contiguous ? contiguous : 1]);
+  if (contiguous) std::memcpy(copy.get(), frame.data(), contiguous);
+  ParsedPacket outer;
+  if (parsePacket(copy.get(), static_cast<uint32_t>(contiguous), static_cast<uint32_t>(frame.size()),
+                  outer) != ParseStatus::kOk)
+    return false;
+  return parseIcmpErrorQuote(copy.get(), static_cast<uint32_t>(contiguous), outer, quoted);
+}
+
+TEST(PacketParserTest, IcmpErrorQuotes) {
+  // Fragmentation needed, quoting the first 8 bytes of a TCP segment of 1400 bytes, on a VLAN.
+  Bytes segment = tcp(40000, 443, 1, 0, 0x18, 100);
+  Bytes segmentHead(segment.begin(), segment.begin() + 8);
+  Bytes quote = cat({ipv4(6, 1380), segmentHead});
+  Bytes error = cat({icmp(3, 4, 0), quote});
+  Bytes frame = cat({eth(0x0800, {{0x8100, 7}}), ipv4(1, error.size()), error});
+  ParsedPacket q;
+  ASSERT_TRUE(quoteOf(frame, q));
+  EXPECT_EQ(4, q.ipVersion);
+  EXPECT_EQ(6, q.protocol);
+  expectV4Addresses(q);
+  EXPECT_EQ(40000, q.srcPort);
+  EXPECT_EQ(443, q.dstPort);
+  EXPECT_EQ(1, q.vlanCount);
+  EXPECT_EQ(7, q.vlanIds[0]);
+
+  // Time exceeded quoting an echo request: its identifier, in both ports.
+  ASSERT_TRUE(quoteOf(v4Frame(1, cat({icmp(11, 0, 0), ipv4(1, 64), icmp(8, 0, 0x4242)})), q));
+  EXPECT_EQ(1, q.protocol);
+  EXPECT_EQ(0x4242, q.srcPort);
+  EXPECT_EQ(0x4242, q.dstPort);
+
+  // Not errors, or errors that name no flow.
+  EXPECT_FALSE(quoteOf(v4Frame(1, cat({icmp(8, 0, 1), quote})), q)) << "an echo is not an error";
+  EXPECT_FALSE(quoteOf(v4Frame(1, cat({icmp(3, 1, 0), ipv4(1, 36), icmp(3, 4, 0)})), q))
+      << "an error about an error";
+  EXPECT_FALSE(quoteOf(v4Frame(1, cat({icmp(3, 4, 0), ipv4(6, 1380, {}, 0x0010), segmentHead})), q))
+      << "a later fragment has no ports";
+  EXPECT_FALSE(quoteOf(v4Frame(1, cat({icmp(3, 4, 0), ipv4(6, 1380), Bytes{0x9c, 0x40}})), q))
+      << "two bytes of TCP";
+  EXPECT_FALSE(quoteOf(v4Frame(1, cat({icmp(3, 4, 0), ipv6(6, 20), segmentHead})), q)) << "IPv6 in ICMPv4";
+
+  // ICMPv6 packet too big quoting UDP behind an atomic fragment header, and one quoting a later fragment.
+  Bytes udpHead = udp(5353, 53, 100);
+  Bytes quote6 = cat({ipv6(44, 116), frag6(17, 0, false, 9), udpHead});
+  ASSERT_TRUE(quoteOf(v6Frame(58, cat({icmp(2, 0, 0), quote6})), q));
+  EXPECT_EQ(6, q.ipVersion);
+  EXPECT_EQ(17, q.protocol);
+  EXPECT_EQ(5353, q.srcPort);
+  EXPECT_EQ(53, q.dstPort);
+  EXPECT_EQ(0xfd, q.dstAddr[0]);
+  EXPECT_FALSE(
+      quoteOf(v6Frame(58, cat({icmp(3, 0, 0), ipv6(44, 116), frag6(17, 64, false, 9), udpHead})), q));
+  EXPECT_FALSE(quoteOf(v6Frame(58, cat({icmp(128, 0, 1), quote6})), q)) << "an echo is not an error";
+
+  // Every truncation of the contiguous bytes: no read outside them (ASan), and a quote exactly when the
+  // quoted ports are within them (Ethernet, VLAN, IP, ICMP, quoted IP and extension headers, 4 bytes).
+  const std::pair<Bytes, size_t> truncated[] = {
+      {frame, 14 + 4 + 20 + 8 + 20 + 4},
+      {v6Frame(58, cat({icmp(2, 0, 0), quote6})), 14 + 40 + 8 + 40 + 8 + 4}};
+  for (const auto& [whole, needed] : truncated) {
+    for (size_t n = 0; n < whole.size(); ++n) EXPECT_EQ(quoteOf(whole, q, n), n >= needed) << n;
+  }
+}
+
 TEST(PacketParserTest, SctpAndOtherProtocols) {
   ParsedPacket p;
   ASSERT_EQ(ParseStatus::kOk, parse(v4Frame(132, cat({sctp(3868, 2905), payload(16)})), p));
