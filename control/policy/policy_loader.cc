@@ -6,13 +6,16 @@
 #include <hs/hs.h>
 #include <idn2.h>
 #include <openssl/evp.h>
+#include <sched.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -20,7 +23,10 @@
 #include <optional>
 #include <sstream>
 #include <string_view>
+#include <system_error>
+#include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 
@@ -44,9 +50,14 @@ constexpr size_t kMaxDiagnostics = 100;
 constexpr size_t kMaxRegexLength = 8192;
 constexpr size_t kMaxFileBytes = 32 << 20;
 constexpr uint32_t kMaxWindow = 65536;
+// Hyperscan checks made ahead of the walk, on several threads: at most this many at a time (about 65 ms of
+// work on one core of a VM), on up to kMaxRegexThreads threads, each given at least kMinChecksPerThread.
+constexpr size_t kRegexBatch = 1024;
+constexpr size_t kMaxRegexThreads = 8;
+constexpr size_t kMinChecksPerThread = 16;
 
-const char* typeName(const YAML::Node& node) {
-  switch (node.Type()) {
+const char* typeName(YAML::NodeType::value type) {
+  switch (type) {
     case YAML::NodeType::Scalar:
       return "a string";
     case YAML::NodeType::Sequence:
@@ -244,6 +255,59 @@ bool isToken(const std::string& text) {
   });
 }
 
+constexpr unsigned int kRegexFlags = HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
+constexpr unsigned int kSniRegexFlags = kRegexFlags | HS_FLAG_CASELESS;
+constexpr unsigned int kPayloadRegexFlags = kRegexFlags | HS_FLAG_DOTALL;
+
+// What is wrong with a regex before Hyperscan sees it, if anything.
+std::optional<std::string> regexPrecheck(const std::string& pattern) {
+  if (pattern.empty()) return std::string("empty pattern");
+  if (pattern.find('\0') != std::string::npos) return std::string("contains a NUL byte (write it as \\x00)");
+  if (pattern.size() > kMaxRegexLength) {
+    return "longer than " + std::to_string(kMaxRegexLength) + " characters";
+  }
+  return std::nullopt;
+}
+
+// An SNI regex must match the whole name, as dataplane/l7match anchors it.
+std::string anchoredSniRegex(const std::string& pattern) { return "^(?:" + pattern + ")\\z"; }
+
+std::string regexKey(const std::string& expression, unsigned int flags, uint32_t maxOffset) {
+  return std::to_string(flags) + "/" + std::to_string(maxOffset) + "/" + expression;
+}
+
+// Hyperscan's verdict on one expression: why it is rejected, or nullopt. Depends on nothing but its
+// arguments, and is safe to call from several threads.
+std::optional<std::string> checkWithHyperscan(const std::string& expression, unsigned int flags,
+                                              uint32_t maxOffset) {
+  hs_expr_ext_t ext{};
+  ext.flags = HS_EXT_FLAG_MAX_OFFSET;
+  ext.max_offset = maxOffset;
+  // Hyperscan's parser and analysis, without building a database: the same syntax and semantic errors as a
+  // compile at a small part of its cost (compiling each regex here was most of a 10k-rule policy's load
+  // time). What only a whole compile finds (a database too large) is reported by the compiler, naming the
+  // rule, when the policy is applied.
+  hs_expr_info_t* info = nullptr;
+  hs_compile_error_t* compileError = nullptr;
+  std::optional<std::string> result;
+  if (hs_expression_ext_info(expression.c_str(), flags, maxOffset > 0 ? &ext : nullptr, &info,
+                             &compileError) != HS_SUCCESS) {
+    result = compileError && compileError->message ? compileError->message : "Hyperscan rejected it";
+  }
+  hs_free_compile_error(compileError);
+  std::free(info);  // allocated with Hyperscan's misc allocator, malloc by default
+  return result;
+}
+
+// The CPUs this thread may run on, which the threads it starts inherit: the count from the affinity mask, not
+// the machine's, so that a loader confined to housekeeping cores stays there.
+size_t usableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return static_cast<size_t>(std::max(CPU_COUNT(&set), 1));
+}
+
 // Records where each document starts, and nothing else.
 struct DocumentCounter : YAML::EventHandler {
   void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
@@ -260,14 +324,140 @@ struct DocumentCounter : YAML::EventHandler {
   std::vector<YAML::Mark> starts;
 };
 
-// One key: value pair of a YAML map, with the key's position for "unknown key" errors.
-struct Entry {
-  std::string key;
-  YAML::Node keyNode;
-  YAML::Node value;
+// One node of the document as the validator sees it. The parser's events are built into these rather than
+// into YAML::Node: yaml-cpp's node graph (a shared_ptr per node, each kept in a std::set) took longer to
+// build, walk and free than the parse itself on a 10k-rule policy.
+struct Node {
+  YAML::NodeType::value type = YAML::NodeType::Null;
+  YAML::Mark mark;
+  std::string scalar;
+  std::vector<const Node*> items;  // a sequence's items, or a map's keys and values alternating
+
+  bool isNull() const { return type == YAML::NodeType::Null; }
+  bool isScalar() const { return type == YAML::NodeType::Scalar; }
+  bool isSequence() const { return type == YAML::NodeType::Sequence; }
+  bool isMap() const { return type == YAML::NodeType::Map; }
 };
 
-using Fields = std::map<std::string, Entry>;
+// Builds one document's tree the way yaml-cpp's NodeBuilder (behind YAML::Load) does, step for step, so that
+// every node, position and alias is what the validator saw when it walked YAML::Node: an alias is the
+// anchored node itself (possibly an ancestor), and duplicate keys are all kept, in document order.
+class TreeBuilder : public YAML::EventHandler {
+ public:
+  // Null for a document without one (no document, or an empty one).
+  const Node* root() const { return root_; }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    push(mark, anchor);
+    pop();
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    // An unknown anchor is the parser's error, thrown before this; the check only keeps a bad id in bounds.
+    if (anchor < anchors_.size() && anchors_[anchor]) {
+      push(*anchors_[anchor]);
+    } else {
+      push(mark, 0);
+    }
+    pop();
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string& value) override {
+    Node& node = push(mark, anchor);
+    node.type = YAML::NodeType::Scalar;
+    node.scalar = value;
+    pop();
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    push(mark, anchor).type = YAML::NodeType::Sequence;
+  }
+  void OnSequenceEnd() override { pop(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    push(mark, anchor).type = YAML::NodeType::Map;
+    ++mapDepth_;
+  }
+  void OnMapEnd() override {
+    if (mapDepth_ > 0) --mapDepth_;
+    pop();
+  }
+
+ private:
+  Node& push(const YAML::Mark& mark, YAML::anchor_t anchor) {
+    Node& node = nodes_.emplace_back();
+    node.mark = mark;
+    if (anchor) {
+      if (anchor >= anchors_.size()) anchors_.resize(anchor + 1);
+      anchors_[anchor] = &node;
+    }
+    push(node);
+    return node;
+  }
+  void push(Node& node) {
+    // A node pushed into a map whose pending key is not yet known is that key.
+    bool needsKey = !stack_.empty() && stack_.back()->isMap() && keys_.size() < mapDepth_;
+    stack_.push_back(&node);
+    if (needsKey) keys_.emplace_back(&node, false);
+  }
+  void pop() {
+    if (stack_.empty()) return;
+    Node* node = stack_.back();
+    stack_.pop_back();
+    if (stack_.empty()) {
+      root_ = node;
+      return;
+    }
+    Node& collection = *stack_.back();
+    if (collection.isSequence()) {
+      collection.items.push_back(node);
+    } else if (collection.isMap() && !keys_.empty()) {
+      auto& [key, complete] = keys_.back();
+      if (complete) {
+        collection.items.push_back(key);
+        collection.items.push_back(node);
+        keys_.pop_back();
+      } else {
+        complete = true;
+      }
+    }
+  }
+
+  std::deque<Node> nodes_;  // a deque: nodes are referenced by address while more are added
+  std::vector<Node*> stack_;
+  std::vector<Node*> anchors_;                // by anchor id, which the parser numbers from 1
+  std::vector<std::pair<Node*, bool>> keys_;  // each open map's key, and whether it is complete
+  size_t mapDepth_ = 0;
+  Node* root_ = nullptr;
+};
+
+// The value of a map's first `key` (the one fields() keeps), or null.
+const Node* child(const Node* map, std::string_view key) {
+  if (!map || !map->isMap()) return nullptr;
+  for (size_t i = 0; i + 1 < map->items.size(); i += 2) {
+    if (map->items[i]->isScalar() && map->items[i]->scalar == key) return map->items[i + 1];
+  }
+  return nullptr;
+}
+
+// One key: value pair of a YAML map, with the key's position for "unknown key" errors.
+struct Entry {
+  const Node* keyNode;
+  const Node* value;
+  const std::string& key() const { return keyNode->scalar; }
+};
+
+// The known keys present in a map, each once. A handful at most, so a flat list beats a tree.
+struct Fields {
+  std::vector<Entry> entries;
+  const Entry* find(std::string_view key) const {
+    for (const Entry& entry : entries) {
+      if (entry.key() == key) return &entry;
+    }
+    return nullptr;
+  }
+};
 
 class Validator {
  public:
@@ -278,27 +468,24 @@ class Validator {
 
  private:
   void report(const YAML::Mark& mark, std::string message, bool warning = false);
-  void error(const YAML::Node& node, std::string message) { report(node.Mark(), std::move(message)); }
+  void error(const Node* node, std::string message) { report(node->mark, std::move(message)); }
   bool full() const { return errors_ >= kMaxDiagnostics; }
 
-  Fields fields(const YAML::Node& map, std::initializer_list<const char*> known);
-  const Entry* find(const Fields& fields, const char* key) const {
-    auto it = fields.find(key);
-    return it == fields.end() ? nullptr : &it->second;
-  }
+  Fields fields(const Node* map, std::initializer_list<const char*> known);
+  const Entry* find(const Fields& fields, const char* key) const { return fields.find(key); }
   bool expectMap(const Entry& entry);
-  std::optional<std::string> scalar(const Entry& entry);
-  std::vector<YAML::Node> list(const Entry& entry);
-  std::vector<std::pair<std::string, YAML::Node>> stringList(const Entry& entry);
+  const std::string* scalar(const Entry& entry);
+  const std::vector<const Node*>& list(const Entry& entry);
+  std::vector<const Node*> stringList(const Entry& entry);
   std::optional<int> choice(const Entry& entry, std::initializer_list<const char*> choices);
 
-  void parseSpec(const YAML::Node& spec, policy::Policy* policy);
-  void parseRule(const YAML::Node& node, size_t index, Rule* rule, YAML::Node* nameNode);
-  void parseMatch(const YAML::Node& node, Rule* rule);
-  void parseEndpointMatch(const Entry& entry, EndpointMatch* match, std::vector<YAML::Node>* portNodes);
+  void parseSpec(const Node* spec, policy::Policy* policy);
+  void parseRule(const Node* node, size_t index, Rule* rule, const Node** nameNode);
+  void parseMatch(const Node* node, Rule* rule);
+  void parseEndpointMatch(const Entry& entry, EndpointMatch* match, std::vector<const Node*>* portNodes);
   void parseContainers(const Entry& entry, ContainerSelector* selector);
   void parseLabels(const Entry& entry, std::map<std::string, std::string>* labels);
-  void parseCidrs(const Entry& entry, std::vector<Cidr>* cidrs, std::vector<YAML::Node>* nodes = nullptr);
+  void parseCidrs(const Entry& entry, std::vector<Cidr>* cidrs, std::vector<const Node*>* nodes = nullptr);
   void parsePorts(const Entry& entry, std::vector<PortRange>* ports);
   void parseTls(const Entry& entry, policy::TlsMatch* tls);
   void parseHttp(const Entry& entry, policy::HttpMatch* http);
@@ -309,6 +496,7 @@ class Validator {
   void parseEndpoints(const Entry& entry, std::vector<policy::Endpoint>* endpoints);
   std::optional<std::string> compileRegex(const std::string& pattern, bool sni, uint32_t window);
   std::optional<std::string> hyperscan(const std::string& expression, unsigned int flags, uint32_t maxOffset);
+  size_t prefetchRegexes(const std::vector<const Node*>& rules, size_t first);
 
   std::string file_;
   std::string rule_;  // the rule being parsed, for diagnostics
@@ -340,70 +528,69 @@ void Validator::report(const YAML::Mark& mark, std::string message, bool warning
   diagnostics_->push_back(std::move(diagnostic));
 }
 
-Fields Validator::fields(const YAML::Node& map, std::initializer_list<const char*> known) {
+Fields Validator::fields(const Node* map, std::initializer_list<const char*> known) {
   Fields out;
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    YAML::Node key = it->first;  // copies: it-> points into a temporary
-    if (!key.IsScalar()) {
-      error(key, std::string("keys must be strings, not ") + typeName(key));
+  for (size_t i = 0; i + 1 < map->items.size(); i += 2) {
+    const Node* key = map->items[i];
+    if (!key->isScalar()) {
+      error(key, std::string("keys must be strings, not ") + typeName(key->type));
       continue;
     }
-    const std::string& name = key.Scalar();
+    const std::string& name = key->scalar;
     if (std::none_of(known.begin(), known.end(), [&](const char* k) { return name == k; })) {
       std::string hint = suggest(name, known);
       error(key, "unknown key '" + name + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
       continue;
     }
-    if (out.count(name) != 0) {
+    if (const Entry* first = out.find(name)) {
       error(key, "duplicate key '" + name + "' (first at line " +
-                     std::to_string(out[name].keyNode.Mark().line + 1) + ")");
+                     std::to_string(first->keyNode->mark.line + 1) + ")");
       continue;
     }
-    out.emplace(name, Entry{name, key, it->second});
+    out.entries.push_back(Entry{key, map->items[i + 1]});
   }
   return out;
 }
 
 bool Validator::expectMap(const Entry& entry) {
-  if (entry.value.IsMap()) return true;
-  if (!entry.value.IsNull())
-    error(entry.value, "'" + entry.key + "' must be a map, not " + typeName(entry.value));
+  if (entry.value->isMap()) return true;
+  if (!entry.value->isNull())
+    error(entry.value, "'" + entry.key() + "' must be a map, not " + typeName(entry.value->type));
   return false;
 }
 
-std::optional<std::string> Validator::scalar(const Entry& entry) {
-  if (entry.value.IsScalar()) return entry.value.Scalar();
+const std::string* Validator::scalar(const Entry& entry) {
+  if (entry.value->isScalar()) return &entry.value->scalar;
   // A key with nothing after it has no useful position of its own: point at the key.
-  const YAML::Node& at = entry.value.IsNull() ? entry.keyNode : entry.value;
-  error(at, "'" + entry.key + "' must be a string, not " + typeName(entry.value));
-  return std::nullopt;
+  const Node* at = entry.value->isNull() ? entry.keyNode : entry.value;
+  error(at, "'" + entry.key() + "' must be a string, not " + typeName(entry.value->type));
+  return nullptr;
 }
 
-std::vector<YAML::Node> Validator::list(const Entry& entry) {
-  std::vector<YAML::Node> out;
-  if (entry.value.IsNull()) return out;  // "key:" with nothing: an empty list
-  if (!entry.value.IsSequence()) {
-    error(entry.value, "'" + entry.key + "' must be a list, not " + typeName(entry.value));
-    return out;
+const std::vector<const Node*>& Validator::list(const Entry& entry) {
+  static const std::vector<const Node*> kEmpty;
+  if (entry.value->isNull()) return kEmpty;  // "key:" with nothing: an empty list
+  if (!entry.value->isSequence()) {
+    error(entry.value, "'" + entry.key() + "' must be a list, not " + typeName(entry.value->type));
+    return kEmpty;
   }
-  for (auto it = entry.value.begin(); it != entry.value.end(); ++it) out.push_back(*it);
-  return out;
+  return entry.value->items;
 }
 
-std::vector<std::pair<std::string, YAML::Node>> Validator::stringList(const Entry& entry) {
-  std::vector<std::pair<std::string, YAML::Node>> out;
-  for (const YAML::Node& item : list(entry)) {
-    if (!item.IsScalar()) {
-      error(item, "items of '" + entry.key + "' must be strings, not " + typeName(item));
+std::vector<const Node*> Validator::stringList(const Entry& entry) {
+  std::vector<const Node*> out;
+  for (const Node* item : list(entry)) {
+    if (!item->isScalar()) {
+      error(item, "items of '" + entry.key() + "' must be strings, not " + typeName(item->type));
       continue;
     }
-    out.emplace_back(item.Scalar(), item);
+    out.push_back(item);
   }
   return out;
 }
 
 std::optional<int> Validator::choice(const Entry& entry, std::initializer_list<const char*> choices) {
-  std::optional<std::string> value = scalar(entry);
+  const std::string* value = scalar(entry);
   if (!value) return std::nullopt;
   int index = 0;
   for (const char* c : choices) {
@@ -411,7 +598,7 @@ std::optional<int> Validator::choice(const Entry& entry, std::initializer_list<c
     ++index;
   }
   std::string hint = suggest(*value, choices);
-  error(entry.value, "invalid " + entry.key + " '" + *value + "': expected one of " + joinChoices(choices) +
+  error(entry.value, "invalid " + entry.key() + " '" + *value + "': expected one of " + joinChoices(choices) +
                          (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
   return std::nullopt;
 }
@@ -422,33 +609,36 @@ void Validator::run(const std::string& text, policy::Policy* policy) {
            "policy document is larger than " + std::to_string(kMaxDocumentBytes >> 20) + " MiB");
     return;
   }
-  YAML::Node root;
+  // One parser for both jobs: it builds the first document, then goes on to look for a second. Parsing the
+  // text twice (YAML::Load, then counting documents from the start) was a third of the load time.
+  std::istringstream in(text);
+  std::optional<YAML::Parser> parser;
+  TreeBuilder builder;
   try {
-    root = YAML::Load(text);
+    parser.emplace(in);
+    parser->HandleNextDocument(builder);
   } catch (const YAML::Exception& e) {
     report(e.mark, e.msg);
     return;
   }
-  if (root.IsNull()) {
+  const Node* root = builder.root();
+  if (!root || root->isNull()) {
     report(YAML::Mark(), "policy document is empty");
     return;
   }
-  // Not YAML::LoadAll: on some malformed input (",% v") it yields empty documents forever. Counting documents
-  // with the event parser, and stopping at the second, is bounded.
+  // Not YAML::LoadAll: on some malformed input (",% v") it yields empty documents forever. Looking for one
+  // more document, and stopping there, is bounded.
   try {
-    std::istringstream in(text);
-    YAML::Parser parser(in);
     DocumentCounter counter;
-    for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
-    }
-    if (counter.starts.size() > 1) {
-      report(counter.starts[1], "a policy file holds one YAML document; found a second one");
+    parser->HandleNextDocument(counter);
+    if (!counter.starts.empty()) {
+      report(counter.starts.front(), "a policy file holds one YAML document; found a second one");
     }
   } catch (const YAML::Exception& e) {
     report(e.mark, e.msg);
   }
-  if (!root.IsMap()) {
-    error(root, std::string("a policy document must be a map, not ") + typeName(root));
+  if (!root->isMap()) {
+    error(root, std::string("a policy document must be a map, not ") + typeName(root->type));
     return;
   }
   Fields top = fields(root, {"apiVersion", "kind", "metadata", "spec"});
@@ -466,7 +656,7 @@ void Validator::run(const std::string& text, policy::Policy* policy) {
     }
   }
   if (const Entry* e = find(top, "metadata")) {
-    if (e->value.IsNull()) {
+    if (e->value->isNull()) {
       error(e->keyNode, "missing required key 'metadata.name'");
     } else if (expectMap(*e)) {
       Fields metadata = fields(e->value, {"name", "labels", "annotations"});
@@ -484,7 +674,7 @@ void Validator::run(const std::string& text, policy::Policy* policy) {
     }
   }
   if (const Entry* e = find(top, "spec")) {
-    if (e->value.IsNull()) {
+    if (e->value->isNull()) {
       error(e->keyNode, "'spec' must be a map, not null");
     } else if (expectMap(*e)) {
       parseSpec(e->value, policy);
@@ -493,7 +683,7 @@ void Validator::run(const std::string& text, policy::Policy* policy) {
   policy->sourceHash = sha256Hex(text);
 }
 
-void Validator::parseSpec(const YAML::Node& spec, policy::Policy* policy) {
+void Validator::parseSpec(const Node* spec, policy::Policy* policy) {
   Fields f = fields(spec, {"mode", "default", "rules", "endpoints"});
   if (const Entry* e = find(f, "mode")) {
     if (auto index = choice(*e, {"enforce", "audit"})) {
@@ -508,11 +698,13 @@ void Validator::parseSpec(const YAML::Node& spec, policy::Policy* policy) {
   if (const Entry* e = find(f, "rules")) {
     std::map<std::string, int> names;  // name -> line of its first definition
     std::optional<size_t> catchAll;    // index of the first rule that matches every flow
-    std::vector<YAML::Node> items = list(*e);
+    const std::vector<const Node*>& items = list(*e);
     policy->rules.reserve(items.size());
+    size_t prefetched = 0;  // the rules before this one have had their regexes checked ahead of the walk
     for (size_t i = 0; i < items.size(); ++i) {
+      if (i == prefetched && !full()) prefetched = prefetchRegexes(items, i);
       Rule rule;
-      YAML::Node nameNode;
+      const Node* nameNode = nullptr;
       size_t errorsBefore = errors_;
       parseRule(items[i], i, &rule, &nameNode);
       rule_ = rule.name.empty() ? "#" + std::to_string(i + 1) : rule.name;
@@ -548,22 +740,22 @@ void Validator::parseSpec(const YAML::Node& spec, policy::Policy* policy) {
   if (const Entry* e = find(f, "endpoints")) parseEndpoints(*e, &policy->endpoints);
 }
 
-void Validator::parseRule(const YAML::Node& node, size_t index, Rule* rule, YAML::Node* nameNode) {
+void Validator::parseRule(const Node* node, size_t index, Rule* rule, const Node** nameNode) {
   rule_ = "#" + std::to_string(index + 1);
   rule->location.file = file_;
-  rule->location.line = node.Mark().line + 1;
-  rule->location.column = node.Mark().column + 1;
-  if (!node.IsMap()) {
-    error(node, std::string("a rule must be a map, not ") + typeName(node));
+  rule->location.line = node->mark.line + 1;
+  rule->location.column = node->mark.column + 1;
+  if (!node->isMap()) {
+    error(node, std::string("a rule must be a map, not ") + typeName(node->type));
     rule_.clear();
     return;
   }
   // The name first, so that every diagnostic about this rule carries it whatever the key order.
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    YAML::Node key = it->first;  // copies: it-> points into a temporary
-    YAML::Node value = it->second;
-    if (key.IsScalar() && key.Scalar() == "name" && value.IsScalar() && !value.Scalar().empty()) {
-      rule_ = value.Scalar();
+  for (size_t i = 0; i + 1 < node->items.size(); i += 2) {
+    const Node* key = node->items[i];
+    const Node* value = node->items[i + 1];
+    if (key->isScalar() && key->scalar == "name" && value->isScalar() && !value->scalar.empty()) {
+      rule_ = value->scalar;
       break;
     }
   }
@@ -611,7 +803,7 @@ void Validator::parseRule(const YAML::Node& node, size_t index, Rule* rule, YAML
   rule_.clear();
 }
 
-void Validator::parseMatch(const YAML::Node& node, Rule* rule) {
+void Validator::parseMatch(const Node* node, Rule* rule) {
   Fields f = fields(node, {"protocol", "source", "destination", "tls", "http", "payload"});
   std::optional<std::string> protocolName;
   if (const Entry* e = find(f, "protocol")) {
@@ -619,10 +811,11 @@ void Validator::parseMatch(const YAML::Node& node, Rule* rule) {
                                               Protocol::kIcmpv6, Protocol::kSctp, Protocol::kAny};
     if (auto index = choice(*e, {"tcp", "udp", "icmp", "icmpv6", "sctp", "any"})) {
       rule->protocol = kProtocols[*index];
-      protocolName = e->value.Scalar();
+      protocolName = e->value->scalar;
     }
   }
-  std::vector<YAML::Node> portNodes;  // each non-empty ports list, to point at when the protocol has no ports
+  std::vector<const Node*>
+      portNodes;  // each non-empty ports list, to point at when the protocol has no ports
   if (const Entry* e = find(f, "source")) parseEndpointMatch(*e, &rule->source, &portNodes);
   if (const Entry* e = find(f, "destination")) parseEndpointMatch(*e, &rule->destination, &portNodes);
   const Entry* tls = find(f, "tls");
@@ -636,7 +829,7 @@ void Validator::parseMatch(const YAML::Node& node, Rule* rule) {
   bool hasPortNumbers = p == Protocol::kTcp || p == Protocol::kUdp || p == Protocol::kSctp;
   // An unparsable protocol was already reported; don't pile a second error on it.
   if (!hasPortNumbers && (protocolName || !find(f, "protocol"))) {
-    for (const YAML::Node& ports : portNodes) {
+    for (const Node* ports : portNodes) {
       error(ports, "ports need protocol tcp, udp or sctp (protocol is " + pname + ")");
     }
   }
@@ -654,14 +847,14 @@ void Validator::parseMatch(const YAML::Node& node, Rule* rule) {
 }
 
 void Validator::parseEndpointMatch(const Entry& entry, EndpointMatch* match,
-                                   std::vector<YAML::Node>* portNodes) {
+                                   std::vector<const Node*>* portNodes) {
   if (!expectMap(entry)) return;
   Fields f = fields(entry.value, {"cidrs", "containers", "ports"});
   if (const Entry* e = find(f, "cidrs")) parseCidrs(*e, &match->cidrs);
   if (const Entry* e = find(f, "containers")) parseContainers(*e, &match->containers);
   if (const Entry* e = find(f, "ports")) {
     parsePorts(*e, &match->ports);
-    if (e->value.IsSequence() && e->value.size() > 0) portNodes->push_back(e->value);
+    if (e->value->isSequence() && e->value->items.size() > 0) portNodes->push_back(e->value);
   }
 }
 
@@ -677,30 +870,31 @@ void Validator::parseContainers(const Entry& entry, ContainerSelector* selector)
 
 void Validator::parseLabels(const Entry& entry, std::map<std::string, std::string>* labels) {
   if (!expectMap(entry)) return;
-  for (auto it = entry.value.begin(); it != entry.value.end(); ++it) {
-    YAML::Node key = it->first;  // copies: it-> points into a temporary
-    YAML::Node value = it->second;
-    if (!key.IsScalar()) {
-      error(key, std::string("label keys must be strings, not ") + typeName(key));
+  for (size_t i = 0; i + 1 < entry.value->items.size(); i += 2) {
+    const Node* key = entry.value->items[i];
+    const Node* value = entry.value->items[i + 1];
+    if (!key->isScalar()) {
+      error(key, std::string("label keys must be strings, not ") + typeName(key->type));
       continue;
     }
-    if (key.Scalar().empty()) {
+    if (key->scalar.empty()) {
       error(key, "label key must not be empty");
       continue;
     }
-    if (!value.IsScalar()) {
-      error(value.IsNull() ? key : value,
-            "label '" + key.Scalar() + "' must have a string value, not " + typeName(value));
+    if (!value->isScalar()) {
+      error(value->isNull() ? key : value,
+            "label '" + key->scalar + "' must have a string value, not " + typeName(value->type));
       continue;
     }
-    if (!labels->emplace(key.Scalar(), value.Scalar()).second) {
-      error(key, "duplicate label '" + key.Scalar() + "'");
+    if (!labels->emplace(key->scalar, value->scalar).second) {
+      error(key, "duplicate label '" + key->scalar + "'");
     }
   }
 }
 
-void Validator::parseCidrs(const Entry& entry, std::vector<Cidr>* cidrs, std::vector<YAML::Node>* nodes) {
-  for (const auto& [text, node] : stringList(entry)) {
+void Validator::parseCidrs(const Entry& entry, std::vector<Cidr>* cidrs, std::vector<const Node*>* nodes) {
+  for (const Node* node : stringList(entry)) {
+    const std::string& text = node->scalar;
     auto parsed = parseCidr(text);
     if (auto* reason = std::get_if<std::string>(&parsed)) {
       error(node, "invalid CIDR '" + text + "': " + *reason);
@@ -717,7 +911,8 @@ void Validator::parseCidrs(const Entry& entry, std::vector<Cidr>* cidrs, std::ve
 }
 
 void Validator::parsePorts(const Entry& entry, std::vector<PortRange>* ports) {
-  for (const auto& [text, node] : stringList(entry)) {
+  for (const Node* node : stringList(entry)) {
+    const std::string& text = node->scalar;
     size_t dash = text.find('-');
     std::optional<uint64_t> low = parseNumber(std::string_view(text).substr(0, dash));
     std::optional<uint64_t> high =
@@ -740,7 +935,8 @@ void Validator::parsePorts(const Entry& entry, std::vector<PortRange>* ports) {
 }
 
 void Validator::parseHostPatterns(const Entry& entry, const char* what, std::vector<std::string>* out) {
-  for (const auto& [text, node] : stringList(entry)) {
+  for (const Node* node : stringList(entry)) {
+    const std::string& text = node->scalar;
     auto [normalized, ok] = normalizeHostPattern(text);
     if (!ok) {
       error(node, std::string("invalid ") + what + " pattern '" + text + "': " + normalized);
@@ -753,44 +949,101 @@ void Validator::parseHostPatterns(const Entry& entry, const char* what, std::vec
 // Compiles the regex the way dataplane/l7match does (same flags, same wrapping, the window as max_offset), so
 // that a policy that validates also compiles there.
 std::optional<std::string> Validator::compileRegex(const std::string& pattern, bool sni, uint32_t window) {
-  if (pattern.empty()) return std::string("empty pattern");
-  if (pattern.find('\0') != std::string::npos) return std::string("contains a NUL byte (write it as \\x00)");
-  if (pattern.size() > kMaxRegexLength) {
-    return "longer than " + std::to_string(kMaxRegexLength) + " characters";
-  }
-  constexpr unsigned int kBase = HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
-  if (!sni) return hyperscan(pattern, kBase | HS_FLAG_DOTALL, window);
+  if (auto problem = regexPrecheck(pattern)) return problem;
+  if (!sni) return hyperscan(pattern, kPayloadRegexFlags, window);
   // The raw pattern first: wrapped as ^(?:...)\z, an unbalanced "a)(b" would otherwise pass.
-  if (auto problem = hyperscan(pattern, kBase | HS_FLAG_CASELESS, 0)) return problem;
-  return hyperscan("^(?:" + pattern + ")\\z", kBase | HS_FLAG_CASELESS, 0);
+  if (auto problem = hyperscan(pattern, kSniRegexFlags, 0)) return problem;
+  return hyperscan(anchoredSniRegex(pattern), kSniRegexFlags, 0);
 }
 
 std::optional<std::string> Validator::hyperscan(const std::string& expression, unsigned int flags,
                                                 uint32_t maxOffset) {
-  std::string key = std::to_string(flags) + "/" + std::to_string(maxOffset) + "/" + expression;
+  std::string key = regexKey(expression, flags, maxOffset);
   if (auto it = regexCache_.find(key); it != regexCache_.end()) return it->second;
-  hs_expr_ext_t ext{};
-  ext.flags = HS_EXT_FLAG_MAX_OFFSET;
-  ext.max_offset = maxOffset;
-  // Hyperscan's parser and analysis, without building a database: the same syntax and semantic errors as a
-  // compile at a small part of its cost (compiling each regex here was most of a 10k-rule policy's load
-  // time). What only a whole compile finds (a database too large) is reported by the compiler, naming the
-  // rule, when the policy is applied.
-  hs_expr_info_t* info = nullptr;
-  hs_compile_error_t* compileError = nullptr;
-  std::optional<std::string> result;
-  if (hs_expression_ext_info(expression.c_str(), flags, maxOffset > 0 ? &ext : nullptr, &info,
-                             &compileError) != HS_SUCCESS) {
-    result = compileError && compileError->message ? compileError->message : "Hyperscan rejected it";
-  }
-  hs_free_compile_error(compileError);
-  std::free(info);  // allocated with Hyperscan's misc allocator, malloc by default
+  std::optional<std::string> result = checkWithHyperscan(expression, flags, maxOffset);
   regexCache_.emplace(std::move(key), result);
   return result;
 }
 
+// Makes the Hyperscan checks that the rules from `first` on will need, up to about kRegexBatch of them, on
+// several threads, into regexCache_; returns the index of the first rule it did not cover. A check costs
+// about 65 us on a VM, most of it in the CPUID instructions Hyperscan runs on every call (each one traps to
+// the hypervisor), and an SNI regex takes two: serially, 1k of them were a quarter of a 10k-rule load. The
+// walk finds them cached, and makes itself any check not foreseen here, so diagnostics do not depend on this;
+// the batches bound the work wasted once the walk stops checking (too many errors).
+size_t Validator::prefetchRegexes(const std::vector<const Node*>& rules, size_t first) {
+  struct Check {
+    std::string key;
+    std::string expression;
+    unsigned int flags;
+    uint32_t maxOffset;
+    std::optional<std::string> result;
+    bool done = false;
+  };
+  std::vector<Check> checks;
+  std::unordered_set<std::string> keys;
+  auto add = [&](std::string expression, unsigned int flags, uint32_t maxOffset) {
+    std::string key = regexKey(expression, flags, maxOffset);
+    if (regexCache_.count(key) != 0 || !keys.insert(key).second) return;
+    checks.push_back(Check{std::move(key), std::move(expression), flags, maxOffset, std::nullopt});
+  };
+  size_t next = first;
+  while (next < rules.size() && checks.size() < kRegexBatch) {
+    const Node* match = child(rules[next++], "match");
+    if (const Node* list = child(child(match, "tls"), "sniRegex"); list && list->isSequence()) {
+      for (const Node* item : list->items) {
+        if (checks.size() >= kRegexBatch) break;
+        if (!item->isScalar() || regexPrecheck(item->scalar)) continue;
+        add(item->scalar, kSniRegexFlags, 0);
+        add(anchoredSniRegex(item->scalar), kSniRegexFlags, 0);
+      }
+    }
+    const Node* payload = child(match, "payload");
+    if (const Node* list = child(payload, "regex"); list && list->isSequence()) {
+      // The window as parsePayload reads it: the default, the value given, or 0 when that is invalid.
+      uint32_t window = policy::PayloadMatch{}.window;
+      if (const Node* given = child(payload, "window")) {
+        std::optional<uint64_t> value = given->isScalar() ? parseNumber(given->scalar) : std::nullopt;
+        window = value && *value >= 1 && *value <= kMaxWindow ? static_cast<uint32_t>(*value) : 0;
+      }
+      for (const Node* item : list->items) {
+        if (checks.size() >= kRegexBatch) break;
+        if (!item->isScalar() || regexPrecheck(item->scalar)) continue;
+        add(item->scalar, kPayloadRegexFlags, window);
+      }
+    }
+  }
+  size_t threads = std::min({usableCpus(), kMaxRegexThreads, checks.size() / kMinChecksPerThread});
+  if (threads < 2) return next;  // not worth a thread: the walk checks them as it goes
+  std::atomic<size_t> taken{0};
+  auto work = [&] {
+    for (size_t i; (i = taken.fetch_add(1, std::memory_order_relaxed)) < checks.size();) {
+      try {
+        checks[i].result = checkWithHyperscan(checks[i].expression, checks[i].flags, checks[i].maxOffset);
+        checks[i].done = true;
+      } catch (...) {
+        // Out of memory: left to the walk, which reports it.
+      }
+    }
+  };
+  std::vector<std::thread> workers;
+  workers.reserve(threads);  // first: once a thread runs, only starting another may throw, and that is caught
+  try {
+    while (workers.size() + 1 < threads) workers.emplace_back(work);
+  } catch (const std::system_error&) {
+    // Fewer threads than hoped: the ones running (this one at least) take all the checks.
+  }
+  work();
+  for (std::thread& worker : workers) worker.join();
+  for (Check& check : checks) {
+    if (check.done) regexCache_.emplace(std::move(check.key), std::move(check.result));
+  }
+  return next;
+}
+
 void Validator::parseRegexes(const Entry& entry, bool sni, uint32_t window, std::vector<std::string>* out) {
-  for (const auto& [text, node] : stringList(entry)) {
+  for (const Node* node : stringList(entry)) {
+    const std::string& text = node->scalar;
     if (full()) return;  // compiling costs; nothing more will be reported anyway
     if (auto problem = compileRegex(text, sni, window)) {
       error(node, "invalid regex '" + text + "': " + *problem);
@@ -801,9 +1054,10 @@ void Validator::parseRegexes(const Entry& entry, bool sni, uint32_t window, std:
 }
 
 void Validator::parseGlobs(const Entry& entry, std::vector<std::string>* out) {
-  for (const auto& [text, node] : stringList(entry)) {
+  for (const Node* node : stringList(entry)) {
+    const std::string& text = node->scalar;
     if (text.empty()) {
-      error(node, "items of '" + entry.key + "' must not be empty");
+      error(node, "items of '" + entry.key() + "' must not be empty");
       continue;
     }
     out->push_back(text);
@@ -816,7 +1070,8 @@ void Validator::parseTls(const Entry& entry, policy::TlsMatch* tls) {
   if (const Entry* e = find(f, "sni")) parseHostPatterns(*e, "SNI", &tls->sni);
   if (const Entry* e = find(f, "sniRegex")) parseRegexes(*e, true, 0, &tls->sniRegex);
   if (const Entry* e = find(f, "alpn")) {
-    for (const auto& [text, node] : stringList(*e)) {
+    for (const Node* node : stringList(*e)) {
+      const std::string& text = node->scalar;
       // ALPN ids are opaque bytes compared exactly (RFC 7301), 1..255 of them.
       if (text.empty() || text.size() > 255) {
         error(node, "ALPN protocol id must be 1..255 bytes");
@@ -841,7 +1096,8 @@ void Validator::parseHttp(const Entry& entry, policy::HttpMatch* http) {
   if (const Entry* e = find(f, "host")) parseHostPatterns(*e, "HTTP host", &http->host);
   if (const Entry* e = find(f, "path")) parseGlobs(*e, &http->path);
   if (const Entry* e = find(f, "method")) {
-    for (const auto& [text, node] : stringList(*e)) {
+    for (const Node* node : stringList(*e)) {
+      const std::string& text = node->scalar;
       if (!isToken(text)) {
         error(node, "invalid HTTP method '" + text + "'");
         continue;
@@ -875,9 +1131,9 @@ void Validator::parsePayload(const Entry& entry, policy::PayloadMatch* payload) 
 void Validator::parseEndpoints(const Entry& entry, std::vector<policy::Endpoint>* endpoints) {
   std::map<std::string, std::string> owners;  // address -> endpoint, so that replay identity is unambiguous
   std::map<std::string, int> names;
-  for (const YAML::Node& node : list(entry)) {
-    if (!node.IsMap()) {
-      error(node, std::string("an endpoint must be a map, not ") + typeName(node));
+  for (const Node* node : list(entry)) {
+    if (!node->isMap()) {
+      error(node, std::string("an endpoint must be a map, not ") + typeName(node->type));
       continue;
     }
     policy::Endpoint endpoint;
@@ -886,7 +1142,7 @@ void Validator::parseEndpoints(const Entry& entry, std::vector<policy::Endpoint>
       if (auto name = scalar(*e)) {
         if (name->empty()) {
           error(e->value, "endpoint name must not be empty");
-        } else if (auto [it, inserted] = names.emplace(*name, e->value.Mark().line + 1); !inserted) {
+        } else if (auto [it, inserted] = names.emplace(*name, e->value->mark.line + 1); !inserted) {
           error(e->value, "duplicate endpoint name '" + *name + "' (first defined at line " +
                               std::to_string(it->second) + ")");
         }
@@ -898,7 +1154,7 @@ void Validator::parseEndpoints(const Entry& entry, std::vector<policy::Endpoint>
     if (const Entry* e = find(f, "labels")) parseLabels(*e, &endpoint.labels);
     if (const Entry* e = find(f, "addresses")) {
       std::vector<Cidr> addresses;
-      std::vector<YAML::Node> nodes;
+      std::vector<const Node*> nodes;
       parseCidrs(*e, &addresses, &nodes);
       for (size_t i = 0; i < addresses.size(); ++i) {
         std::string key = formatCidr(addresses[i]);

@@ -1,5 +1,6 @@
 // Policy loader: the full example document field by field, each validation error with its exact
-// file:line:column, several errors at once, host-name normalization, IPv6 CIDRs and the shipped policies.
+// file:line:column, several errors at once, aliases, many regexes (checked ahead on several threads),
+// host-name normalization, IPv6 CIDRs and the shipped policies.
 #include "control/policy/policy_loader.h"
 
 #include <arpa/inet.h>
@@ -505,6 +506,89 @@ TEST(PolicyLoader, TooManyErrorsIsBounded) {
   std::vector<PolicyDiagnostic> diagnostics = validatePolicy(text, "p.yaml", nullptr);
   ASSERT_EQ(diagnostics.size(), 101u);
   EXPECT_EQ(diagnostics.back().toString(), "p.yaml:0:0: too many errors; stopping after 100");
+}
+
+// An alias is the anchored node itself, so what is reported about it points at the anchor; an alias to an
+// ancestor (a cycle) is reported like any other misplaced map, and does not loop.
+TEST(PolicyLoader, AliasesAreTheAnchoredNode) {
+  std::string text = std::string(kHeader) +
+                     "    - &r {name: a, action: deny, match: {protocol: tcp, tls: {sniRegex: [\"x+\"]}}}\n"
+                     "    - *r\n"
+                     "    - name: b\n"
+                     "      action: deny\n"
+                     "      match: &m {protocol: tcp, source: *m}\n"
+                     "    - name: c\n"
+                     "      action: deny\n"
+                     "      match: {payload: {regex: &l [\"a{100}\", \"b{5}\"], window: 10}}\n"
+                     "    - name: d\n"
+                     "      action: deny\n"
+                     "      match: {payload: {regex: *l}}\n";
+  policy::Policy p;
+  EXPECT_EQ(
+      diagnose(text, &p),
+      (std::vector<std::string>{
+          "p.yaml:6:17: rule 'a': duplicate rule name 'a' (first defined at line 6)",
+          "p.yaml:10:18: rule 'b': unknown key 'protocol'",
+          "p.yaml:10:33: rule 'b': unknown key 'source'",
+          "p.yaml:13:36: rule 'c': invalid regex 'a{100}': Expression has max_offset=10 but requires 100 "
+          "bytes to match.",
+      }));
+  // The same text without the duplicate and the cycle loads, the aliased list checked against each window.
+  text = std::string(kHeader) +
+         "    - &r {name: a, action: deny, match: {protocol: tcp, tls: {sniRegex: [\"x+\"]}}}\n"
+         "    - {name: b, action: deny, match: {payload: {regex: &l [\"a{100}\", \"b{5}\"]}}}\n"
+         "    - {name: c, action: deny, match: {payload: {regex: *l, window: 200}}}\n";
+  p = loadOk(text);
+  ASSERT_EQ(p.rules.size(), 3u);
+  EXPECT_EQ(p.rules[0].tls.sniRegex, (std::vector<std::string>{"x+"}));
+  EXPECT_EQ(p.rules[2].payload.regex, (std::vector<std::string>{"a{100}", "b{5}"}));
+  EXPECT_EQ(p.rules[2].payload.window, 200u);
+  EXPECT_EQ(
+      diagnose(std::string(kHeader) + "    - &r {name: a, action: deny, match: {payload: {regex: [x]}}}\n" +
+               "    - {name: b, action: deny, match: *r}\n"),
+      (std::vector<std::string>{"p.yaml:6:11: rule 'b': unknown key 'name'",
+                                "p.yaml:6:20: rule 'b': unknown key 'action'",
+                                "p.yaml:6:34: rule 'b': unknown key 'match'"}));
+}
+
+// Regexes are checked ahead of the rules, in batches, on several threads; what is reported is the same as
+// checking each in turn: every error at its place, in document order, and no more than the cap.
+TEST(PolicyLoader, ManyRegexesReportInDocumentOrder) {
+  std::string text = kHeader;
+  std::vector<std::string> expected;
+  for (int i = 0; i < 600; ++i) {
+    std::string name = "r" + std::to_string(i);
+    std::string line = "    - {name: " + name +
+                       ", action: deny, match: {protocol: tcp, tls: {sniRegex: [\"ok" + std::to_string(i) +
+                       "-[0-9]+\", ";
+    std::string bad = i % 97 == 5   ? "(" + std::to_string(i)
+                      : i % 89 == 7 ? "(?x)a" + std::to_string(i) + "#"
+                                    : "";
+    std::string reason = bad.rfind("(?x)", 0) == 0
+                             ? "Unterminated comment."
+                             : "Missing close parenthesis for group started at index 0.";
+    if (!bad.empty()) {
+      expected.push_back("p.yaml:" + std::to_string(6 + i) + ":" + std::to_string(line.size() + 1) +
+                         ": rule '" + name + "': invalid regex '" + bad + "': " + reason);
+    }
+    line += "\"" + (bad.empty() ? "x" + std::to_string(i) : bad) + "\"]}}}\n";
+    text += line;
+  }
+  EXPECT_EQ(diagnose(text), expected);
+
+  text = kHeader;
+  expected.clear();
+  for (int i = 0; i < 300; ++i) {
+    std::string line = "    - {name: r" + std::to_string(i) + ", action: deny, match: {tls: {sniRegex: [";
+    expected.push_back("p.yaml:" + std::to_string(6 + i) + ":" + std::to_string(line.size() + 1) +
+                       ": rule 'r" + std::to_string(i) + "': invalid regex '(" + std::to_string(i) +
+                       "': Missing close parenthesis for group started at index 0.");
+    text += line + "\"(" + std::to_string(i) + "\"]}}}\n";
+  }
+  std::vector<std::string> got = diagnose(text);
+  ASSERT_EQ(got.size(), 101u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i], expected[i]);
+  EXPECT_EQ(got[100], "p.yaml:0:0: too many errors; stopping after 100");
 }
 
 TEST(PolicyLoader, HostNormalization) {
