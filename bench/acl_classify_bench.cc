@@ -1,14 +1,18 @@
 // L3/L4 classification cost per packet at 10 to 100k rules, on the bitmap engine (the default) and on
 // rte_acl, against a linear scan of the same rules in the same run; also each size's build time and memory.
-// Goal: 100k rules cost <= 1.5x what 10 rules cost.
+// Two traffic shapes: uniform (every tuple near a rule drawn evenly: the worst case, each packet reads tables
+// no recent packet read) and skewed (rules drawn Zipf-like, s = 1, as real traffic concentrates on a few
+// services). Goal: 100k rules cost <= 1.5x what 10 rules cost.
 #include <netinet/in.h>
 #include <rte_memory.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -31,7 +35,8 @@ constexpr size_t kTuples =
 // prefixes), a destination port or range on most rules, TCP and UDP more often than "any".
 struct Workload {
   std::vector<L34Rule> rules;
-  std::vector<L34Tuple> tuples;
+  std::vector<L34Tuple> tuples;        // near rules drawn evenly
+  std::vector<L34Tuple> skewedTuples;  // near rules drawn Zipf-like
   // By rte_acl algorithm, 0 = the best one; kBitmap for the bitmap engine.
   std::map<int, std::unique_ptr<L34Classifier>> classifiers;
 
@@ -136,8 +141,7 @@ Workload makeWorkload(uint32_t ruleCount) {
   }
   // Tuples: most fall inside some rule's CIDRs and ports (so that the scan's cost is that of finding a match,
   // not of reading every rule), the rest hit nothing.
-  for (size_t i = 0; i < kTuples; ++i) {
-    const L34Rule& near = workload.rules[below(ruleCount)];
+  auto tupleNear = [&](const L34Rule& near) {
     L34Tuple t{};
     t.ipVersion = near.sources[0].family;
     t.protocol =
@@ -158,7 +162,27 @@ Workload makeWorkload(uint32_t ruleCount) {
             ? static_cast<uint16_t>(below(65536))
             : static_cast<uint16_t>(near.destinationPorts[0].low +
                                     below(near.destinationPorts[0].high - near.destinationPorts[0].low + 1u));
-    workload.tuples.push_back(t);
+    return t;
+  };
+  for (size_t i = 0; i < kTuples; ++i) workload.tuples.push_back(tupleNear(workload.rules[below(ruleCount)]));
+  // Skewed traffic: each rule has one flow (its addresses, protocol and destination port), popular flows
+  // recur as connections to popular services do. Rule ranks by a random permutation (popular services sit
+  // anywhere in a policy, not first), rank r drawn with weight 1 / (r + 1); the source port is new each time.
+  std::vector<L34Tuple> flows;
+  for (const auto& rule : workload.rules) flows.push_back(tupleNear(rule));
+  std::vector<uint32_t> byRank(ruleCount);
+  std::iota(byRank.begin(), byRank.end(), 0u);
+  std::shuffle(byRank.begin(), byRank.end(), engine);
+  std::vector<double> cumulative(ruleCount);
+  double total = 0;
+  for (uint32_t rank = 0; rank < ruleCount; ++rank) cumulative[rank] = total += 1.0 / (rank + 1);
+  for (size_t i = 0; i < kTuples; ++i) {
+    double draw = std::uniform_real_distribution<double>(0, total)(engine);
+    auto rank = static_cast<uint32_t>(std::lower_bound(cumulative.begin(), cumulative.end(), draw) -
+                                      cumulative.begin());
+    L34Tuple t = flows[byRank[std::min(rank, ruleCount - 1)]];
+    t.srcPort = static_cast<uint16_t>(32768 + below(28000));
+    workload.skewedTuples.push_back(t);
   }
   return workload;
 }
@@ -170,11 +194,11 @@ Workload& workload(uint32_t ruleCount) {
   return found->second;
 }
 
-void classifyIn(benchmark::State& state, uint32_t burst) {
+void classifyIn(benchmark::State& state, uint32_t burst, bool skewed) {
   auto& w = workload(static_cast<uint32_t>(state.range(0)));
   const L34Classifier& classifier = w.classifier(static_cast<int>(state.range(1)));
   std::vector<const L34Tuple*> pointers;
-  for (const auto& t : w.tuples) pointers.push_back(&t);
+  for (const auto& t : skewed ? w.skewedTuples : w.tuples) pointers.push_back(&t);
   size_t next = 0;
   uint32_t ruleIds[kBurst];
   for (auto _ : state) {
@@ -195,11 +219,14 @@ void classifyIn(benchmark::State& state, uint32_t burst) {
   state.SetLabel(stats.algorithm);
 }
 
-void BM_AclClassify(benchmark::State& state) { classifyIn(state, kBurst); }
-void BM_AclClassifyOne(benchmark::State& state) { classifyIn(state, 1); }
+void BM_AclClassify(benchmark::State& state) { classifyIn(state, kBurst, false); }
+void BM_AclClassifyOne(benchmark::State& state) { classifyIn(state, 1, false); }
+void BM_AclClassifySkewed(benchmark::State& state) { classifyIn(state, kBurst, true); }
+void BM_AclClassifyOneSkewed(benchmark::State& state) { classifyIn(state, 1, true); }
 
-void BM_LinearScan(benchmark::State& state) {
+void linearScanIn(benchmark::State& state, bool skewed) {
   auto& w = workload(static_cast<uint32_t>(state.range(0)));
+  const auto& tuples = skewed ? w.skewedTuples : w.tuples;
   std::vector<FlatRule> flat;
   for (const auto& rule : w.rules) {
     FlatRule f{};
@@ -217,7 +244,7 @@ void BM_LinearScan(benchmark::State& state) {
   }
   // The scan must agree with both engines, or the comparison means nothing.
   for (size_t i = 0; i < 256; ++i) {
-    const L34Tuple* t = &w.tuples[i];
+    const L34Tuple* t = &tuples[i];
     uint32_t acl, bitmap;
     w.classifier(0).classify(&t, 1, &acl);
     w.classifier(kBitmap).classify(&t, 1, &bitmap);
@@ -229,12 +256,15 @@ void BM_LinearScan(benchmark::State& state) {
   size_t next = 0;
   uint32_t ruleIds[kBurst];
   for (auto _ : state) {
-    for (uint32_t i = 0; i < kBurst; ++i) ruleIds[i] = linearScan(flat, w.tuples[next + i]);
+    for (uint32_t i = 0; i < kBurst; ++i) ruleIds[i] = linearScan(flat, tuples[next + i]);
     benchmark::DoNotOptimize(ruleIds);
-    next = (next + kBurst) % (w.tuples.size() - kBurst);
+    next = (next + kBurst) % (tuples.size() - kBurst);
   }
   state.SetItemsProcessed(int64_t{state.iterations()} * kBurst);
 }
+
+void BM_LinearScan(benchmark::State& state) { linearScanIn(state, false); }
+void BM_LinearScanSkewed(benchmark::State& state) { linearScanIn(state, true); }
 
 BENCHMARK(BM_AclClassify)
     ->ArgNames({"rules", "alg"})
@@ -254,6 +284,13 @@ BENCHMARK(BM_AclClassifyOne)
     ->ArgNames({"rules", "alg"})
     ->ArgsProduct({{10, 1000, 10000, 100000}, {kBitmap, 0}});
 BENCHMARK(BM_LinearScan)->ArgName("rules")->Arg(10)->Arg(1000)->Arg(10000)->Arg(100000);
+BENCHMARK(BM_AclClassifySkewed)
+    ->ArgNames({"rules", "alg"})
+    ->ArgsProduct({{10, 1000, 10000, 100000}, {kBitmap, 0}});
+BENCHMARK(BM_AclClassifyOneSkewed)
+    ->ArgNames({"rules", "alg"})
+    ->ArgsProduct({{10, 1000, 10000, 100000}, {kBitmap, 0}});
+BENCHMARK(BM_LinearScanSkewed)->ArgName("rules")->Arg(10)->Arg(1000)->Arg(10000)->Arg(100000);
 
 }  // namespace
 
@@ -286,6 +323,14 @@ int main(int argc, char** argv) {
       {"BM_AclClassify/rules:10000/alg:0", "BM_LinearScan/rules:10000"},
       {"BM_AclClassify/rules:100000/alg:0", "BM_LinearScan/rules:100000"},
       {"BM_AclClassify/rules:100000/alg:0", "BM_AclClassify/rules:10/alg:0"},
+      // Skewed traffic: the same goal, and against the linear scan.
+      {"BM_AclClassifySkewed/rules:100000/alg:-1", "BM_AclClassifySkewed/rules:10/alg:-1"},
+      {"BM_AclClassifyOneSkewed/rules:100000/alg:-1", "BM_AclClassifyOneSkewed/rules:10/alg:-1"},
+      {"BM_AclClassifySkewed/rules:100000/alg:0", "BM_AclClassifySkewed/rules:10/alg:0"},
+      {"BM_AclClassifyOneSkewed/rules:100000/alg:0", "BM_AclClassifyOneSkewed/rules:10/alg:0"},
+      {"BM_AclClassifySkewed/rules:100000/alg:-1", "BM_AclClassifySkewed/rules:100000/alg:0"},
+      {"BM_AclClassifyOneSkewed/rules:100000/alg:-1", "BM_AclClassifyOneSkewed/rules:100000/alg:0"},
+      {"BM_AclClassifySkewed/rules:100000/alg:-1", "BM_LinearScanSkewed/rules:100000"},
   });
   benchmark::Shutdown();
   return 0;

@@ -13,6 +13,12 @@
 // candidates are checked exactly, so lists and groups only need to over-approximate. Building is a few sorts
 // and passes over the elements (0.26 s at 100k rules). A group bitmap for every element was tried first:
 // /8 rules set bits in every group, the summaries never skip, and classify was 0.4x rte_acl at 100k.
+// What a lookup costs at 100k rules is not the candidates it checks (1.7 a packet on average in the
+// benchmark: 1.0 from the lists, 0.7 from the wide part; at most 122, in the wide part) but the cache lines
+// it reads from tables that outgrow the caches. So each piece or group is found in a B-tree of lines
+// (SortedStarts), and once the tables pass kStagedBytes every table's next line is requested before any is
+// read (classifyBurst), for single packets too, so that a packet's misses overlap rather than follow one
+// another table by table.
 // bench/acl_classify_bench.cc has the figures.
 #include "dataplane/acl/l34_classifier.h"
 
@@ -23,12 +29,15 @@
 #include <rte_malloc.h>
 #include <rte_memory.h>
 
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <bit>
 #include <chrono>
 #include <compare>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <type_traits>
 
 namespace vgate::dataplane {
@@ -429,51 +438,101 @@ struct BitmapElement {
   }
 };
 
-// The index of the last of a[0..n) at or below key, when a is sorted and a[0] <= key. Branch-free: a
-// packet's keys are unpredictable, and mispredicted halvings cost more than the reads.
-template <typename Key>
-size_t lastAtOrBelow(const Key* a, size_t n, Key key) {
-  const Key* base = a;
-  while (n > 1) {
-    size_t half = n / 2;
-#if defined(__clang__)
-    // Without the hint clang turns the select back into a branch.
-    base = __builtin_unpredictable(base[half] <= key) ? base + half : base;
-#else
-    base = base[half] <= key ? base + half : base;
-#endif
-    n -= half;
-  }
-  return static_cast<size_t>(base - a);
+// a < b as 0 or 1 without branches (Key128's operator<=> compares hi, then branches to lo).
+inline uint64_t lessBit(const Key128& a, const Key128& b) {
+  return static_cast<uint64_t>(a.hi < b.hi) | (static_cast<uint64_t>(a.hi == b.hi) & (a.lo < b.lo));
 }
 
-// Sorted group starts (the first is the key space's lowest key). Finding a key's group reads a sample of
-// every 64th start (small enough to stay in cache) and then one 64-key block. (A table by the top 16 bits of
-// IPv4 keys was tried first: its 256 KB missed the cache on most packets and cost more than it saved.)
+// Storage aligned to cache lines, so that a block of SortedStarts (and the offsets of a block's pieces) is
+// one line: a lookup then misses once per table, not once per halving.
+template <typename T>
+struct LineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kLine{64};
+  LineAllocator() = default;
+  template <typename U>
+  LineAllocator(const LineAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kLine)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kLine); }
+  template <typename U>
+  bool operator==(const LineAllocator<U>&) const {
+    return true;
+  }
+};
+template <typename T>
+using LineVector = std::vector<T, LineAllocator<T>>;
+
+// Sorted group starts (the first is the key space's lowest key), searched as a static B-tree of cache
+// lines: level 0 is the starts, each level above holds every kBlock-th key of the one below, up to one line.
+// Finding a key's group counts the keys at or below it in one line per level, without branches; the upper
+// levels (1/15 of the starts) stay in cache, so only the last line is likely to miss. (Before: a binary
+// search over every 64th start, then over a 64-key block of 4 to 16 lines whose halvings read 3 or 4 of
+// them one after another: at 100k rules each is a miss, about 150 ns on the benchmark machine. And clang
+// compiled the halvings as branches despite __builtin_unpredictable. A table by the top 16 bits of IPv4
+// keys was tried before that: its 256 KB missed the cache on most packets and cost more than it saved.)
 template <typename Key>
 struct SortedStarts {
-  static constexpr size_t kBlock = 64;
-  std::vector<Key> starts;
-  std::vector<Key> samples;
+  static constexpr size_t kBlock = 64 / sizeof(Key);
+  size_t count = 0;                     // starts
+  std::vector<LineVector<Key>> levels;  // [0]: the starts; each padded to whole lines with keyMax
+  std::vector<size_t> sizes;            // each level's keys before the padding
 
-  void seal() {
-    samples.clear();
-    for (size_t i = 0; i < starts.size(); i += kBlock) samples.push_back(starts[i]);
+  void assign(const std::vector<Key>& starts) {
+    count = starts.size();
+    levels.clear();
+    levels.emplace_back(starts.begin(), starts.end());
+    while (levels.back().size() > kBlock) {
+      LineVector<Key> above;
+      for (size_t i = 0; i < levels.back().size(); i += kBlock) above.push_back(levels.back()[i]);
+      levels.push_back(std::move(above));
+    }
+    // A key counts the padding only when it is keyMax, and then every real key before it too: the index is
+    // capped at the level's last real key.
+    sizes.clear();
+    for (auto& level : levels) {
+      sizes.push_back(level.size());
+      level.resize((level.size() + kBlock - 1) / kBlock * kBlock, keyMax<Key>());
+    }
   }
   uint32_t find(Key key) const { return findInBlock(blockOf(key), key); }
-  // find() in two steps, so that a burst can prefetch the block between them.
-  size_t blockOf(Key key) const { return lastAtOrBelow(samples.data(), samples.size(), key) * kBlock; }
-  uint32_t findInBlock(size_t block, Key key) const {
-    size_t length = std::min(kBlock, starts.size() - block);
-    return static_cast<uint32_t>(block + lastAtOrBelow(starts.data() + block, length, key));
+  // find() in two steps, so that a lookup can prefetch the last line between them.
+  size_t blockOf(Key key) const {
+    size_t block = 0;
+    for (size_t level = levels.size() - 1; level > 0; --level) block = indexIn(level, block, key) * kBlock;
+    return block;
   }
-  void prefetchBlock(size_t block) const {
-    const char* begin = reinterpret_cast<const char*>(starts.data() + block);
-    size_t bytes = std::min(kBlock, starts.size() - block) * sizeof(Key);
-    for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(begin + offset);
+  uint32_t findInBlock(size_t block, Key key) const { return static_cast<uint32_t>(indexIn(0, block, key)); }
+  size_t indexIn(size_t level, size_t block, Key key) const {
+    return std::min(block + countAtOrBelow(levels[level].data() + block, key) - 1, sizes[level] - 1);
   }
-  size_t size() const { return starts.size(); }
-  size_t memoryBytes() const { return (starts.capacity() + samples.capacity()) * sizeof(Key); }
+  void prefetchBlock(size_t block) const { __builtin_prefetch(levels[0].data() + block); }
+  size_t size() const { return count; }
+  size_t memoryBytes() const {
+    size_t bytes = 0;
+    for (const auto& level : levels) bytes += level.capacity() * sizeof(Key);
+    return bytes;
+  }
+
+  // Keys of line[0..kBlock) at or below key (at least 1: line[0] <= key by construction).
+  static size_t countAtOrBelow(const Key* line, Key key) {
+    if constexpr (std::is_same_v<Key, uint32_t>) {
+      // 16 compares in four SSE2 instructions (clang does not vectorize the loop below); unsigned order by
+      // flipping the sign bits.
+      const __m128i flip = _mm_set1_epi32(INT32_MIN);
+      const __m128i probe = _mm_xor_si128(_mm_set1_epi32(static_cast<int>(key)), flip);
+      const auto* lanes = reinterpret_cast<const __m128i*>(line);
+      __m128i above[4];
+      for (int i = 0; i < 4; ++i)
+        above[i] = _mm_cmpgt_epi32(_mm_xor_si128(_mm_load_si128(lanes + i), flip), probe);
+      __m128i bytes =
+          _mm_packs_epi16(_mm_packs_epi32(above[0], above[1]), _mm_packs_epi32(above[2], above[3]));
+      return kBlock - static_cast<size_t>(std::popcount(static_cast<uint32_t>(_mm_movemask_epi8(bytes))));
+    } else {
+      uint64_t above = 0;
+      for (size_t i = 0; i < kBlock; ++i) above += lessBit(key, line[i]);
+      return kBlock - above;
+    }
+  }
 };
 
 // Every key where one of the ranges [lows[i], highs[i]] starts or ends, sorted, from the lowest key on.
@@ -507,7 +566,7 @@ struct BitmapField {
     std::vector<Key> sortedLows = lows;
     std::sort(sortedLows.begin(), sortedLows.end());
     size_t target = std::max<size_t>(1, (lows.size() + maxGroups - 1) / maxGroups);
-    auto& starts = groups.starts;
+    std::vector<Key> starts;
     size_t started = 0, next = 0;
     for (const Key& boundary : boundaries) {
       if (starts.empty() || (started >= target && starts.size() < maxGroups)) {
@@ -516,7 +575,7 @@ struct BitmapField {
       }
       while (next < sortedLows.size() && sortedLows[next] == boundary) ++started, ++next;
     }
-    groups.seal();
+    groups.assign(starts);
     bits.assign(starts.size() * stride, 0);
     for (size_t i = 0; i < lows.size(); ++i) {
       uint32_t first = groups.find(lows[i]), last = groups.find(highs[i]);
@@ -592,20 +651,69 @@ struct BitmapPart {
     }
   }
 
+  // The four bitmaps (with their summaries) a packet ANDs: its source, destination, port and protocol groups.
+  struct Rows {
+    const uint64_t* bits[4];
+  };
+  // A handful of elements: checking them in turn is cheaper than finding four groups.
+  bool scanned() const { return elements.size() <= kScanWide; }
+
+  // The lookup in stages, so that a burst (or a single packet's other tables) can overlap their misses:
+  // blocks of the groups' starts, then the rows' summaries, then the first bitmap words they select.
+  void findBlocks(const Probe<Key>& probe, size_t* blocks) const {
+    blocks[0] = src.groups.blockOf(probe.src);
+    blocks[1] = dst.groups.blockOf(probe.dst);
+    blocks[2] = dstPort.groups.blockOf(probe.dstPort);
+    src.groups.prefetchBlock(blocks[0]);
+    dst.groups.prefetchBlock(blocks[1]);
+    dstPort.groups.prefetchBlock(blocks[2]);
+  }
+  Rows findRows(const Probe<Key>& probe, const size_t* blocks) const {
+    Rows rows{{&src.bits[src.groups.findInBlock(blocks[0], probe.src) * stride],
+               &dst.bits[dst.groups.findInBlock(blocks[1], probe.dst) * stride],
+               &dstPort.bits[dstPort.groups.findInBlock(blocks[2], probe.dstPort) * stride],
+               &protocols[protocolGroup[probe.protocol] * stride]}};
+    for (const uint64_t* row : rows.bits) __builtin_prefetch(row);
+    return rows;
+  }
+  // The first bitmap word with a candidate (summaryWords + its index, or 0 when there is none).
+  size_t firstWord(const Rows& rows) const {
+    const uint64_t* const* r = rows.bits;
+    for (size_t s = 0; s < summaryWords; ++s) {
+      uint64_t summary = r[0][s] & r[1][s] & r[2][s] & r[3][s];
+      if (summary != 0) return summaryWords + s * 64 + static_cast<size_t>(std::countr_zero(summary));
+    }
+    return 0;
+  }
+  void prefetchWord(const Rows& rows, size_t at) const {
+    if (at == 0) return;
+    for (const uint64_t* row : rows.bits) __builtin_prefetch(row + at);
+  }
+  void prefetchCandidate(const Rows& rows, size_t at) const {
+    if (at == 0) return;
+    const uint64_t* const* r = rows.bits;
+    uint64_t candidates = r[0][at] & r[1][at] & r[2][at] & r[3][at];
+    if (candidates == 0) return;
+    __builtin_prefetch(
+        &elements[(at - summaryWords) * 64 + static_cast<size_t>(std::countr_zero(candidates))]);
+  }
+
   // The first element that matches, if it comes before `bound`.
   const BitmapElement<Key>* first(const Probe<Key>& probe, uint32_t bound) const {
-    if (elements.size() <= kScanWide) {
-      // A handful of elements: checking them in turn is cheaper than finding four groups.
-      for (const auto& element : elements) {
-        if (element.order >= bound) return nullptr;
-        if (element.matches(probe)) return &element;
-      }
-      return nullptr;
+    if (scanned()) return scan(probe, bound);
+    size_t blocks[3];
+    findBlocks(probe, blocks);
+    return walk(probe, findRows(probe, blocks), bound);
+  }
+  const BitmapElement<Key>* scan(const Probe<Key>& probe, uint32_t bound) const {
+    for (const auto& element : elements) {
+      if (element.order >= bound) return nullptr;
+      if (element.matches(probe)) return &element;
     }
-    const uint64_t* a = &src.bits[src.groups.find(probe.src) * stride];
-    const uint64_t* b = &dst.bits[dst.groups.find(probe.dst) * stride];
-    const uint64_t* c = &dstPort.bits[dstPort.groups.find(probe.dstPort) * stride];
-    const uint64_t* d = &protocols[protocolGroup[probe.protocol] * stride];
+    return nullptr;
+  }
+  const BitmapElement<Key>* walk(const Probe<Key>& probe, const Rows& rows, uint32_t bound) const {
+    const uint64_t *a = rows.bits[0], *b = rows.bits[1], *c = rows.bits[2], *d = rows.bits[3];
     for (size_t s = 0; s < summaryWords; ++s) {
       uint64_t summary = a[s] & b[s] & c[s] & d[s];
       while (summary != 0) {
@@ -632,8 +740,8 @@ struct BitmapPart {
 template <typename Key, typename FieldKey>
 struct ListPart {
   SortedStarts<FieldKey> pieces;
-  std::vector<uint32_t> offsets;  // pieces + 1
-  std::vector<BitmapElement<Key>> entries;
+  LineVector<uint32_t> offsets;  // pieces + 1
+  LineVector<BitmapElement<Key>> entries;
 
   size_t memoryBytes() const {
     return pieces.memoryBytes() + offsets.capacity() * 4 + entries.capacity() * sizeof(entries[0]);
@@ -641,8 +749,7 @@ struct ListPart {
 
   void build(const std::vector<BitmapElement<Key>>& elements, const std::vector<FieldKey>& lows,
              const std::vector<FieldKey>& highs, FieldKey top) {
-    pieces.starts = boundariesOf(lows, highs, top);
-    pieces.seal();
+    pieces.assign(boundariesOf(lows, highs, top));
     std::vector<uint32_t> counts(pieces.size() + 1, 0);
     std::vector<std::pair<uint32_t, uint32_t>> spans(elements.size());
     for (size_t i = 0; i < elements.size(); ++i) {
@@ -686,10 +793,11 @@ struct BitmapFamily {
   ListPart<Key, uint32_t> byDstPort;
   BitmapPart<Key> wide;
   uint32_t listed[3] = {};
-  // Whether bursts go through classifyBurst's stages: worth it only when the tables outgrow the caches (at
-  // 10 and 1k rules the stages cost twice what they save; at 100k they make classify 1.6x faster).
+  // Whether lookups go through classifyBurst's stages: worth it only once the tables outgrow the L1 and L2
+  // caches (measured one tuple per call: at 10 rules the stages cost 1.45x a plain lookup, at 1k about the
+  // same; in bursts at 10k rules, 0.88 MB, they save about a third).
   bool staged = false;
-  static constexpr size_t kStagedBytes = size_t{1} << 20;
+  static constexpr size_t kStagedBytes = size_t{256} << 10;
 
   size_t memoryBytes() const {
     return bySrc.memoryBytes() + byDst.memoryBytes() + byDstPort.memoryBytes() + wide.memoryBytes();
@@ -768,40 +876,58 @@ struct BitmapFamily {
   }
 
   // classify() for tuples[indexes[0..count)] (at most kBurst), in stages over the whole burst so that the
-  // cache misses of different packets overlap: find the list parts' blocks and prefetch them, find the
-  // pieces and prefetch their offsets, prefetch their first entries, then walk the lists.
+  // cache misses of different packets, and of one packet's tables, overlap: find the blocks of the pieces'
+  // and groups' starts and prefetch them; find the pieces and prefetch their offsets, and the groups' rows;
+  // prefetch the lists' first entries and the first bitmap words; then walk. Used for single packets too
+  // once the tables outgrow the caches: at 100k rules a miss costs about 150 ns here, and a packet's seven
+  // tables are then read side by side rather than one after another.
   void classifyBurst(const L34Tuple* const* tuples, const uint32_t* indexes, uint32_t count,
                      uint32_t* ruleIds) const {
     Probe<Key> probes[kBurst];
-    size_t blocks[kBurst][3];
+    size_t blocks[kBurst][6];
     uint32_t pieces[kBurst][3];
+    typename BitmapPart<Key>::Rows rows[kBurst];
+    bool bitmaps = !wide.scanned();
+    auto findBlock = [](const auto& list, auto key, size_t& block) {
+      if (list.entries.empty()) return;
+      block = list.pieces.blockOf(key);
+      list.pieces.prefetchBlock(block);
+      // The block's offsets are one line too (the last piece's run ends on the next): fetched alongside its
+      // starts rather than after them, one miss less in a row.
+      __builtin_prefetch(&list.offsets[block]);
+      __builtin_prefetch(&list.offsets[std::min(block + list.pieces.kBlock, list.offsets.size() - 1)]);
+    };
+    auto findPiece = [](const auto& list, auto key, size_t block, uint32_t& piece) {
+      if (!list.entries.empty()) piece = list.pieces.findInBlock(block, key);
+    };
+    auto prefetchRun = [](const auto& list, uint32_t piece) {
+      // Most pieces' runs are empty (every element in them is listed in another field): no line to fetch.
+      if (!list.entries.empty() && list.offsets[piece] != list.offsets[piece + 1])
+        __builtin_prefetch(&list.entries[list.offsets[piece]]);
+    };
     for (uint32_t i = 0; i < count; ++i) {
-      probes[i] = probeOf(*tuples[indexes[i]]);
-      blocks[i][0] = bySrc.entries.empty() ? 0 : bySrc.pieces.blockOf(probes[i].src);
-      blocks[i][1] = byDst.entries.empty() ? 0 : byDst.pieces.blockOf(probes[i].dst);
-      blocks[i][2] = byDstPort.entries.empty() ? 0 : byDstPort.pieces.blockOf(probes[i].dstPort);
-      if (!bySrc.entries.empty()) bySrc.pieces.prefetchBlock(blocks[i][0]);
-      if (!byDst.entries.empty()) byDst.pieces.prefetchBlock(blocks[i][1]);
-      if (!byDstPort.entries.empty()) byDstPort.pieces.prefetchBlock(blocks[i][2]);
+      const Probe<Key>& probe = probes[i] = probeOf(*tuples[indexes[i]]);
+      findBlock(bySrc, probe.src, blocks[i][0]);
+      findBlock(byDst, probe.dst, blocks[i][1]);
+      findBlock(byDstPort, uint32_t{probe.dstPort}, blocks[i][2]);
+      if (bitmaps) wide.findBlocks(probe, &blocks[i][3]);
     }
     for (uint32_t i = 0; i < count; ++i) {
-      if (!bySrc.entries.empty()) {
-        pieces[i][0] = bySrc.pieces.findInBlock(blocks[i][0], probes[i].src);
-        __builtin_prefetch(&bySrc.offsets[pieces[i][0]]);
-      }
-      if (!byDst.entries.empty()) {
-        pieces[i][1] = byDst.pieces.findInBlock(blocks[i][1], probes[i].dst);
-        __builtin_prefetch(&byDst.offsets[pieces[i][1]]);
-      }
-      if (!byDstPort.entries.empty()) {
-        pieces[i][2] = byDstPort.pieces.findInBlock(blocks[i][2], probes[i].dstPort);
-        __builtin_prefetch(&byDstPort.offsets[pieces[i][2]]);
-      }
+      const Probe<Key>& probe = probes[i];
+      findPiece(bySrc, probe.src, blocks[i][0], pieces[i][0]);
+      findPiece(byDst, probe.dst, blocks[i][1], pieces[i][1]);
+      findPiece(byDstPort, uint32_t{probe.dstPort}, blocks[i][2], pieces[i][2]);
+      if (bitmaps) rows[i] = wide.findRows(probe, &blocks[i][3]);
     }
+    size_t words[kBurst];
     for (uint32_t i = 0; i < count; ++i) {
-      if (!bySrc.entries.empty()) __builtin_prefetch(&bySrc.entries[bySrc.offsets[pieces[i][0]]]);
-      if (!byDst.entries.empty()) __builtin_prefetch(&byDst.entries[byDst.offsets[pieces[i][1]]]);
-      if (!byDstPort.entries.empty()) __builtin_prefetch(&byDstPort.entries[byDstPort.offsets[pieces[i][2]]]);
+      prefetchRun(bySrc, pieces[i][0]);
+      prefetchRun(byDst, pieces[i][1]);
+      prefetchRun(byDstPort, pieces[i][2]);
+      if (bitmaps) wide.prefetchWord(rows[i], words[i] = wide.firstWord(rows[i]));
+    }
+    if (bitmaps && count > 1) {
+      for (uint32_t i = 0; i < count; ++i) wide.prefetchCandidate(rows[i], words[i]);
     }
     for (uint32_t i = 0; i < count; ++i) {
       const BitmapElement<Key>* best = nullptr;
@@ -812,7 +938,7 @@ struct BitmapFamily {
       if (!bySrc.entries.empty()) consider(bySrc.firstIn(probes[i], pieces[i][0], bound));
       if (!byDst.entries.empty()) consider(byDst.firstIn(probes[i], pieces[i][1], bound));
       if (!byDstPort.entries.empty()) consider(byDstPort.firstIn(probes[i], pieces[i][2], bound));
-      consider(wide.first(probes[i], bound));
+      consider(bitmaps ? wide.walk(probes[i], rows[i], bound) : wide.scan(probes[i], bound));
       ruleIds[indexes[i]] = best != nullptr ? best->ruleId : kNoRule;
     }
   }
@@ -951,8 +1077,8 @@ void L34Classifier::classify(const L34Tuple* const* tuples, uint32_t count, uint
 
 void L34Classifier::classifyBurst(const L34Tuple* const* tuples, uint32_t count, uint32_t* ruleIds) const {
   if (bitmaps_ != nullptr) {
-    if (count == 1 || (!bitmaps_->ipv4.staged && !bitmaps_->ipv6.staged)) {
-      // One new flow at a time (the worker's case), or tables that fit the caches: no stages.
+    if (!bitmaps_->ipv4.staged && !bitmaps_->ipv6.staged) {
+      // Tables that fit the caches: no stages.
       for (uint32_t i = 0; i < count; ++i) {
         const L34Tuple& tuple = *tuples[i];
         ruleIds[i] = tuple.ipVersion == 4   ? bitmaps_->ipv4.classify(tuple)

@@ -557,6 +557,91 @@ TEST(L34Classifier, BitmapEngineAgreesOnLargerPolicies) {
   checkAgainstLinearScan(7, config, 9000, 8000);
 }
 
+// Many rules on one port (as tcp/443 is in real policies), some with wide addresses: long runs in the port
+// list, crowded address pieces and a large bitmap part, and enough pieces that the starts' search has
+// several levels above its last line.
+TEST(L34Classifier, BitmapEngineAgreesWhenManyRulesShareAPort) {
+  Random random(9);
+  std::vector<L34Rule> rules;
+  for (uint32_t i = 0; i < 20000; ++i) {
+    L34Rule rule;
+    rule.ruleId = i;
+    rule.protocol = random.chance(80) ? IPPROTO_TCP : 0;
+    uint8_t family = random.chance(80) ? 4 : 6;
+    for (auto* side : {&rule.sources, &rule.destinations}) {
+      if (random.chance(10)) continue;  // any
+      policy::Cidr c = random.cidr(family);
+      // Spread the addresses (the random alphabet is small) so that most rules are narrow somewhere.
+      for (int b = 0; b < 16; ++b) c.address[b] = static_cast<uint8_t>(random.below(256));
+      uint32_t roll = random.below(100);
+      c.prefixLength = static_cast<uint8_t>(roll < 10     ? 8
+                                            : roll < 30   ? 16
+                                            : roll < 50   ? 24
+                                            : family == 4 ? 32
+                                                          : 128);
+      if (family == 6 && c.prefixLength < 128) c.prefixLength = static_cast<uint8_t>(c.prefixLength + 32);
+      int bits = family == 4 ? 32 : 128;
+      for (int bit = c.prefixLength; bit < bits; ++bit)
+        c.address[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+      side->push_back(c);
+    }
+    uint32_t portRoll = random.below(100);
+    if (portRoll < 70) {
+      rule.destinationPorts.push_back({443, 443});
+    } else if (portRoll < 85) {
+      auto low = static_cast<uint16_t>(random.below(65536));
+      rule.destinationPorts.push_back(
+          {low, static_cast<uint16_t>(std::min(65535u, low + random.below(2000u)))});
+    }
+    rules.push_back(std::move(rule));
+  }
+  auto classifier = build(rules);
+  ASSERT_NE(classifier, nullptr);
+  size_t matched = 0;
+  for (int i = 0; i < 6000; ++i) {
+    L34Tuple t = randomTuple(random, rules);
+    if (random.chance(60)) t.dstPort = 443;
+    uint32_t expected = linearScan(rules, t);
+    matched += expected != kNoRule;
+    ASSERT_EQ(classifyOne(*classifier, t), expected) << i;
+  }
+  EXPECT_GT(matched, 1000u);
+  EXPECT_GT(classifier->stats().ipv4AclRules + classifier->stats().ipv6AclRules -
+                classifier->stats().listed[0] - classifier->stats().listed[1] - classifier->stats().listed[2],
+            100u)
+      << "the bitmap part should hold the wide rules";
+}
+
+// The ends of every key space (address 0 and all ones, port 0 and 65535), where the padding of the starts'
+// search lines and the last pieces' bounds are.
+TEST(L34Classifier, BitmapEngineAgreesAtTheKeySpaceEnds) {
+  Random random(10);
+  auto rules = randomRules(random, 3000);
+  for (const char* text : {"255.255.255.255/32", "255.255.255.0/24", "0.0.0.0/32", "0.0.0.0/31",
+                           "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", "ffff::/16", "::/128"}) {
+    L34Rule rule;
+    rule.ruleId = static_cast<uint32_t>(rules.size() * 3 + 3);
+    rule.destinations.push_back(cidr(text));
+    if (rules.size() % 2 == 0) rule.destinationPorts.push_back({65535, 65535});
+    rules.insert(rules.begin() + static_cast<long>(random.below(static_cast<uint32_t>(rules.size()))), rule);
+  }
+  auto classifier = build(rules);
+  ASSERT_NE(classifier, nullptr);
+  for (int i = 0; i < 20000; ++i) {
+    L34Tuple t = randomTuple(random, rules);
+    int bytes = t.ipVersion == 4 ? 4 : 16;
+    for (uint8_t* address : {t.src, t.dst}) {
+      uint32_t roll = random.below(4);
+      if (roll == 0) std::memset(address, 0xff, bytes);
+      if (roll == 1) std::memset(address, 0, bytes);
+    }
+    uint32_t portRoll = random.below(4);
+    if (portRoll == 0) t.dstPort = 65535, t.srcPort = 65535;
+    if (portRoll == 1) t.dstPort = 0, t.srcPort = 0;
+    ASSERT_EQ(classifyOne(*classifier, t), linearScan(rules, t)) << i;
+  }
+}
+
 // A policy of nothing but catch-alls and near catch-alls: every element lands in the bitmap part.
 TEST(L34Classifier, BitmapEngineAllWideElements) {
   std::vector<L34Rule> rules;
