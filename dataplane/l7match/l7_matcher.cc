@@ -2,7 +2,9 @@
 // allocation-free match over a flow's L7 facts.
 #include "dataplane/l7match/l7_matcher.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,9 +14,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <optional>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 
 namespace vgate::dataplane {
@@ -25,16 +29,19 @@ constexpr const char* kFieldNames[kL7FieldCount] = {
     "sni", "alpn", "cert-subject", "cert-issuer", "san", "http-host", "http-path", "http-method", "payload"};
 
 // Bumped whenever the translation or the cache file layout changes, so that old files are rebuilt.
-constexpr uint32_t kCacheFormat = 2;
+constexpr uint32_t kCacheFormat = 3;
 constexpr char kCacheMagic[8] = {'V', 'G', 'L', '7', 'H', 'S', 'D', 'B'};
+constexpr std::string_view kCacheSuffix = ".hsdb";
+// A temporary file older than this is a crashed writer's and is removed by the sweep.
+constexpr auto kStaleTemporary = std::chrono::hours(1);
 
 struct CacheHeader {
   char magic[8];
   uint32_t format;
   uint32_t patternCount;
-  uint64_t length;             // bytes of serialized database after the header
-  uint8_t patternsDigest[32];  // SHA-256 of the field's expressions, flags, ids and windows
-  uint8_t dataDigest[32];      // SHA-256 of the serialized database
+  uint64_t length;         // bytes of serialized database after the header
+  uint8_t key[32];         // the chunk's key (see chunkKey); the file name is its first half
+  uint8_t dataDigest[32];  // SHA-256 of the serialized database
 };
 
 // Whole-string end: `$` would also match before a trailing newline, which would let "host\n" pass as "host".
@@ -151,23 +158,86 @@ void sha256(const void* data, size_t length, uint8_t (&out)[32]) {
   EVP_Digest(data, length, out, &outLength, EVP_sha256(), nullptr);
 }
 
-void patternsDigest(const FieldPatterns& field, uint8_t (&out)[32]) {
-  std::string all;
-  for (const auto& pattern : field.patterns) {
+// One Hyperscan pattern of a field, with every rule that uses it (in rule order).
+struct Distinct {
+  const Pattern* first = nullptr;  // the first rule's pattern: expression, flags, window and error messages
+  uint64_t hash = 0;
+  std::vector<uint32_t> rules;
+};
+
+// The patterns of one chunk, in the order that gives them their Hyperscan ids.
+using Members = std::vector<const Distinct*>;
+
+uint64_t mix(uint64_t x) {
+  // murmur3's finaliser: FNV-1a alone leaves the top bits, which pick the chunk, poorly mixed.
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  return x ^ (x >> 33);
+}
+
+uint64_t patternHash(const Pattern& pattern) {
+  uint64_t hash = 14695981039346656037ull;
+  auto add = [&](const void* data, size_t length) {
+    for (size_t i = 0; i < length; ++i) {
+      hash ^= static_cast<const unsigned char*>(data)[i];
+      hash *= 1099511628211ull;
+    }
+  };
+  add(pattern.expression.data(), pattern.expression.size());
+  add(&pattern.flags, sizeof(pattern.flags));
+  add(&pattern.maxOffset, sizeof(pattern.maxOffset));
+  return mix(hash);
+}
+
+bool samePattern(const Pattern& a, const Pattern& b) {
+  return a.expression == b.expression && a.flags == b.flags && a.maxOffset == b.maxOffset;
+}
+
+bool patternBefore(const Distinct* a, const Distinct* b) {
+  if (a->hash != b->hash) return a->hash < b->hash;
+  if (a->first->expression != b->first->expression) return a->first->expression < b->first->expression;
+  if (a->first->flags != b->first->flags) return a->first->flags < b->first->flags;
+  return a->first->maxOffset < b->first->maxOffset;
+}
+
+// What a serialized database is a function of, besides its patterns: this build's layout and Hyperscan, and
+// the CPU it compiles for (compile() passes no platform, so Hyperscan tunes for this host).
+const std::string& cacheContext() {
+  static const std::string context = [] {
+    hs_platform_info_t platform{};
+    hs_populate_platform(&platform);
+    return "vgate-l7/" + std::to_string(kCacheFormat) + "/" + hs_version() + "/" +
+           std::to_string(platform.tune) + "/" + std::to_string(platform.cpu_features) + "/" +
+           std::to_string(HS_MODE_BLOCK) + "\n";
+  }();
+  return context;
+}
+
+// The chunk's key: the context, then each pattern's expression, flags and window in id order. Rule indices
+// are not in it: they live in the table beside the database.
+void chunkKey(const Members& members, uint8_t (&out)[32]) {
+  std::string all = cacheContext();
+  for (const auto* member : members) {
+    const Pattern& pattern = *member->first;
     all += pattern.expression;
     all.push_back('\0');
-    all += std::to_string(pattern.flags) + "/" + std::to_string(pattern.id) + "/" +
-           std::to_string(pattern.maxOffset);
+    all += std::to_string(pattern.flags) + "/" + std::to_string(pattern.maxOffset);
     all.push_back('\0');
   }
   sha256(all.data(), all.size(), out);
 }
 
-std::string cachePath(const CompileOptions& options, const policy::Policy& policy, L7Field field,
-                      size_t chunk, size_t chunks) {
-  std::string path = options.cacheDir + "/" + policy.sourceHash + "-" + l7FieldName(field);
-  if (chunks > 1) path += "-" + std::to_string(chunk) + "of" + std::to_string(chunks);
-  return path + ".hsdb";
+// Hex digits only, so that nothing from a policy can reach a path.
+std::string cacheFileName(const uint8_t (&key)[32]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name;
+  for (size_t i = 0; i < 16; ++i) {
+    name.push_back(kHex[key[i] >> 4]);
+    name.push_back(kHex[key[i] & 15]);
+  }
+  return name + std::string(kCacheSuffix);
 }
 
 // Whether the pattern can match the empty string (Hyperscan then needs HS_FLAG_ALLOWEMPTY). A pattern
@@ -190,17 +260,23 @@ bool canMatchEmpty(const Pattern& pattern) {
   return empty;
 }
 
-// A usable database from the cache, or nullptr (absent, corrupt, another pattern set, platform or version).
-hs_database_t* loadCached(const std::string& path, const FieldPatterns& field, bool& rejected) {
+// A usable database from the cache, or nullptr (absent, corrupt, another key, platform or version).
+hs_database_t* loadCached(const std::string& path, const uint8_t (&key)[32], size_t patternCount,
+                          bool& rejected) {
   rejected = false;
   std::FILE* file = std::fopen(path.c_str(), "rb");
   if (file == nullptr) return nullptr;
   rejected = true;
   CacheHeader header;
   std::string data;
-  bool readOk = std::fread(&header, sizeof(header), 1, file) == 1;
+  struct stat status {};
+  bool readOk = ::fstat(::fileno(file), &status) == 0 && std::fread(&header, sizeof(header), 1, file) == 1;
+  // The file must be exactly the header and the length it promises: no longer (not what was written), and
+  // no shorter, which also keeps a corrupt length from sizing a huge buffer.
   if (readOk && std::memcmp(header.magic, kCacheMagic, sizeof(kCacheMagic)) == 0 &&
-      header.format == kCacheFormat && header.length > 0 && header.length < (uint64_t{1} << 32)) {
+      header.format == kCacheFormat && header.patternCount == patternCount &&
+      std::memcmp(header.key, key, sizeof(key)) == 0 && header.length > 0 &&
+      static_cast<uint64_t>(status.st_size) == sizeof(header) + header.length) {
     data.resize(header.length);
     readOk = std::fread(data.data(), 1, data.size(), file) == data.size();
   } else {
@@ -209,10 +285,6 @@ hs_database_t* loadCached(const std::string& path, const FieldPatterns& field, b
   std::fclose(file);
   if (!readOk) return nullptr;
   uint8_t digest[32];
-  patternsDigest(field, digest);
-  if (header.patternCount != field.patterns.size() || std::memcmp(digest, header.patternsDigest, 32) != 0) {
-    return nullptr;
-  }
   sha256(data.data(), data.size(), digest);
   if (std::memcmp(digest, header.dataDigest, 32) != 0) return nullptr;
   // Asks Hyperscan whether this build and this CPU can run it before handing it over.
@@ -222,12 +294,15 @@ hs_database_t* loadCached(const std::string& path, const FieldPatterns& field, b
   hs_database_t* database = nullptr;
   if (hs_deserialize_database(data.data(), data.size(), &database) != HS_SUCCESS) return nullptr;
   rejected = false;
+  // Marks the file recently used, for the sweep's LRU order.
+  ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
   return database;
 }
 
 // Best effort: a cache that cannot be written only costs the next compile its time.
-bool storeCached(const std::string& directory, const std::string& path, const FieldPatterns& field,
-                 const hs_database_t* database) {
+bool storeCached(const std::string& directory, const std::string& path, const uint8_t (&key)[32],
+                 size_t patternCount, const hs_database_t* database) {
+  static std::atomic<uint64_t> temporaries{0};
   std::error_code error;
   std::filesystem::create_directories(directory, error);
   char* bytes = nullptr;
@@ -236,12 +311,14 @@ bool storeCached(const std::string& directory, const std::string& path, const Fi
   CacheHeader header{};
   std::memcpy(header.magic, kCacheMagic, sizeof(kCacheMagic));
   header.format = kCacheFormat;
-  header.patternCount = static_cast<uint32_t>(field.patterns.size());
+  header.patternCount = static_cast<uint32_t>(patternCount);
   header.length = length;
-  patternsDigest(field, header.patternsDigest);
+  std::memcpy(header.key, key, sizeof(key));
   sha256(bytes, length, header.dataDigest);
-  // Written aside and renamed, so that a concurrent compile never reads half a file.
-  std::string temporary = path + ".tmp." + std::to_string(::getpid());
+  // Written aside under a name no other writer uses (process and counter) and renamed, so that a concurrent
+  // compile never reads half a file and two writers of one chunk never interleave.
+  std::string temporary =
+      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(temporaries.fetch_add(1));
   bool ok = false;
   if (std::FILE* file = std::fopen(temporary.c_str(), "wb")) {
     ok = std::fwrite(&header, sizeof(header), 1, file) == 1 && std::fwrite(bytes, 1, length, file) == length;
@@ -251,6 +328,43 @@ bool storeCached(const std::string& directory, const std::string& path, const Fi
   if (ok) ok = std::rename(temporary.c_str(), path.c_str()) == 0;
   if (!ok) std::remove(temporary.c_str());
   return ok;
+}
+
+// Bounds the directory: keeps `used`, and of the other cache files the most recently used
+// max(kCacheKeepOther, used.size()); removes temporary files left by crashed writers. Returns the removals.
+size_t sweepCache(const std::string& directory, const std::unordered_set<std::string>& used) {
+  struct Entry {
+    std::filesystem::file_time_type time;
+    std::filesystem::path path;
+  };
+  std::vector<Entry> others;
+  size_t removed = 0;
+  std::error_code error;
+  auto now = std::filesystem::file_time_type::clock::now();
+  for (std::filesystem::directory_iterator it(directory, error), end; !error && it != end;
+       it.increment(error)) {
+    std::string name = it->path().filename().string();
+    auto time = it->last_write_time(error);
+    if (error) {
+      error.clear();
+      continue;
+    }
+    if (name.find(std::string(kCacheSuffix) + ".tmp.") != std::string::npos) {
+      if (now - time > kStaleTemporary && std::filesystem::remove(it->path(), error)) ++removed;
+      error.clear();
+      continue;
+    }
+    if (!name.ends_with(kCacheSuffix) || used.count(name) != 0) continue;
+    others.push_back(Entry{time, it->path()});
+  }
+  size_t keep = std::max(kCacheKeepOther, used.size());
+  if (others.size() <= keep) return removed;
+  std::sort(others.begin(), others.end(), [](const Entry& a, const Entry& b) { return a.time > b.time; });
+  for (size_t i = keep; i < others.size(); ++i) {
+    if (std::filesystem::remove(others[i].path, error)) ++removed;
+    error.clear();
+  }
+  return removed;
 }
 
 std::string describe(const policy::Policy& policy, const Pattern& pattern) {
@@ -275,17 +389,17 @@ Result<void> checkPatterns(const policy::Policy& policy, const FieldPatterns& pa
   return {};
 }
 
-hs_error_t compileOnce(const FieldPatterns& patterns, const std::vector<unsigned int>& flags,
+hs_error_t compileOnce(const Members& members, const std::vector<unsigned int>& flags,
                        hs_database_t** database, hs_compile_error_t** error) {
-  size_t count = patterns.patterns.size();
+  size_t count = members.size();
   std::vector<const char*> expressions(count);
   std::vector<unsigned int> ids(count);
   std::vector<hs_expr_ext_t> exts(count);
   std::vector<const hs_expr_ext_t*> extPointers(count, nullptr);
   for (size_t i = 0; i < count; ++i) {
-    const auto& pattern = patterns.patterns[i];
+    const auto& pattern = *members[i]->first;
     expressions[i] = pattern.expression.c_str();
-    ids[i] = pattern.id;
+    ids[i] = static_cast<unsigned int>(i);
     if (pattern.maxOffset > 0) {
       exts[i] = hs_expr_ext_t{};
       exts[i].flags = HS_EXT_FLAG_MAX_OFFSET;
@@ -300,27 +414,31 @@ hs_error_t compileOnce(const FieldPatterns& patterns, const std::vector<unsigned
 // Compiles without HS_FLAG_ALLOWEMPTY first (it slows compilation by about a fifth); only if Hyperscan then
 // refuses a pattern for matching the empty string are the patterns analysed, and the flag added to those
 // that can. The result is the same as with the flag on every pattern.
-Result<hs_database_t*> compileField(const policy::Policy& policy, L7Field field,
-                                    const FieldPatterns& patterns) {
-  size_t count = patterns.patterns.size();
+// On failure, `failedRule` is the rule the message names (UINT32_MAX: none).
+Result<hs_database_t*> compileChunk(const policy::Policy& policy, L7Field field, const Members& members,
+                                    uint32_t& failedRule) {
+  failedRule = UINT32_MAX;
+  size_t count = members.size();
   std::vector<unsigned int> flags(count);
-  for (size_t i = 0; i < count; ++i) flags[i] = patterns.patterns[i].flags;
+  for (size_t i = 0; i < count; ++i) flags[i] = members[i]->first->flags;
   hs_database_t* database = nullptr;
   hs_compile_error_t* error = nullptr;
-  hs_error_t status = compileOnce(patterns, flags, &database, &error);
+  hs_error_t status = compileOnce(members, flags, &database, &error);
   if (status != HS_SUCCESS && error != nullptr && error->message != nullptr &&
       std::strstr(error->message, "empty") != nullptr) {
     hs_free_compile_error(error);
     error = nullptr;
     for (size_t i = 0; i < count; ++i) {
-      if (canMatchEmpty(patterns.patterns[i])) flags[i] |= HS_FLAG_ALLOWEMPTY;
+      if (canMatchEmpty(*members[i]->first)) flags[i] |= HS_FLAG_ALLOWEMPTY;
     }
-    status = compileOnce(patterns, flags, &database, &error);
+    status = compileOnce(members, flags, &database, &error);
   }
   if (status == HS_SUCCESS) return database;
   std::string message;
   if (error != nullptr && error->expression >= 0 && static_cast<size_t>(error->expression) < count) {
-    message = describe(policy, patterns.patterns[static_cast<size_t>(error->expression)]);
+    const Pattern& pattern = *members[static_cast<size_t>(error->expression)]->first;
+    message = describe(policy, pattern);
+    failedRule = pattern.id;
   } else {
     message = std::string("L7 ") + l7FieldName(field) + " database: ";
   }
@@ -461,8 +579,14 @@ Result<std::unique_ptr<L7Scratch>> L7Scratch::clone() const {
 
 L7Matcher::~L7Matcher() {
   for (const auto& chunks : databases_) {
-    for (auto* database : chunks) hs_free_database(database);
+    for (const auto& database : chunks) hs_free_database(database.hs);
   }
+}
+
+std::vector<std::string> L7Matcher::cacheFiles(L7Field field) const {
+  std::vector<std::string> names;
+  for (const auto& database : databases_[static_cast<size_t>(field)]) names.push_back(database.cacheFile);
+  return names;
 }
 
 Result<std::shared_ptr<const L7Matcher>> L7Matcher::compile(const policy::Policy& policy,
@@ -530,21 +654,20 @@ Result<std::shared_ptr<const L7Matcher>> L7Matcher::compile(const policy::Policy
     if (!rule.http.host.empty()) require(L7Field::kHttpHost, index);
   }
 
-  // The hash names files: anything but [0-9A-Za-z_-] (a "/" or "..") disables the cache rather than escape
-  // it.
-  bool useCache = !options.cacheDir.empty() && !policy.sourceHash.empty() &&
-                  std::all_of(policy.sourceHash.begin(), policy.sourceHash.end(),
-                              [](char c) { return isPlain(c) || c == '-' || c == '_'; });
-  // Each field's patterns in chunks; each chunk from the cache, or compiled on one of the threads.
+  // Each field's distinct patterns in chunks by hash (see the top of the header); each chunk from the cache,
+  // or compiled on one of the threads.
+  bool useCache = !options.cacheDir.empty();
   struct Chunk {
-    L7Field field;
-    size_t index = 0, count = 1;
-    FieldPatterns patterns;
-    std::string path;
+    L7Field field = L7Field::kSni;
+    Members members;
+    uint8_t key[32] = {};
+    std::string file;
     hs_database_t* database = nullptr;
     std::optional<Error> error;
-    bool cached = false;
+    uint32_t failedRule = UINT32_MAX;  // the rule a failure names: of several, the lowest is reported
+    bool cached = false, rejected = false, written = false;
   };
+  std::array<std::vector<Distinct>, kL7FieldCount> distinct;
   std::vector<Chunk> chunks;
   for (size_t f = 0; f < kL7FieldCount; ++f) {
     auto field = static_cast<L7Field>(f);
@@ -553,71 +676,121 @@ Result<std::shared_ptr<const L7Matcher>> L7Matcher::compile(const policy::Policy
     if (patterns.patterns.empty()) continue;
     for (const auto& pattern : patterns.patterns) require(field, pattern.id);
     if (auto checked = checkPatterns(policy, patterns); !checked) return checked.error();
-    size_t size = patterns.patterns.size();
-    size_t count = std::clamp<size_t>(size / kChunkPatterns, 1, kMaxChunks);
-    for (size_t index = 0; index < count; ++index) {
-      Chunk chunk{field, index, count, {}, {}, nullptr, std::nullopt, false};
-      auto begin = patterns.patterns.begin() + static_cast<ptrdiff_t>(size * index / count);
-      auto end = patterns.patterns.begin() + static_cast<ptrdiff_t>(size * (index + 1) / count);
-      chunk.patterns.patterns.assign(begin, end);
-      chunks.push_back(std::move(chunk));
+    // Identical patterns once, with all their rules; keyed by hash, then compared in full.
+    auto& unique = distinct[f];
+    unique.reserve(patterns.patterns.size());
+    std::unordered_multimap<uint64_t, size_t> byHash;
+    for (const auto& pattern : patterns.patterns) {
+      uint64_t hash = patternHash(pattern);
+      Distinct* same = nullptr;
+      for (auto [it, end] = byHash.equal_range(hash); it != end; ++it) {
+        if (samePattern(*unique[it->second].first, pattern)) same = &unique[it->second];
+      }
+      if (same == nullptr) {
+        byHash.emplace(hash, unique.size());
+        unique.push_back(Distinct{&pattern, hash, {}});
+        same = &unique.back();
+      }
+      if (same->rules.empty() || same->rules.back() != pattern.id) same->rules.push_back(pattern.id);
     }
-  }
-  std::vector<Chunk*> toCompile;
-  for (auto& chunk : chunks) {
-    if (useCache) {
-      chunk.path = cachePath(options, policy, chunk.field, chunk.index, chunk.count);
-      bool rejected = false;
-      chunk.database = loadCached(chunk.path, chunk.patterns, rejected);
-      if (rejected) ++matcher->stats_.cacheRejected;
-      if (chunk.database != nullptr) ++matcher->stats_.cacheHits, chunk.cached = true;
+    size_t wanted = (unique.size() + kChunkPatterns - 1) / kChunkPatterns;
+    size_t count = std::min(std::bit_ceil(wanted), kMaxChunks);
+    int shift = 64 - std::countr_zero(count);  // the hash's top log2(count) bits pick the chunk
+    size_t first = chunks.size();
+    chunks.resize(first + count);
+    for (const auto& pattern : unique) {
+      size_t bucket = count == 1 ? 0 : static_cast<size_t>(pattern.hash >> shift);
+      chunks[first + bucket].members.push_back(&pattern);
     }
-    if (chunk.database == nullptr) toCompile.push_back(&chunk);
+    for (size_t i = first; i < chunks.size(); ++i) {
+      chunks[i].field = field;
+      std::sort(chunks[i].members.begin(), chunks[i].members.end(), patternBefore);
+    }
+    // A hash range that no pattern fell in is no database.
+    chunks.erase(std::remove_if(chunks.begin() + static_cast<ptrdiff_t>(first), chunks.end(),
+                                [](const Chunk& chunk) { return chunk.members.empty(); }),
+                 chunks.end());
   }
+  // Loading, compiling and writing all run on the threads: a warm compile reads and checks files in parallel,
+  // and a cold one writes each file while other chunks are still compiling.
   unsigned threads =
       options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
-  threads = static_cast<unsigned>(std::min<size_t>(threads, toCompile.size()));
+  threads = static_cast<unsigned>(std::clamp<size_t>(threads, 1, std::max<size_t>(chunks.size(), 1)));
   std::atomic<size_t> next{0};
+  std::atomic<int64_t> cpuNanos{0};
+  auto threadCpuNanos = [] {
+    timespec now{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
+  };
   auto work = [&] {
-    for (size_t i = next++; i < toCompile.size(); i = next++) {
-      Chunk& chunk = *toCompile[i];
-      auto compiled = compileField(policy, chunk.field, chunk.patterns);
-      if (compiled) {
-        chunk.database = compiled.value();
-      } else {
+    int64_t cpuStarted = threadCpuNanos();
+    for (size_t i = next++; i < chunks.size(); i = next++) {
+      Chunk& chunk = chunks[i];
+      if (useCache) {
+        chunkKey(chunk.members, chunk.key);
+        chunk.file = cacheFileName(chunk.key);
+        chunk.database =
+            loadCached(options.cacheDir + "/" + chunk.file, chunk.key, chunk.members.size(), chunk.rejected);
+        chunk.cached = chunk.database != nullptr;
+        if (chunk.cached) continue;
+      }
+      auto compiled = compileChunk(policy, chunk.field, chunk.members, chunk.failedRule);
+      if (!compiled) {
         chunk.error = compiled.error();
+        continue;
+      }
+      chunk.database = compiled.value();
+      if (useCache) {
+        chunk.written = storeCached(options.cacheDir, options.cacheDir + "/" + chunk.file, chunk.key,
+                                    chunk.members.size(), chunk.database);
       }
     }
+    cpuNanos += threadCpuNanos() - cpuStarted;
   };
   std::vector<std::thread> workers;
   for (unsigned t = 1; t < threads; ++t) workers.emplace_back(work);
   work();
   for (auto& worker : workers) worker.join();
-  // Every chunk's database now belongs to the matcher (freed by its destructor), the failed ones aside.
-  std::optional<Error> failed;
+  matcher->stats_.chunkCpuMillis = static_cast<double>(cpuNanos.load()) / 1e6;
+  // Every chunk's database now belongs to the matcher (freed by its destructor), the failed ones aside. Of
+  // several failures, the one with the lowest rule is reported, as a compile in rule order would.
+  const Chunk* failed = nullptr;
+  std::unordered_set<std::string> used;
   for (auto& chunk : chunks) {
     auto f = static_cast<size_t>(chunk.field);
+    auto& stats = matcher->stats_;
+    stats.cacheRejected += chunk.rejected ? 1 : 0;
+    stats.cacheHits += chunk.cached ? 1 : 0;
+    stats.cacheWrites += chunk.written ? 1 : 0;
+    if (!chunk.cached) stats.compiledPatterns += chunk.members.size();
+    if (useCache) used.insert(chunk.file);
     if (chunk.database == nullptr) {
-      if (!failed) failed = chunk.error;
+      if (failed == nullptr || chunk.failedRule < failed->failedRule) failed = &chunk;
       continue;
     }
-    matcher->databases_[f].push_back(chunk.database);
-    ++matcher->stats_.databaseCount[f];
+    Database database;
+    database.hs = chunk.database;
+    database.cacheFile = chunk.file;
+    database.first.reserve(chunk.members.size() + 1);
+    for (const auto* member : chunk.members) {
+      database.first.push_back(static_cast<uint32_t>(database.rules.size()));
+      database.rules.insert(database.rules.end(), member->rules.begin(), member->rules.end());
+    }
+    database.first.push_back(static_cast<uint32_t>(database.rules.size()));
+    stats.loadedFromCache[f] = (matcher->databases_[f].empty() || stats.loadedFromCache[f]) && chunk.cached;
+    matcher->databases_[f].push_back(std::move(database));
+    ++stats.databaseCount[f];
     size_t bytes = 0;
     if (hs_database_size(chunk.database, &bytes) == HS_SUCCESS) {
-      matcher->stats_.databaseBytes[f] += bytes;
-      matcher->stats_.totalDatabaseBytes += bytes;
+      stats.databaseBytes[f] += bytes;
+      stats.totalDatabaseBytes += bytes;
     }
   }
-  if (failed) return *failed;
-  for (auto* chunk : toCompile) {
-    if (useCache && storeCached(options.cacheDir, chunk->path, chunk->patterns, chunk->database))
-      ++matcher->stats_.cacheWrites;
-  }
-  for (const auto& chunk : chunks) {
-    auto f = static_cast<size_t>(chunk.field);
-    matcher->stats_.loadedFromCache[f] =
-        (chunk.index == 0 || matcher->stats_.loadedFromCache[f]) && chunk.cached;
+  if (failed != nullptr) return *failed->error;
+  // Only a compile that added files can have grown the directory past its bound.
+  if (useCache && matcher->stats_.cacheWrites > 0) {
+    matcher->stats_.cacheEvicted = sweepCache(options.cacheDir, used);
   }
   matcher->stats_.compileMillis =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
@@ -628,9 +801,9 @@ Result<std::unique_ptr<L7Scratch>> L7Matcher::makeScratch() const {
   std::unique_ptr<L7Scratch> scratch(new L7Scratch());
   scratch->resize(words_);
   for (const auto& chunks : databases_) {
-    for (auto* database : chunks) {
+    for (const auto& database : chunks) {
       // Growing one scratch over every database: one scratch serves all fields' scans.
-      if (hs_alloc_scratch(database, &scratch->hs_) != HS_SUCCESS) {
+      if (hs_alloc_scratch(database.hs, &scratch->hs_) != HS_SUCCESS) {
         return makeError(ENOMEM, "cannot allocate Hyperscan scratch");
       }
     }
@@ -650,7 +823,9 @@ void L7Matcher::recordHit(L7Scratch& scratch, L7Field field, uint32_t rule) {
 int L7Matcher::onMatch(unsigned int id, unsigned long long /*from*/, unsigned long long /*to*/,
                        unsigned int /*flags*/, void* context) {
   auto* scratch = static_cast<L7Scratch*>(context);
-  recordHit(*scratch, scratch->current_, id);
+  for (uint32_t i = scratch->currentFirst_[id]; i < scratch->currentFirst_[id + 1]; ++i) {
+    recordHit(*scratch, scratch->current_, scratch->currentRules_[i]);
+  }
   return 0;
 }
 
@@ -658,8 +833,10 @@ void L7Matcher::scan(L7Field field, std::string_view data, L7Scratch& scratch) c
   scratch.current_ = field;
   // Hyperscan wants a non-null pointer even for an empty buffer.
   const char* bytes = data.data() != nullptr ? data.data() : "";
-  for (auto* database : databases_[static_cast<size_t>(field)]) {
-    hs_scan(database, bytes, static_cast<unsigned int>(data.size()), 0, scratch.hs_, onMatch, &scratch);
+  for (const auto& database : databases_[static_cast<size_t>(field)]) {
+    scratch.currentFirst_ = database.first.data();
+    scratch.currentRules_ = database.rules.data();
+    hs_scan(database.hs, bytes, static_cast<unsigned int>(data.size()), 0, scratch.hs_, onMatch, &scratch);
   }
 }
 

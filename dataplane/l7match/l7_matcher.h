@@ -1,9 +1,9 @@
-// The L7 matcher: a policy's L7 conditions compiled into one Hyperscan database per field, shared read-only
-// by all workers, and the per-worker scratch that turns a flow's L7 facts into the set of rules whose L7
-// conditions all hold.
+// The L7 matcher: a policy's L7 conditions compiled into Hyperscan databases (one or more per field) and
+// host tables, shared read-only by all workers, and the per-worker scratch that turns a flow's L7 facts into
+// the set of rules whose L7 conditions all hold.
 //
-// Pattern translation (pattern id = rule index; every pattern is HS_FLAG_SINGLEMATCH, and HS_FLAG_ALLOWEMPTY
-// only when a database has a pattern that can match the empty string: the flag slows compilation by a fifth).
+// Pattern translation (every pattern is HS_FLAG_SINGLEMATCH, and HS_FLAG_ALLOWEMPTY only when a database
+// has a pattern that can match the empty string: the flag slows compilation by a fifth).
 // Anchored whole-string means ^...\z, not ^...$, because `$` also matches before a final newline ("host\n").
 //  - Host-like fields (tls.sni, http.host, tls.certificate.san), caseless, anchored whole-string:
 //    "api.example.com" -> ^api\x2eexample\x2ecom\z (every non-alphanumeric byte goes in as \xHH); a leading
@@ -30,9 +30,26 @@
 // with hs_compile_lit_multi (which cannot anchor, so would also need a length check), growing worse than
 // linearly; the tables build in milliseconds and answer in a few hash lookups. Hyperscan keeps the regexes
 // and the other globs.
-// Compile time: Hyperscan compiles one database on one thread, and its time grows faster than the pattern
-// count. A field with many patterns is split into up to kMaxChunks databases of at least kChunkPatterns
-// patterns, compiled on parallel threads; a scan then runs each of them (more databases: slower scans).
+// Compile time: Hyperscan compiles one database on one thread, at about 1.4 ms per pattern of the shape
+// api1-[0-9]+\.svc[a-z]*\.example whatever the flags or wrapping, and more per pattern above ~128 patterns
+// in one database. So a field's distinct patterns are split into a power-of-two number of chunks of at most
+// about kChunkPatterns, each its own database, compiled on parallel threads; a scan runs each of them (more
+// databases: slower scans, but only once per flow).
+// Chunks and ids: identical patterns (same expression, flags and window) are compiled once. A pattern's
+// chunk is chosen by a hash of its expression, flags and window, and a chunk's patterns are in hash order,
+// so a chunk's database depends on its patterns only, never on rule positions: the Hyperscan id is the
+// pattern's place in its chunk, and a table beside the database maps it to the rules that use it. Editing
+// one rule changes at most two chunks (the one its old pattern leaves, the one its new pattern joins);
+// inserting a rule shifts every later rule's index but changes only the tables, and one chunk if it brings
+// a pattern. The chunk count changes (and every chunk with it) only when a field's distinct pattern count
+// crosses a power of two times kChunkPatterns.
+// Cache: one file per chunk, named by a hash of all that its database is a function of (its patterns in
+// order, their flags and windows, the mode, the Hyperscan version and the CPU it was compiled for), so that
+// any policy with the same chunk reuses it. A file is checked (key, exact length, digest of the data) before
+// use; one that fails is counted in cacheRejected and rebuilt. Writes go to a temporary file, then rename.
+// Growth: a hit touches the file, so modification times give LRU order; after a compile that wrote a file,
+// the files other than this compile's are removed, oldest first, beyond max(kCacheKeepOther, this
+// compile's file count): the current policy and about one more (the previous version, to go back to) stay.
 // Semantics: patterns of one field are ORed (sni and sniRegex are one field), fields are ANDed; a field
 // whose fact is absent (its bit clear in presentFields) is false for every rule that has a condition on it.
 #pragma once
@@ -53,7 +70,7 @@
 
 namespace vgate::dataplane {
 
-// One database per field (payload directions share one).
+// The L7 fields, each with its own databases (payload directions share them).
 enum class L7Field : uint8_t {
   kSni,
   kAlpn,
@@ -154,21 +171,30 @@ class L7Scratch {
   std::vector<uint32_t> touched_;  // sized to the word count
   size_t touchedCount_ = 0;
   L7Field current_ = L7Field::kSni;  // the field being scanned, for the callback
+  // The scanned database's id -> rules table (see L7Matcher::Database), for the callback.
+  const uint32_t* currentFirst_ = nullptr;
+  const uint32_t* currentRules_ = nullptr;
 };
 
 struct CompileOptions {
-  // Empty: no cache; else <cacheDir>/<policy.sourceHash>-<field>.hsdb (-<field>-<i>of<n>.hsdb when split).
+  // Empty: no cache; else one <cacheDir>/<32 hex digits>.hsdb per chunk (see the top of this file).
   std::string cacheDir;
   unsigned threads = 0;  // Hyperscan compile threads; 0: one per CPU
   // For CompiledPolicy: build the L3/L4 classifiers on rte_acl instead of rule bitmaps (for comparisons).
   bool rteAcl = false;
 };
 
+// A field is split into the fewest power-of-two chunks that average at most kChunkPatterns distinct patterns
+// (kMaxChunks at most); kChunkPatterns is where Hyperscan's time per pattern starts to grow.
 inline constexpr size_t kChunkPatterns = 128;
-inline constexpr size_t kMaxChunks = 8;
+inline constexpr size_t kMaxChunks = 1024;
+// Cache files kept beyond the ones the latest compile used (at least; see the top of this file).
+inline constexpr size_t kCacheKeepOther = 64;
 
 struct L7MatcherStats {
   double compileMillis = 0;  // wall time of compile(), including cache reads and writes
+  // CPU time of the chunk threads (Hyperscan compiles, cache reads and writes): the work, whatever the load.
+  double chunkCpuMillis = 0;
   size_t ruleCount = 0;
   size_t l7RuleCount = 0;
   std::array<size_t, kL7FieldCount> patternCount{};
@@ -176,9 +202,11 @@ struct L7MatcherStats {
   std::array<size_t, kL7FieldCount> databaseCount{};  // the field's chunks
   size_t totalDatabaseBytes = 0;
   std::array<bool, kL7FieldCount> loadedFromCache{};
-  size_t cacheHits = 0;      // databases loaded from the cache
-  size_t cacheWrites = 0;    // databases compiled and written to the cache
-  size_t cacheRejected = 0;  // cache files present but unusable (corrupt, other platform or version)
+  size_t cacheHits = 0;         // databases loaded from the cache
+  size_t cacheWrites = 0;       // databases compiled and written to the cache
+  size_t cacheRejected = 0;     // cache files present but unusable (corrupt, other platform or version)
+  size_t cacheEvicted = 0;      // older cache files removed to bound the directory
+  size_t compiledPatterns = 0;  // patterns Hyperscan compiled in this call (the cache missed their chunks)
   std::array<size_t, kL7FieldCount> tablePatterns{};  // of patternCount, those answered by the host tables
 };
 
@@ -217,6 +245,8 @@ class L7Matcher {
   // Whether any rule has a condition on `field` (answered by Hyperscan, the host tables or both).
   bool hasField(L7Field field) const { return !required_[static_cast<size_t>(field)].empty(); }
   bool hasDatabase(L7Field field) const { return !databases_[static_cast<size_t>(field)].empty(); }
+  // The cache file names (without the directory) of the field's chunks, in scan order; for tests and tools.
+  std::vector<std::string> cacheFiles(L7Field field) const;
   bool hasL7(uint32_t rule) const { return rule < ruleCount_ && (l7Rules_[rule >> 6] >> (rule & 63)) & 1; }
   // The most payload bytes per direction that any rule inspects: what inspection needs to buffer.
   uint32_t payloadWindow() const { return payloadWindow_; }
@@ -237,10 +267,18 @@ class L7Matcher {
     HostTable under;  // "*.bank.example", keyed "bank.example"
   };
 
+  // One chunk: Hyperscan reports pattern `id`, and rules_[first_[id]] .. rules_[first_[id + 1] - 1] use it.
+  struct Database {
+    hs_database_t* hs = nullptr;
+    std::vector<uint32_t> first;
+    std::vector<uint32_t> rules;
+    std::string cacheFile;
+  };
+
   size_t ruleCount_ = 0;
   size_t words_ = 0;
-  std::array<std::vector<hs_database_t*>, kL7FieldCount> databases_;  // a field's chunks
-  std::array<HostTables, kL7FieldCount> tables_;                      // sni, san and http host only
+  std::array<std::vector<Database>, kL7FieldCount> databases_;  // a field's chunks
+  std::array<HostTables, kL7FieldCount> tables_;                // sni, san and http host only
   // Per field, the rules that have a condition on it; and the rules that have any L7 condition.
   std::array<std::vector<uint64_t>, kL7FieldCount> required_;
   std::vector<uint64_t> l7Rules_;

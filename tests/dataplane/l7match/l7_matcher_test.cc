@@ -1,15 +1,19 @@
 // Tests of the L7 matcher: each condition kind's translation edge cases, the AND/OR semantics across and
-// within fields, absent facts, a 10k-literal policy, and the serialized-database cache (round trip and
-// corruption).
+// within fields, absent facts, a 10k-literal policy, and the per-chunk serialized-database cache (round trip,
+// corruption, edits and insertions that recompile one chunk, bounded growth).
 #include "dataplane/l7match/l7_matcher.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <new>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -286,8 +290,23 @@ TEST(L7Matcher, PatternsThatCanMatchEmptyStillCompile) {
   EXPECT_EQ(h.sni("x"), Rules{});
 }
 
-// Enough regexes for two databases (kChunkPatterns each at least): every rule still matches, whichever
-// database holds it, and the cache keeps one file per database.
+// The cache files in `dir` (names only).
+std::set<std::string> cacheFilesIn(const std::filesystem::path& dir) {
+  std::set<std::string> names;
+  std::error_code error;
+  for (std::filesystem::directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
+    names.insert(it->path().filename().string());
+  }
+  return names;
+}
+
+// A cache file is named by 32 hex digits and nothing from the policy.
+bool hexName(const std::string& name) {
+  return name.size() == 32 + 5 && name.ends_with(".hsdb") && name.find_first_not_of("0123456789abcdef") == 32;
+}
+
+// Enough regexes for four databases (more than 2 * kChunkPatterns distinct patterns, so four hash ranges):
+// every rule still matches, whichever database holds it, and the cache keeps one file per database.
 TEST(L7Matcher, ManyPatternsAreSplitAcrossDatabases) {
   policy::Policy policy;
   policy.sourceHash = "split01";
@@ -301,12 +320,15 @@ TEST(L7Matcher, ManyPatternsAreSplitAcrossDatabases) {
   std::filesystem::remove_all(dir);
   CompileOptions options{dir.string()};
   Harness first(policy, options);
-  EXPECT_EQ(first.matcher().stats().databaseCount[static_cast<size_t>(L7Field::kSni)], 2u);
-  EXPECT_EQ(first.matcher().stats().cacheWrites, 2u);
-  EXPECT_TRUE(std::filesystem::exists(dir / "split01-sni-0of2.hsdb"));
-  EXPECT_TRUE(std::filesystem::exists(dir / "split01-sni-1of2.hsdb"));
+  EXPECT_EQ(first.matcher().stats().databaseCount[static_cast<size_t>(L7Field::kSni)], 4u);
+  EXPECT_EQ(first.matcher().stats().cacheWrites, 4u);
+  EXPECT_EQ(first.matcher().stats().compiledPatterns, size_t{kRules});
+  auto files = first.matcher().cacheFiles(L7Field::kSni);
+  EXPECT_EQ(std::set<std::string>(files.begin(), files.end()), cacheFilesIn(dir));
+  for (const auto& name : files) EXPECT_TRUE(hexName(name)) << name;
   Harness second(policy, options);
-  EXPECT_EQ(second.matcher().stats().cacheHits, 2u);
+  EXPECT_EQ(second.matcher().stats().cacheHits, 4u);
+  EXPECT_EQ(second.matcher().stats().compiledPatterns, 0u);
   EXPECT_TRUE(second.matcher().stats().loadedFromCache[static_cast<size_t>(L7Field::kSni)]);
   for (int i : {0, 1, kRules / 2, kRules - 1}) {
     std::string name = "r" + std::to_string(i) + "-42.example";
@@ -315,6 +337,20 @@ TEST(L7Matcher, ManyPatternsAreSplitAcrossDatabases) {
   }
   EXPECT_EQ(first.sni("r1-.example"), Rules{});
   std::filesystem::remove_all(dir);
+}
+
+// One pattern used by several rules is compiled once and reports every one of them.
+TEST(L7Matcher, SharedPatternReportsEveryRule) {
+  policy::Policy policy;
+  for (int i = 0; i < 4; ++i) {
+    auto r = rule("r" + std::to_string(i));
+    r.tls.sniRegex = {i == 2 ? "other[0-9]+\\.example" : "api-[0-9]+\\.example"};
+    policy.rules.push_back(r);
+  }
+  Harness h(policy);
+  EXPECT_EQ(h.matcher().stats().compiledPatterns, 2u);
+  EXPECT_EQ(h.sni("api-1.example"), (Rules{0, 1, 3}));
+  EXPECT_EQ(h.sni("other7.example"), (Rules{2}));
 }
 
 TEST(L7Matcher, TwoFieldsMatchOnlyWhenBothHold) {
@@ -574,9 +610,13 @@ TEST_F(L7MatcherCache, RoundTrip) {
   Harness first(policy_, options);
   EXPECT_EQ(first.matcher().stats().cacheHits, 0u);
   EXPECT_EQ(first.matcher().stats().cacheWrites, 4u);
-  EXPECT_TRUE(std::filesystem::exists(dir_ / "ab12cd34-sni.hsdb"));
-  EXPECT_TRUE(std::filesystem::exists(dir_ / "ab12cd34-payload.hsdb"));
-  EXPECT_FALSE(std::filesystem::exists(dir_ / "ab12cd34-http-host.hsdb"));
+  EXPECT_EQ(cacheFilesIn(dir_).size(), 4u);
+  for (auto field : {L7Field::kSni, L7Field::kAlpn, L7Field::kHttpPath, L7Field::kPayload}) {
+    auto files = first.matcher().cacheFiles(field);
+    ASSERT_EQ(files.size(), 1u) << l7FieldName(field);
+    EXPECT_TRUE(std::filesystem::exists(dir_ / files[0])) << l7FieldName(field);
+  }
+  EXPECT_TRUE(first.matcher().cacheFiles(L7Field::kHttpHost).empty());
 
   Harness second(policy_, options);
   const auto& stats = second.matcher().stats();
@@ -592,15 +632,19 @@ TEST_F(L7MatcherCache, RoundTrip) {
 
 TEST_F(L7MatcherCache, CorruptFileIsRebuilt) {
   CompileOptions options{dir_.string()};
-  { Harness first(policy_, options); }
-  auto path = dir_ / "ab12cd34-sni.hsdb";
-  auto size = std::filesystem::file_size(path);
+  std::filesystem::path sni, alpn;
   {
-    std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+    Harness first(policy_, options);
+    sni = dir_ / first.matcher().cacheFiles(L7Field::kSni).at(0);
+    alpn = dir_ / first.matcher().cacheFiles(L7Field::kAlpn).at(0);
+  }
+  auto size = std::filesystem::file_size(sni);
+  {
+    std::fstream file(sni, std::ios::in | std::ios::out | std::ios::binary);
     file.seekp(static_cast<std::streamoff>(size - 10));
     file.write("garbage!!!", 10);
   }
-  std::filesystem::resize_file(dir_ / "ab12cd34-alpn.hsdb", 20);  // truncated
+  std::filesystem::resize_file(alpn, 20);  // truncated
   Harness second(policy_, options);
   const auto& stats = second.matcher().stats();
   EXPECT_EQ(stats.cacheRejected, 2u);
@@ -631,12 +675,158 @@ TEST_F(L7MatcherCache, SameHashOtherPatternsIsNotReused) {
   EXPECT_EQ(second.match(facts), (Rules{0}));
 }
 
-TEST_F(L7MatcherCache, HashThatIsNotAFileNameDisablesTheCache) {
+TEST_F(L7MatcherCache, FileNamesNeverComeFromThePolicy) {
   policy_.sourceHash = "../escape";
+  policy_.rules[0].name = "../../rule";
   Harness h(policy_, CompileOptions{dir_.string()});
-  EXPECT_EQ(h.matcher().stats().cacheWrites, 0u);
+  EXPECT_EQ(h.matcher().stats().cacheWrites, 4u);
+  auto files = cacheFilesIn(dir_);
+  EXPECT_EQ(files.size(), 4u);
+  for (const auto& name : files) EXPECT_TRUE(hexName(name)) << name;
   EXPECT_FALSE(std::filesystem::exists(dir_.parent_path() / "escape-sni.hsdb"));
   EXPECT_EQ(probe(h), (Rules{0, 1}));
+}
+
+// A file longer than its header says (data appended) is not what was written: rejected and rebuilt.
+TEST_F(L7MatcherCache, LongerFileIsRebuilt) {
+  CompileOptions options{dir_.string()};
+  std::filesystem::path sni;
+  {
+    Harness first(policy_, options);
+    sni = dir_ / first.matcher().cacheFiles(L7Field::kSni).at(0);
+  }
+  { std::ofstream(sni, std::ios::app | std::ios::binary) << "x"; }
+  Harness second(policy_, options);
+  EXPECT_EQ(second.matcher().stats().cacheRejected, 1u);
+  EXPECT_EQ(second.matcher().stats().cacheWrites, 1u);
+  EXPECT_EQ(probe(second), (Rules{0, 1}));
+}
+
+// The regex rules of the edit tests: enough distinct patterns for four chunks, so that an edit can be seen
+// to recompile only the chunks it touches. One digit, not [0-9]+: a repeat makes each pattern cost Hyperscan
+// several times as much, and these tests compile hundreds.
+policy::Policy regexPolicy(int rules) {
+  policy::Policy policy;
+  for (int i = 0; i < rules; ++i) {
+    auto r = rule("r" + std::to_string(i));
+    r.tls.sniRegex = {"r" + std::to_string(i) + "-[0-9]\\.example"};
+    policy.rules.push_back(r);
+  }
+  return policy;
+}
+
+std::string regexName(int i) { return "r" + std::to_string(i) + "-4.example"; }
+
+class L7MatcherChunkCache : public L7MatcherCache {
+ protected:
+  static constexpr int kRules = static_cast<int>(2 * kChunkPatterns + 10);  // four chunks (see above)
+  static constexpr size_t kChunks = 4;
+};
+
+TEST_F(L7MatcherChunkCache, EditingOnePatternRecompilesOnlyItsChunks) {
+  CompileOptions options{dir_.string()};
+  auto policy = regexPolicy(kRules);
+  Harness cold(policy, options);
+  ASSERT_EQ(cold.matcher().stats().databaseCount[0], kChunks);
+  auto before = cold.matcher().cacheFiles(L7Field::kSni);
+
+  // Dropping one regex (the rule now names an SNI literal, a host table entry) changes its chunk only.
+  policy.rules[7].tls.sniRegex.clear();
+  policy.rules[7].tls.sni = {"seven.example"};
+  Harness dropped(policy, options);
+  const auto& droppedStats = dropped.matcher().stats();
+  EXPECT_EQ(droppedStats.cacheWrites, 1u);
+  EXPECT_EQ(droppedStats.cacheHits, kChunks - 1);
+  EXPECT_LT(droppedStats.compiledPatterns, size_t{kChunkPatterns});
+  EXPECT_EQ(dropped.sni(regexName(7)), Rules{});
+  EXPECT_EQ(dropped.sni("seven.example"), Rules{7});
+
+  // Changing one regex: it leaves one chunk and joins one (perhaps the same); the others are hits.
+  policy = regexPolicy(kRules);
+  policy.rules[100].tls.sniRegex = {"changed-[a-z]+\\.example"};
+  Harness edited(policy, options);
+  const auto& stats = edited.matcher().stats();
+  EXPECT_GE(stats.cacheWrites, 1u);
+  EXPECT_LE(stats.cacheWrites, 2u);
+  EXPECT_EQ(stats.cacheHits + stats.cacheWrites, kChunks);
+  EXPECT_LT(stats.compiledPatterns, size_t{2 * kChunkPatterns});
+  auto after = edited.matcher().cacheFiles(L7Field::kSni);
+  size_t same = 0;
+  for (const auto& name : after) same += std::count(before.begin(), before.end(), name);
+  EXPECT_EQ(same, kChunks - stats.cacheWrites);
+  EXPECT_EQ(edited.sni("changed-abc.example"), Rules{100});
+  EXPECT_EQ(edited.sni(regexName(100)), Rules{});
+  for (int i : {0, 99, 101, kRules - 1})
+    EXPECT_EQ(edited.sni(regexName(i)), Rules{static_cast<uint32_t>(i)}) << i;
+
+  // The same result as without any cache.
+  Harness uncached(policy);
+  for (int i = 0; i < kRules; ++i) {
+    EXPECT_EQ(edited.sni(regexName(i)), uncached.sni(regexName(i))) << i;
+  }
+  EXPECT_EQ(edited.sni("changed-x.example"), uncached.sni("changed-x.example"));
+}
+
+TEST_F(L7MatcherChunkCache, InsertingAtTheTopShiftsRulesWithoutRecompiling) {
+  CompileOptions options{dir_.string()};
+  auto policy = regexPolicy(kRules);
+  { Harness cold(policy, options); }
+
+  // A rule without a regex in front: every index moves by one, every chunk is a hit, every verdict moves.
+  auto top = rule("top");
+  top.tls.sni = {"top.example"};
+  policy.rules.insert(policy.rules.begin(), top);
+  Harness shifted(policy, options);
+  EXPECT_EQ(shifted.matcher().stats().cacheHits, kChunks);
+  EXPECT_EQ(shifted.matcher().stats().compiledPatterns, 0u);
+  EXPECT_EQ(shifted.sni("top.example"), Rules{0});
+  Harness uncached(policy);
+  for (int i = 0; i < kRules; ++i) {
+    EXPECT_EQ(shifted.sni(regexName(i)), (Rules{static_cast<uint32_t>(i + 1)})) << i;
+    EXPECT_EQ(shifted.sni(regexName(i)), uncached.sni(regexName(i))) << i;
+  }
+
+  // A regex rule in front: its pattern joins one chunk, the other chunks are hits.
+  policy.rules[0].tls.sni.clear();
+  policy.rules[0].tls.sniRegex = {"top-[0-9]+\\.example"};
+  Harness inserted(policy, options);
+  EXPECT_EQ(inserted.matcher().stats().cacheWrites, 1u);
+  EXPECT_EQ(inserted.matcher().stats().cacheHits, kChunks - 1);
+  EXPECT_EQ(inserted.sni("top-1.example"), Rules{0});
+  for (int i : {0, 1, kRules / 2, kRules - 1}) {
+    EXPECT_EQ(inserted.sni(regexName(i)), (Rules{static_cast<uint32_t>(i + 1)})) << i;
+  }
+}
+
+// The directory keeps this compile's files and at most max(kCacheKeepOther, that many) others, newest first.
+TEST_F(L7MatcherCache, GrowthIsBounded) {
+  CompileOptions options{dir_.string()};
+  Harness current(policy_, options);
+  auto mine = cacheFilesIn(dir_);
+  ASSERT_EQ(mine.size(), 4u);
+  // Stale files from other policies, oldest first by mtime.
+  auto now = std::filesystem::file_time_type::clock::now();
+  for (size_t i = 0; i < kCacheKeepOther + 10; ++i) {
+    char name[40];
+    std::snprintf(name, sizeof(name), "%032zx.hsdb", i);
+    std::ofstream(dir_ / name) << "old";
+    std::filesystem::last_write_time(dir_ / name, now - std::chrono::hours(100 - static_cast<int>(i)));
+  }
+  std::ofstream(dir_ / "00000000000000000000000000000000.hsdb.tmp.1.0") << "crashed";
+  std::filesystem::last_write_time(dir_ / "00000000000000000000000000000000.hsdb.tmp.1.0",
+                                   now - std::chrono::hours(2));
+  std::ofstream(dir_ / "unrelated.txt") << "kept";
+  // A compile that writes (one pattern changed) sweeps.
+  policy_.rules[1].payload.regex = {"other[0-9]+"};
+  Harness next(policy_, options);
+  EXPECT_EQ(next.matcher().stats().cacheWrites, 1u);
+  EXPECT_EQ(next.matcher().stats().cacheEvicted, 11u + 1u);  // 75 others over 64, and the temporary
+  auto left = cacheFilesIn(dir_);
+  EXPECT_EQ(left.size(), 4u + kCacheKeepOther + 1u);  // this compile's, the newest others, unrelated.txt
+  for (const auto& name : mine) EXPECT_EQ(left.count(name), 1u) << name;  // the previous version stays
+  EXPECT_EQ(left.count("00000000000000000000000000000000.hsdb"), 0u);     // the oldest went
+  EXPECT_EQ(left.count("unrelated.txt"), 1u);
+  EXPECT_EQ(probe(next), (Rules{0}));
 }
 
 TEST_F(L7MatcherCache, UnwritableDirectoryStillCompiles) {
