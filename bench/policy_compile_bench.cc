@@ -26,6 +26,7 @@
 #include "control/policy/policy_loader.h"
 #include "dataplane/verdict/compiled_policy.h"
 #include "dataplane/verdict/policy_registry.h"
+#include "dataplane/worker/eal.h"
 
 namespace {
 
@@ -298,7 +299,18 @@ BENCHMARK(BM_PolicySwap)
 }  // namespace
 
 int main(int argc, char** argv) {
-  vgate::bench::startEal(4096);
+  // EAL as vgated starts it: the main lcore (the control thread, which loads and compiles) may run on every
+  // CPU this process is allowed, so the compile threads it starts use them all. The other benches pin to one
+  // CPU (startEal), which would serialize the compile.
+  vgate::dataplane::EalOptions eal;
+  eal.programName = "policy_compile_bench";
+  eal.memoryMb = 4096;
+  eal.lcores = 1;
+  auto session = vgate::dataplane::EalSession::start(eal);
+  if (!session) {
+    std::fprintf(stderr, "%s\n", session.error().message.c_str());
+    return 1;
+  }
   benchmark::Initialize(&argc, argv);
   vgate::bench::RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
