@@ -133,11 +133,14 @@ names = {web: "web", api: "api", bank: "bank"}
 records = [json.loads(line) for line in open(path)]
 print("  A flow between two attached containers crosses vgate at both of their ports and is logged at each")
 print("  (AT). A TLS flow denied at the client's port never shows the server's port its ClientHello: that port")
-print("  logs the TCP handshake it saw with the verdict of the flow's ports and addresses alone.\n")
+print("  logs the TCP handshake it saw with the verdict of the flow's ports and addresses alone, marked '@end'")
+print("  (verdict.decided_at_end: the flow ended before the facts its L7 rules wait for).\n")
 print("  %-5s %-24s %-5s %-5s    %-10s %-5s %-11s %s" % ("AT", "VERDICT", "PROTO", "FROM", "TO", "APP", "PKTS TO/FRO", "L7"))
 for r in records:
     v = r["verdict"]
     verdict = v["action"].upper() + (" by " + v["rule"] if v["rule"] else " (default)")
+    if v.get("decided_at_end"):
+        verdict += " @end"
     sni = (r.get("tls") or {}).get("sni")
     http = (r.get("http") or {}).get("hostname")
     where = "%s:%s" % (names.get(r["dest_ip"], r["dest_ip"]), r.get("dest_port", r.get("icmp_type", "-")))
