@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-format
-  libdpdk-dev libpcap-dev libssl-dev libhyperscan-dev libyaml-cpp-dev nlohmann-json3-dev
+  libdpdk-dev libpcap-dev libssl-dev libhyperscan-dev libyaml-cpp-dev libyaml-dev nlohmann-json3-dev
   libbpf-dev libxdp-dev libmnl-dev libidn2-dev libgtest-dev libgmock-dev libbenchmark-dev
   bpftool iproute2 ethtool tcpdump python3-scapy iputils-ping iperf3 netcat-openbsd curl
 )

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
+#include <yaml.h>
 
 #include <algorithm>
 #include <atomic>
@@ -347,6 +348,13 @@ class TreeBuilder : public YAML::EventHandler {
   // Null for a document without one (no document, or an empty one).
   const Node* root() const { return root_; }
 
+  // A null node, for the libyaml path, which learns an empty node's yaml-cpp position only afterwards.
+  Node& addNull(const YAML::Mark& mark) {
+    Node& node = push(mark, 0);
+    pop();
+    return node;
+  }
+
   void OnDocumentStart(const YAML::Mark&) override {}
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
@@ -432,6 +440,244 @@ class TreeBuilder : public YAML::EventHandler {
   Node* root_ = nullptr;
 };
 
+// Feeds a TreeBuilder from libyaml, which parses several times faster than yaml-cpp. yaml-cpp stays the
+// reference: whatever yaml-cpp would give must come out unchanged, so this path only takes documents on
+// which the two are known to agree, and returns false (the caller then parses with yaml-cpp, whose error
+// messages are the ones reported) on anything else: a libyaml error, anchors and aliases, tags,
+// directives, a second document, empty nodes other than block map values and sequence items, '?' in flow
+// context, block scalars that keep trailing lines, deep nesting, no final line break, and any byte other
+// than printable ASCII and line breaks (yaml-cpp counts columns in bytes and libyaml in characters, and the
+// two disagree on which characters break lines). The '?' and trailing-lines rules answer differences that a
+// differential test of the two parsers found on mutated policies; the other rules avoid what the test
+// did not reach or what is rare in a policy.
+class LibyamlParser {
+ public:
+  explicit LibyamlParser(const std::string& text) : text_(text) {}
+
+  bool build(TreeBuilder* builder) {
+    if (!plainAscii()) return false;
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) return false;
+    yaml_parser_set_input_string(&parser, reinterpret_cast<const unsigned char*>(text_.data()), text_.size());
+    bool ok = run(&parser, builder);
+    yaml_parser_delete(&parser);
+    return ok;
+  }
+
+ private:
+  struct Collection {
+    bool map;
+    bool flow;
+    size_t column;
+    size_t children;
+  };
+
+  // A block map's value or a block sequence's item must be indented past its collection, but for a
+  // sequence that is a map's value ("key:\n- item"). libyaml lets some nodes through at or left of that
+  // column ("-\n|\n" is one document to it, two to yaml-cpp); those go to yaml-cpp.
+  static bool misplaced(const std::vector<Collection>& stack, const yaml_event_t& event) {
+    if (stack.empty() || stack.back().flow) return false;
+    const Collection& parent = stack.back();
+    if (parent.map && parent.children % 2 == 0) return false;  // a key
+    if (event.start_mark.column > parent.column) return false;
+    return !(parent.map && event.type == YAML_SEQUENCE_START_EVENT &&
+             event.data.sequence_start.style != YAML_FLOW_SEQUENCE_STYLE &&
+             event.start_mark.column == parent.column);
+  }
+
+  // Only '\n', "\r\n" and printable ASCII; and a final line break, since at the end of a document without
+  // one the two put the position of an empty node on different lines.
+  bool plainAscii() const {
+    const size_t size = text_.size();
+    if (size == 0 || text_[size - 1] != '\n') return false;
+    for (size_t i = 0; i < size; ++i) {
+      unsigned char c = static_cast<unsigned char>(text_[i]);
+      if (c >= 0x20 && c < 0x7f) continue;
+      if (c == '\n') continue;
+      if (c == '\r' && i + 1 < size && text_[i + 1] == '\n') continue;
+      return false;
+    }
+    return true;
+  }
+
+  static YAML::Mark toMark(const yaml_mark_t& from) {
+    YAML::Mark mark;
+    mark.pos = static_cast<int>(from.index);
+    mark.line = static_cast<int>(from.line);
+    mark.column = static_cast<int>(from.column);
+    return mark;
+  }
+
+  // yaml-cpp places an empty node at the token after it (the next key, '-' or dedent), where libyaml places
+  // it right after the ':' or '-' before it: skip spaces, line breaks and comments from there.
+  std::optional<YAML::Mark> emptyNodeMark(const yaml_mark_t& from) const {
+    size_t i = from.index;
+    if (i == 0 || i > text_.size() || (text_[i - 1] != ':' && text_[i - 1] != '-')) return std::nullopt;
+    YAML::Mark mark = toMark(from);
+    while (i < text_.size()) {
+      char c = text_[i];
+      if (c == ' ') {
+        ++i;
+        ++mark.column;
+      } else if (c == '\r' || c == '\n') {
+        i += c == '\r' ? 2 : 1;
+        ++mark.line;
+        mark.column = 0;
+      } else if (c == '#') {
+        while (i < text_.size() && text_[i] != '\r' && text_[i] != '\n') {
+          ++i;
+          ++mark.column;
+        }
+      } else {
+        break;
+      }
+    }
+    mark.pos = static_cast<int>(i);
+    return mark;
+  }
+
+  bool hasQuestionMark(size_t from, size_t to) const {
+    return from < to && to <= text_.size() && std::memchr(text_.data() + from, '?', to - from) != nullptr;
+  }
+
+  // A block scalar with '+' in its header: at the end of the document yaml-cpp keeps one of its trailing
+  // line breaks and libyaml all of them.
+  bool keepsTrailingLines(yaml_scalar_style_t style, size_t start) const {
+    if (style != YAML_LITERAL_SCALAR_STYLE && style != YAML_FOLDED_SCALAR_STYLE) return false;
+    for (size_t i = start + 1; i < text_.size(); ++i) {
+      char c = text_[i];
+      if (c == '+') return true;
+      if (c != '-' && (c < '0' || c > '9')) break;
+    }
+    return false;
+  }
+
+  // yaml-cpp's null spellings for a plain scalar without a tag (IsNullString).
+  static bool isNullString(std::string_view value) {
+    return value.empty() || value == "~" || value == "null" || value == "Null" || value == "NULL";
+  }
+
+  bool run(yaml_parser_t* parser, TreeBuilder* builder) {
+    // yaml-cpp refuses to nest deeper than its own bound (DepthGuard, 2000); stay far below it.
+    constexpr size_t kMaxDepth = 256;
+    std::vector<Collection> stack;
+    size_t flowDepth = 0;
+    int documents = 0;
+    size_t lastEnd = 0;
+    while (true) {
+      yaml_event_t event;
+      if (!yaml_parser_parse(parser, &event)) return false;
+      // In flow context libyaml takes every '?' for a key indicator and yaml-cpp does not (it reports
+      // "unknown token" or a missing end of flow): any '?' there outside a quoted scalar goes to yaml-cpp.
+      // A collection event's own text is only indicators, among them the '?' opening a single-pair map.
+      size_t checkTo = event.type == YAML_SCALAR_EVENT ? event.start_mark.index : event.end_mark.index;
+      bool ok = flowDepth == 0 || !hasQuestionMark(lastEnd, checkTo);
+      lastEnd = event.end_mark.index;
+      bool done = false;
+      switch (ok ? event.type : YAML_NO_EVENT) {
+        case YAML_STREAM_START_EVENT:
+        case YAML_DOCUMENT_END_EVENT:
+        case YAML_NO_EVENT:
+          break;
+        case YAML_STREAM_END_EVENT:
+          done = true;
+          break;
+        case YAML_DOCUMENT_START_EVENT:
+          ok = ++documents == 1 && !event.data.document_start.version_directive &&
+               event.data.document_start.tag_directives.start == event.data.document_start.tag_directives.end;
+          break;
+        case YAML_ALIAS_EVENT:
+          ok = false;
+          break;
+        case YAML_SCALAR_EVENT: {
+          const auto& scalar = event.data.scalar;
+          if (scalar.anchor || scalar.tag) {
+            ok = false;
+            break;
+          }
+          bool isKey = !stack.empty() && stack.back().map && stack.back().children % 2 == 0;
+          std::string_view value(reinterpret_cast<const char*>(scalar.value), scalar.length);
+          bool empty = scalar.style == YAML_PLAIN_SCALAR_STYLE && value.empty();
+          if (!empty && misplaced(stack, event)) {
+            ok = false;
+            break;
+          }
+          if (!stack.empty()) ++stack.back().children;
+          if ((flowDepth > 0 && scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+               value.find('?') != std::string_view::npos) ||
+              keepsTrailingLines(scalar.style, event.start_mark.index)) {
+            ok = false;
+            break;
+          }
+          if (scalar.style == YAML_PLAIN_SCALAR_STYLE && isNullString(value)) {
+            if (value.empty()) {
+              // An empty node: only as a block map's value or a block sequence's item is its yaml-cpp
+              // position known here (and the root's, which is only ever reported as an empty document).
+              std::optional<YAML::Mark> mark;
+              if (stack.empty()) {
+                mark = toMark(event.start_mark);
+              } else if (!isKey && flowDepth == 0) {
+                mark = emptyNodeMark(event.start_mark);
+              }
+              if (!mark) {
+                ok = false;
+                break;
+              }
+              builder->addNull(*mark);
+            } else {
+              builder->OnNull(toMark(event.start_mark), YAML::NullAnchor);
+            }
+          } else {
+            builder->OnScalar(toMark(event.start_mark), "", YAML::NullAnchor, std::string(value));
+          }
+          break;
+        }
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT: {
+          bool map = event.type == YAML_MAPPING_START_EVENT;
+          bool flow = map ? event.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE
+                          : event.data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE;
+          bool properties = map ? event.data.mapping_start.anchor || event.data.mapping_start.tag
+                                : event.data.sequence_start.anchor || event.data.sequence_start.tag;
+          if (properties || stack.size() >= kMaxDepth || misplaced(stack, event)) {
+            ok = false;
+            break;
+          }
+          if (!stack.empty()) ++stack.back().children;
+          stack.push_back({map, flow, event.start_mark.column, 0});
+          if (flow) ++flowDepth;
+          if (map) {
+            builder->OnMapStart(toMark(event.start_mark), "", YAML::NullAnchor, YAML::EmitterStyle::Default);
+          } else {
+            builder->OnSequenceStart(toMark(event.start_mark), "", YAML::NullAnchor,
+                                     YAML::EmitterStyle::Default);
+          }
+          break;
+        }
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+          if (stack.empty()) {
+            ok = false;
+            break;
+          }
+          if (stack.back().flow) --flowDepth;
+          stack.pop_back();
+          if (event.type == YAML_MAPPING_END_EVENT) {
+            builder->OnMapEnd();
+          } else {
+            builder->OnSequenceEnd();
+          }
+          break;
+      }
+      yaml_event_delete(&event);
+      if (!ok) return false;
+      if (done) return true;
+    }
+  }
+
+  const std::string& text_;
+};
+
 // The value of a map's first `key` (the one fields() keeps), or null.
 const Node* child(const Node* map, std::string_view key) {
   if (!map || !map->isMap()) return nullptr;
@@ -467,6 +713,7 @@ class Validator {
   void run(const std::string& text, policy::Policy* policy);
 
  private:
+  bool parseWithYamlCpp(const std::string& text, TreeBuilder* builder);
   void report(const YAML::Mark& mark, std::string message, bool warning = false);
   void error(const Node* node, std::string message) { report(node->mark, std::move(message)); }
   bool full() const { return errors_ >= kMaxDiagnostics; }
@@ -603,29 +850,22 @@ std::optional<int> Validator::choice(const Entry& entry, std::initializer_list<c
   return std::nullopt;
 }
 
-void Validator::run(const std::string& text, policy::Policy* policy) {
-  if (text.size() > kMaxDocumentBytes) {
-    report(YAML::Mark(),
-           "policy document is larger than " + std::to_string(kMaxDocumentBytes >> 20) + " MiB");
-    return;
-  }
+// The reference parser, for what the libyaml path does not take: builds the first document and reports
+// yaml-cpp's errors; false when there is no tree to validate.
+bool Validator::parseWithYamlCpp(const std::string& text, TreeBuilder* builder) {
   // One parser for both jobs: it builds the first document, then goes on to look for a second. Parsing the
   // text twice (YAML::Load, then counting documents from the start) was a third of the load time.
   std::istringstream in(text);
   std::optional<YAML::Parser> parser;
-  TreeBuilder builder;
   try {
     parser.emplace(in);
-    parser->HandleNextDocument(builder);
+    parser->HandleNextDocument(*builder);
   } catch (const YAML::Exception& e) {
     report(e.mark, e.msg);
-    return;
+    return false;
   }
-  const Node* root = builder.root();
-  if (!root || root->isNull()) {
-    report(YAML::Mark(), "policy document is empty");
-    return;
-  }
+  const Node* root = builder->root();
+  if (!root || root->isNull()) return true;
   // Not YAML::LoadAll: on some malformed input (",% v") it yields empty documents forever. Looking for one
   // more document, and stopping there, is bounded.
   try {
@@ -636,6 +876,25 @@ void Validator::run(const std::string& text, policy::Policy* policy) {
     }
   } catch (const YAML::Exception& e) {
     report(e.mark, e.msg);
+  }
+  return true;
+}
+
+void Validator::run(const std::string& text, policy::Policy* policy) {
+  if (text.size() > kMaxDocumentBytes) {
+    report(YAML::Mark(),
+           "policy document is larger than " + std::to_string(kMaxDocumentBytes >> 20) + " MiB");
+    return;
+  }
+  std::optional<TreeBuilder> builder(std::in_place);
+  if (!LibyamlParser(text).build(&*builder)) {
+    builder.emplace();
+    if (!parseWithYamlCpp(text, &*builder)) return;
+  }
+  const Node* root = builder->root();
+  if (!root || root->isNull()) {
+    report(YAML::Mark(), "policy document is empty");
+    return;
   }
   if (!root->isMap()) {
     error(root, std::string("a policy document must be a map, not ") + typeName(root->type));

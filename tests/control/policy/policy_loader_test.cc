@@ -460,6 +460,25 @@ INSTANTIATE_TEST_SUITE_P(
         DocumentCase{"RulesNotAList",
                      std::string(kHeader).substr(0, std::string(kHeader).size() - 1) + " {a: b}\n",
                      {"p.yaml:5:10: 'rules' must be a list, not a map"}},
+        // Empty nodes are placed where yaml-cpp places them, at the next token (libyaml, which parses
+        // well-formed documents, puts them right after the '-' or ':'), down to the end of the document.
+        DocumentCase{
+            "EmptyNodesAtTheNextToken",
+            std::string(kHeader) +
+                "    -\n    - name: r\n      action:\n      match:\n        tls: {sni: [a.example]}\n"
+                "        http:\n          host:\n            - \n            # why\n            -\n",
+            {"p.yaml:7:5: rule '#1': a rule must be a map, not null",
+             "p.yaml:8:7: rule 'r': 'action' must be a string, not null",
+             "p.yaml:15:13: rule 'r': items of 'host' must be strings, not null",
+             "p.yaml:16:1: rule 'r': items of 'host' must be strings, not null"}},
+        DocumentCase{"CrLfLineBreaks",
+                     "apiVersion: vgate.io/v1\r\nkind: Policy\r\nmetadata: {name: t}\r\nspec:\r\n  rules:\r\n"
+                     "    - name: r\r\n      action: deny\r\n      match: {tls: {snii: [a]}}\r\n",
+                     {"p.yaml:8:21: rule 'r': unknown key 'snii' (did you mean 'sni'?)"}},
+        // yaml-cpp and libyaml read '?' in flow context differently; yaml-cpp's reading is the one kept.
+        DocumentCase{"QuestionMarkInFlow",
+                     "apiVersion: vgate.io/v1\nkind: Policy\nmetadata: {name: t? }\nspec: {}\n",
+                     {"p.yaml:3:19: end of map flow not found"}},
         DocumentCase{"TwoDocuments",
                      "apiVersion: vgate.io/v1\nkind: Policy\nmetadata: {name: a}\nspec: {}\n---\nx: 1\n",
                      {"p.yaml:5:1: a policy file holds one YAML document; found a second one"}},
