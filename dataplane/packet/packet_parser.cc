@@ -49,6 +49,22 @@ inline uint32_t load32(const uint8_t* p) {
   return __builtin_bswap32(v);
 }
 
+// Echo request and reply, ICMP or ICMPv6: the messages whose identifier names a flow.
+inline bool isIcmpEcho(uint8_t protocol, uint8_t type) {
+  return protocol == kProtoIcmp ? (type == 8 || type == 0) : (type == 128 || type == 129);
+}
+
+inline bool isIpv6ExtensionHeader(uint8_t nextHeader) {
+  return nextHeader == kProtoHopByHop || nextHeader == kProtoRouting ||
+         nextHeader == kProtoDestinationOptions || nextHeader == kProtoFragment || nextHeader == kProtoAh;
+}
+
+// The length of an extension header other than the fragment header (always 8) from its first 8 bytes at `h`.
+inline uint32_t ipv6ExtensionLength(uint8_t nextHeader, const uint8_t* h) {
+  return nextHeader == kProtoAh ? (static_cast<uint32_t>(h[1]) + 2) * 4
+                                : (static_cast<uint32_t>(h[1]) + 1) * 8;
+}
+
 inline bool isVlanEtherType(uint16_t etherType) {
   return etherType == kEtherTypeVlan || etherType == kEtherTypeQinQ || etherType == kEtherTypeQinQOld;
 }
@@ -97,7 +113,7 @@ ParseStatus parseL4(const uint8_t* frame, uint32_t avail, uint32_t ipEnd, Parsed
       if (headerRoom < kIcmpHeaderLength) return ParseStatus::kTruncatedIcmp;
       out.icmpType = p[0];
       out.icmpCode = p[1];
-      const bool echo = out.protocol == kProtoIcmp ? (p[0] == 8 || p[0] == 0) : (p[0] == 128 || p[0] == 129);
+      const bool echo = isIcmpEcho(out.protocol, p[0]);
       // Request and reply carry the same identifier, so putting it in both ports gives both one flow key.
       const uint16_t identifier = echo ? load16(p + 4) : 0;
       out.srcPort = identifier;
@@ -178,10 +194,7 @@ ParseStatus parseIpv6(const uint8_t* frame, uint32_t avail, uint32_t frameLength
   uint8_t nextHeader = p[6];
   uint32_t offset = l3 + kIpv6HeaderLength;
   for (int count = 0;; ++count) {
-    const bool extension = nextHeader == kProtoHopByHop || nextHeader == kProtoRouting ||
-                           nextHeader == kProtoDestinationOptions || nextHeader == kProtoFragment ||
-                           nextHeader == kProtoAh;
-    if (!extension) break;
+    if (!isIpv6ExtensionHeader(nextHeader)) break;
     if (count == kMaxIpv6ExtensionHeaders) return ParseStatus::kTooManyIpv6ExtensionHeaders;
     // Hop-by-hop is only valid right after the fixed header (RFC 8200 4.3).
     if (nextHeader == kProtoHopByHop && count != 0) return ParseStatus::kBadIpv6ExtensionHeader;
@@ -209,8 +222,7 @@ ParseStatus parseIpv6(const uint8_t* frame, uint32_t avail, uint32_t frameLength
       }
       continue;
     }
-    const uint32_t length = nextHeader == kProtoAh ? (static_cast<uint32_t>(h[1]) + 2) * 4
-                                                   : (static_cast<uint32_t>(h[1]) + 1) * 8;
+    const uint32_t length = ipv6ExtensionLength(nextHeader, h);
     if (ipEnd - offset < length) return ParseStatus::kBadIpv6ExtensionHeader;
     if (avail - offset < length) return ParseStatus::kTruncatedIpv6;
     nextHeader = h[0];
@@ -239,9 +251,8 @@ bool readQuotedPorts(const uint8_t* p, uint32_t room, ParsedPacket& quoted) {
     case kProtoIcmp:
     case kProtoIcmpv6: {
       if (room < kIcmpHeaderLength) return false;
-      const bool echo =
-          quoted.protocol == kProtoIcmp ? (p[0] == 8 || p[0] == 0) : (p[0] == 128 || p[0] == 129);
-      if (!echo) return false;  // errors are not sent about errors; other messages have no flow of ours
+      if (!isIcmpEcho(quoted.protocol, p[0]))
+        return false;  // errors are not sent about errors; other messages have no flow of ours
       quoted.icmpType = p[0];
       quoted.srcPort = quoted.dstPort = load16(p + 4);
       return true;
@@ -285,10 +296,7 @@ bool parseIcmpErrorQuote(const uint8_t* frame, uint32_t contiguousLength, const 
   uint8_t nextHeader = p[6];
   uint32_t offset = kIpv6HeaderLength;
   for (int count = 0; count < kMaxIpv6ExtensionHeaders; ++count) {
-    const bool extension = nextHeader == kProtoHopByHop || nextHeader == kProtoRouting ||
-                           nextHeader == kProtoDestinationOptions || nextHeader == kProtoFragment ||
-                           nextHeader == kProtoAh;
-    if (!extension) break;
+    if (!isIpv6ExtensionHeader(nextHeader)) break;
     if (room - offset < 8) return false;
     const uint8_t* h = p + offset;
     uint32_t length = 0;
@@ -296,8 +304,7 @@ bool parseIcmpErrorQuote(const uint8_t* frame, uint32_t contiguousLength, const 
       if ((load16(h + 2) & 0xfff8) != 0) return false;  // a later fragment has no ports
       length = kIpv6FragmentHeaderLength;
     } else {
-      length = nextHeader == kProtoAh ? (static_cast<uint32_t>(h[1]) + 2) * 4
-                                      : (static_cast<uint32_t>(h[1]) + 1) * 8;
+      length = ipv6ExtensionLength(nextHeader, h);
     }
     if (room - offset < length) return false;
     nextHeader = h[0];
