@@ -34,14 +34,8 @@ const Header* headerOf(const NetlinkObject& object) {
 // Walks the attributes after the fixed header of a captured object.
 template <typename Header, typename F>
 void forEachObjectAttribute(const NetlinkObject& object, F&& visit) {
-  const char* start = reinterpret_cast<const char*>(object.body.data()) + NLMSG_ALIGN(sizeof(Header));
-  const char* end = reinterpret_cast<const char*>(object.body.data()) + object.body.size();
-  for (auto* attribute = reinterpret_cast<const nlattr*>(start);
-       start <= end &&
-       mnl_attr_ok(attribute, static_cast<int>(end - reinterpret_cast<const char*>(attribute)));
-       attribute = mnl_attr_next(attribute)) {
-    visit(attribute);
-  }
+  const char* body = reinterpret_cast<const char*>(object.body.data());
+  forEachAttributeIn(body + NLMSG_ALIGN(sizeof(Header)), body + object.body.size(), visit);
 }
 
 NetlinkObject objectOf(const nlmsghdr* message) {

@@ -20,25 +20,29 @@
 namespace vgate::control {
 
 // libmnl's iteration macros assign void* and do not compile as C++; these do the same walk.
+// The attributes laid out in [start, end): a message's, a nest's payload, or a stored object's after its
+// fixed header.
 template <typename F>
-inline void forEachAttribute(const nlmsghdr* message, size_t offset, F&& visit) {
-  const char* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(message));
-  for (auto* attribute = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(message, offset));
-       mnl_attr_ok(attribute, static_cast<int>(tail - reinterpret_cast<const char*>(attribute)));
+inline void forEachAttributeIn(const char* start, const char* end, F&& visit) {
+  for (auto* attribute = reinterpret_cast<const nlattr*>(start);
+       start <= end &&
+       mnl_attr_ok(attribute, static_cast<int>(end - reinterpret_cast<const char*>(attribute)));
        attribute = mnl_attr_next(attribute)) {
     visit(attribute);
   }
 }
 
+// A message's attributes after its `offset` bytes of fixed header.
+template <typename F>
+inline void forEachAttribute(const nlmsghdr* message, size_t offset, F&& visit) {
+  forEachAttributeIn(static_cast<const char*>(mnl_nlmsg_get_payload_offset(message, offset)),
+                     static_cast<const char*>(mnl_nlmsg_get_payload_tail(message)), visit);
+}
+
 template <typename F>
 inline void forEachNested(const nlattr* nest, F&& visit) {
   const char* start = static_cast<const char*>(mnl_attr_get_payload(nest));
-  const char* end = start + mnl_attr_get_payload_len(nest);
-  for (auto* attribute = reinterpret_cast<const nlattr*>(start);
-       mnl_attr_ok(attribute, static_cast<int>(end - reinterpret_cast<const char*>(attribute)));
-       attribute = mnl_attr_next(attribute)) {
-    visit(attribute);
-  }
+  forEachAttributeIn(start, start + mnl_attr_get_payload_len(nest), visit);
 }
 
 inline std::string attributeString(const nlattr* attribute) {
