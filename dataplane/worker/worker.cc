@@ -341,6 +341,12 @@ bool Worker::takeFragmentAccount(const ParsedPacket& packet, uint64_t& pkts, uin
   return false;
 }
 
+bool Worker::dropsPackets(const Flow& flow) const {
+  if (flow.inspectFlags & kVerdictPending) return false;
+  bool denied = flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject;
+  return denied && policy_ != nullptr && policy_->mode() == PolicyMode::kEnforce;
+}
+
 bool Worker::judgeRelatedIcmpError(const rte_mbuf* mbuf, const ParsedPacket& packet, bool& forward) {
   ParsedPacket quoted;
   if (!parseIcmpErrorQuote(rte_pktmbuf_mtod(mbuf, const uint8_t*), mbuf->data_len, packet, quoted))
@@ -352,9 +358,7 @@ bool Worker::judgeRelatedIcmpError(const rte_mbuf* mbuf, const ParsedPacket& pac
   table_->lookupBurst(&keyPointer, 1, &position);
   if (position < 0) return false;  // about no flow of ours: judged as a flow of its own
   const Flow& flow = table_->at(position);
-  bool denied = !(flow.inspectFlags & kVerdictPending) &&
-                (flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject);
-  forward = !(denied && policy_ != nullptr && policy_->mode() == PolicyMode::kEnforce);
+  forward = !dropsPackets(flow);
   ++counters_.icmpErrorsRelated;
   return true;
 }
@@ -395,8 +399,7 @@ bool Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIs
   // Pending flows pass (the handshake must complete for the facts to arrive); a decided deny drops, from the
   // packet that completed the decision on. Audit mode only records what enforce would have done.
   if (flow.inspectFlags & kVerdictPending) return true;
-  bool denied = flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject;
-  bool drop = denied && policy_ != nullptr && policy_->mode() == PolicyMode::kEnforce;
+  bool drop = dropsPackets(flow);
   // Offloaded once the verdict is final and the client's side is inspected (SNI, ALPN, JA4, HTTP request):
   // the server's flight is not waited for, and a deny needs nothing more. An allowed TCP flow still being
   // inspected gets an inspect entry once its handshake is through, so that segments too large for the trunk

@@ -110,6 +110,9 @@ class Worker {
   void accountFragment(const ParsedPacket& packet, uint32_t frameLength, uint64_t timestampUs);
   bool takeFragmentAccount(const ParsedPacket& packet, uint64_t& pkts, uint64_t& bytes);
   // Returns whether the packet may be forwarded.
+  // Whether the flow's packets are dropped now: its verdict is final, a deny or reject, in enforce mode
+  // (pending flows pass, so that the facts they wait for can arrive; audit mode only records).
+  bool dropsPackets(const Flow& flow) const;
   // An ICMP error about a flow this worker holds takes that flow's verdict, as conntrack's RELATED does: it
   // passes unless the flow is denied in enforce mode, and creates no flow of its own. True when `packet` was
   // such an error; `forward` is then set.
