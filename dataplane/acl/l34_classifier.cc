@@ -14,11 +14,13 @@
 // and passes over the elements (0.26 s at 100k rules). A group bitmap for every element was tried first:
 // /8 rules set bits in every group, the summaries never skip, and classify was 0.4x rte_acl at 100k.
 // What a lookup costs at 100k rules is not the candidates it checks (1.7 a packet on average in the
-// benchmark: 1.0 from the lists, 0.7 from the wide part; at most 122, in the wide part) but the cache lines
-// it reads from tables that outgrow the caches. So each piece or group is found in a B-tree of lines
-// (SortedStarts), and once the tables pass kStagedBytes every table's next line is requested before any is
-// read (classifyBurst), for single packets too, so that a packet's misses overlap rather than follow one
-// another table by table.
+// benchmark: 1.0 from the lists, 0.7 from the wide part; at most 122, in the wide part) but finding them:
+// the searches for its pieces, and the cache lines it reads from tables that outgrow the caches. So a
+// field's list pieces are cut at its wide groups' starts too and name their group, one search per field
+// instead of two; each piece is found through a directory over the keys' range and one line of a sorted
+// array (SortedStarts); and once the tables pass kStagedBytes every table's next line is requested before
+// any is read (classifyBurst), for single packets too, so that a packet's misses overlap rather than follow
+// one another table by table.
 // bench/acl_classify_bench.cc has the figures.
 #include "dataplane/acl/l34_classifier.h"
 
@@ -462,20 +464,50 @@ struct LineAllocator {
 template <typename T>
 using LineVector = std::vector<T, LineAllocator<T>>;
 
+// A key as an unsigned number, for the directory's arithmetic.
+template <typename Key>
+unsigned __int128 wideOf(Key key) {
+  if constexpr (std::is_same_v<Key, Key128>) {
+    return static_cast<unsigned __int128>(key.hi) << 64 | key.lo;
+  } else {
+    return key;
+  }
+}
+
+template <typename Key>
+Key keyOfWide(unsigned __int128 wide) {
+  if constexpr (std::is_same_v<Key, Key128>) {
+    return Key128{static_cast<uint64_t>(wide >> 64), static_cast<uint64_t>(wide)};
+  } else {
+    return static_cast<Key>(wide);
+  }
+}
+
 // Sorted group starts (the first is the key space's lowest key), searched as a static B-tree of cache
 // lines: level 0 is the starts, each level above holds every kBlock-th key of the one below, up to one line.
-// Finding a key's group counts the keys at or below it in one line per level, without branches; the upper
-// levels (1/15 of the starts) stay in cache, so only the last line is likely to miss. (Before: a binary
-// search over every 64th start, then over a 64-key block of 4 to 16 lines whose halvings read 3 or 4 of
-// them one after another: at 100k rules each is a miss, about 150 ns on the benchmark machine. And clang
-// compiled the halvings as branches despite __builtin_unpredictable. A table by the top 16 bits of IPv4
-// keys was tried before that: its 256 KB missed the cache on most packets and cost more than it saved.)
+// Finding a key's group counts the keys at or below it in one line per level, without branches.
+// Above two levels a directory replaces the walk down the upper levels: slot s holds the keys
+// base + [s << shift, (s + 1) << shift) (base is the lowest start above the key space's floor; keys below it
+// go to slot 0, keys past the last slot to the last), and directory[s] is the level-0 block of the slot's
+// first key. A key's block is then one of directory[s] .. directory[s + 1], found among those blocks' first
+// keys (level 1) in one branch-free compare of kWindow keys. With about two slots per block that is two
+// short reads in a row, wherever the keys bunch, instead of one line per level (four at 100k rules, seven
+// for IPv6), which cost more than the misses once the tables were in cache. Slots spanning more than
+// kWindow blocks (keys bunched tighter than the slots) fall back to the tree. (Before the tree: a binary
+// search over every 64th start, then over a 64-key block, whose halvings clang compiled as branches; and a
+// table by the top 16 bits of IPv4 keys, whose 256 KB missed the cache on most packets: the directory is
+// sized by the starts, and placed by their range rather than by fixed bits.)
 template <typename Key>
 struct SortedStarts {
   static constexpr size_t kBlock = 64 / sizeof(Key);
+  static constexpr size_t kWindow = 16;
   size_t count = 0;                     // starts
   std::vector<LineVector<Key>> levels;  // [0]: the starts; each padded to whole lines with keyMax
   std::vector<size_t> sizes;            // each level's keys before the padding
+  Key base{};
+  unsigned shift = 0;
+  size_t lastSlot = 0;
+  LineVector<uint32_t> directory;  // lastSlot + 2 entries; empty: the tree alone
 
   void assign(const std::vector<Key>& starts) {
     count = starts.size();
@@ -493,44 +525,83 @@ struct SortedStarts {
       sizes.push_back(level.size());
       level.resize((level.size() + kBlock - 1) / kBlock * kBlock, keyMax<Key>());
     }
+    directory.clear();
+    if (levels.size() < 3) return;
+    // The window may read kWindow keys past any real block's first key.
+    levels[1].resize(levels[1].size() + kWindow, keyMax<Key>());
+    size_t blocks = sizes[1];
+    base = levels[0][1];
+    unsigned __int128 range = wideOf(levels[0][count - 1]) - wideOf(base);
+    shift = 0;
+    while ((range >> shift) >= 2 * blocks) ++shift;
+    lastSlot = static_cast<size_t>(range >> shift);
+    directory.resize(lastSlot + 2);
+    for (size_t slot = 0; slot <= lastSlot; ++slot) {
+      Key first = keyOfWide<Key>(wideOf(base) + (static_cast<unsigned __int128>(slot) << shift));
+      directory[slot] = static_cast<uint32_t>(treeBlockOf(first) / kBlock);
+    }
+    directory[lastSlot + 1] = static_cast<uint32_t>(blocks - 1);
   }
   uint32_t find(Key key) const { return findInBlock(blockOf(key), key); }
   // find() in two steps, so that a lookup can prefetch the last line between them.
   size_t blockOf(Key key) const {
+    if (directory.empty()) return treeBlockOf(key);
+    size_t slot = slotOf(key);
+    size_t first = directory[slot], last = directory[slot + 1];
+    if (last - first > kWindow) [[unlikely]]
+      return treeBlockOf(key);
+    size_t above = first + countAtOrBelow<kWindow>(levels[1].data() + first + 1, key);
+    return std::min(above, last) * kBlock;
+  }
+  size_t slotOf(Key key) const {
+    if constexpr (std::is_same_v<Key, uint32_t>) {
+      uint64_t offset = key >= base ? uint64_t{key} - base : 0;
+      return std::min<size_t>(offset >> shift, lastSlot);
+    } else {
+      unsigned __int128 offset = key >= base ? (wideOf(key) - wideOf(base)) >> shift : 0;
+      return offset > lastSlot ? lastSlot : static_cast<size_t>(offset);
+    }
+  }
+  size_t treeBlockOf(Key key) const {
     size_t block = 0;
     for (size_t level = levels.size() - 1; level > 0; --level) block = indexIn(level, block, key) * kBlock;
     return block;
   }
   uint32_t findInBlock(size_t block, Key key) const { return static_cast<uint32_t>(indexIn(0, block, key)); }
   size_t indexIn(size_t level, size_t block, Key key) const {
-    return std::min(block + countAtOrBelow(levels[level].data() + block, key) - 1, sizes[level] - 1);
+    return std::min(block + countAtOrBelow<kBlock>(levels[level].data() + block, key) - 1, sizes[level] - 1);
   }
   void prefetchBlock(size_t block) const { __builtin_prefetch(levels[0].data() + block); }
   size_t size() const { return count; }
   size_t memoryBytes() const {
-    size_t bytes = 0;
+    size_t bytes = directory.capacity() * sizeof(uint32_t);
     for (const auto& level : levels) bytes += level.capacity() * sizeof(Key);
     return bytes;
   }
 
-  // Keys of line[0..kBlock) at or below key (at least 1: line[0] <= key by construction).
-  static size_t countAtOrBelow(const Key* line, Key key) {
-    if constexpr (std::is_same_v<Key, uint32_t>) {
+  // Keys of keys[0..n) at or below key.
+  template <size_t n>
+  static size_t countAtOrBelow(const Key* keys, Key key) {
+    if constexpr (std::is_same_v<Key, uint32_t> && n % 16 == 0) {
       // 16 compares in four SSE2 instructions (clang does not vectorize the loop below); unsigned order by
       // flipping the sign bits.
       const __m128i flip = _mm_set1_epi32(INT32_MIN);
       const __m128i probe = _mm_xor_si128(_mm_set1_epi32(static_cast<int>(key)), flip);
-      const auto* lanes = reinterpret_cast<const __m128i*>(line);
-      __m128i above[4];
-      for (int i = 0; i < 4; ++i)
-        above[i] = _mm_cmpgt_epi32(_mm_xor_si128(_mm_load_si128(lanes + i), flip), probe);
-      __m128i bytes =
-          _mm_packs_epi16(_mm_packs_epi32(above[0], above[1]), _mm_packs_epi32(above[2], above[3]));
-      return kBlock - static_cast<size_t>(std::popcount(static_cast<uint32_t>(_mm_movemask_epi8(bytes))));
+      size_t above = 0;
+      for (size_t at = 0; at < n; at += 16) {
+        const auto* lanes = reinterpret_cast<const __m128i*>(keys + at);
+        __m128i greater[4];
+        for (int i = 0; i < 4; ++i)
+          greater[i] = _mm_cmpgt_epi32(_mm_xor_si128(_mm_loadu_si128(lanes + i), flip), probe);
+        __m128i bytes =
+            _mm_packs_epi16(_mm_packs_epi32(greater[0], greater[1]), _mm_packs_epi32(greater[2], greater[3]));
+        above += static_cast<size_t>(std::popcount(static_cast<uint32_t>(_mm_movemask_epi8(bytes))));
+      }
+      return n - above;
     } else {
       uint64_t above = 0;
-      for (size_t i = 0; i < kBlock; ++i) above += lessBit(key, line[i]);
-      return kBlock - above;
+      for (size_t i = 0; i < n; ++i) above += lessBit(key, keys[i]);
+      return n - above;
     }
   }
 };
@@ -552,7 +623,8 @@ std::vector<Key> boundariesOf(const std::vector<Key>& lows, const std::vector<Ke
 
 // The bitmap part of the index, for the elements wide in every field (few in real policies, but they overlap
 // most packets). One field's groups, and per group `stride` words: the summary (bit w set when bitmap word
-// w is not zero), then the bitmap of the elements that overlap the group.
+// w is not zero), then the bitmap of the elements that overlap the group. Lookups find a packet's group
+// through the field's list pieces (ListPart::groups); `groups` here serves the build.
 template <typename Key>
 struct BitmapField {
   SortedStarts<Key> groups;
@@ -658,21 +730,11 @@ struct BitmapPart {
   // A handful of elements: checking them in turn is cheaper than finding four groups.
   bool scanned() const { return elements.size() <= kScanWide; }
 
-  // The lookup in stages, so that a burst (or a single packet's other tables) can overlap their misses:
-  // blocks of the groups' starts, then the rows' summaries, then the first bitmap words they select.
-  void findBlocks(const Probe<Key>& probe, size_t* blocks) const {
-    blocks[0] = src.groups.blockOf(probe.src);
-    blocks[1] = dst.groups.blockOf(probe.dst);
-    blocks[2] = dstPort.groups.blockOf(probe.dstPort);
-    src.groups.prefetchBlock(blocks[0]);
-    dst.groups.prefetchBlock(blocks[1]);
-    dstPort.groups.prefetchBlock(blocks[2]);
-  }
-  Rows findRows(const Probe<Key>& probe, const size_t* blocks) const {
-    Rows rows{{&src.bits[src.groups.findInBlock(blocks[0], probe.src) * stride],
-               &dst.bits[dst.groups.findInBlock(blocks[1], probe.dst) * stride],
-               &dstPort.bits[dstPort.groups.findInBlock(blocks[2], probe.dstPort) * stride],
-               &protocols[protocolGroup[probe.protocol] * stride]}};
+  // The rows of a packet's groups (found with its pieces: ListPart::groups), prefetched so that a burst can
+  // overlap their misses.
+  Rows rowsOf(const uint32_t* groups, uint8_t protocol) const {
+    Rows rows{{&src.bits[groups[0] * stride], &dst.bits[groups[1] * stride],
+               &dstPort.bits[groups[2] * stride], &protocols[protocolGroup[protocol] * stride]}};
     for (const uint64_t* row : rows.bits) __builtin_prefetch(row);
     return rows;
   }
@@ -698,13 +760,6 @@ struct BitmapPart {
         &elements[(at - summaryWords) * 64 + static_cast<size_t>(std::countr_zero(candidates))]);
   }
 
-  // The first element that matches, if it comes before `bound`.
-  const BitmapElement<Key>* first(const Probe<Key>& probe, uint32_t bound) const {
-    if (scanned()) return scan(probe, bound);
-    size_t blocks[3];
-    findBlocks(probe, blocks);
-    return walk(probe, findRows(probe, blocks), bound);
-  }
   const BitmapElement<Key>* scan(const Probe<Key>& probe, uint32_t bound) const {
     for (const auto& element : elements) {
       if (element.order >= bound) return nullptr;
@@ -736,20 +791,40 @@ struct BitmapPart {
 
 // The list part of the index, for elements narrow in one field (most of a real policy). That field's key
 // space is cut at every boundary of the part's elements; each piece lists, in policy order, copies of the
-// elements that cover it, so a packet reads one short run of consecutive elements.
+// elements that cover it, so a packet reads one short run of consecutive elements. The key space is cut at
+// the starts of the wide part's groups of the field too, and each piece names its group: one search finds
+// both (before, the groups had their own, and a packet's six searches cost more than its misses).
 template <typename Key, typename FieldKey>
 struct ListPart {
   SortedStarts<FieldKey> pieces;
   LineVector<uint32_t> offsets;  // pieces + 1
+  LineVector<uint32_t> groups;   // pieces: the wide part's group holding each; empty when it is scanned
   LineVector<BitmapElement<Key>> entries;
 
   size_t memoryBytes() const {
-    return pieces.memoryBytes() + offsets.capacity() * 4 + entries.capacity() * sizeof(entries[0]);
+    return pieces.memoryBytes() + offsets.capacity() * 4 + groups.capacity() * 4 +
+           entries.capacity() * sizeof(entries[0]);
   }
+  // Whether a packet looks this field up at all.
+  bool searched() const { return !entries.empty() || !groups.empty(); }
 
+  // wide: the wide part's groups of this field, or null when the wide part is scanned.
   void build(const std::vector<BitmapElement<Key>>& elements, const std::vector<FieldKey>& lows,
-             const std::vector<FieldKey>& highs, FieldKey top) {
-    pieces.assign(boundariesOf(lows, highs, top));
+             const std::vector<FieldKey>& highs, FieldKey top, const BitmapField<FieldKey>* wide) {
+    std::vector<FieldKey> boundaries = boundariesOf(lows, highs, top);
+    if (wide != nullptr) {
+      const auto& starts = wide->groups.levels[0];
+      boundaries.insert(boundaries.end(), starts.begin(), starts.begin() + wide->groups.size());
+      std::sort(boundaries.begin(), boundaries.end());
+      boundaries.erase(std::unique(boundaries.begin(), boundaries.end()), boundaries.end());
+    }
+    pieces.assign(boundaries);
+    groups.clear();
+    if (wide != nullptr) {
+      groups.resize(pieces.size());
+      for (size_t piece = 0; piece < pieces.size(); ++piece)
+        groups[piece] = wide->groups.find(pieces.levels[0][piece]);
+    }
     std::vector<uint32_t> counts(pieces.size() + 1, 0);
     std::vector<std::pair<uint32_t, uint32_t>> spans(elements.size());
     for (size_t i = 0; i < elements.size(); ++i) {
@@ -767,10 +842,6 @@ struct ListPart {
     }
   }
 
-  const BitmapElement<Key>* first(const Probe<Key>& probe, FieldKey key, uint32_t bound) const {
-    if (entries.empty()) return nullptr;
-    return firstIn(probe, pieces.find(key), bound);
-  }
   const BitmapElement<Key>* firstIn(const Probe<Key>& probe, uint32_t piece, uint32_t bound) const {
     for (uint32_t i = offsets[piece], end = offsets[piece + 1]; i < end; ++i) {
       const auto& entry = entries[i];
@@ -837,20 +908,21 @@ struct BitmapFamily {
     elements.shrink_to_fit();
     for (int part = 0; part < 3; ++part) listed[part] = static_cast<uint32_t>(parts[part].size());
     auto build = [&](auto& list, const std::vector<BitmapElement<Key>>& part, auto lowOf, auto highOf,
-                     auto top) {
+                     auto top, const auto* groups) {
       using FieldKey = decltype(top);
       std::vector<FieldKey> lows(part.size()), highs(part.size());
       for (size_t i = 0; i < part.size(); ++i) lows[i] = lowOf(part[i]), highs[i] = highOf(part[i]);
-      list.build(part, lows, highs, top);
+      list.build(part, lows, highs, top, groups);
     };
+    wide.build(fieldBytes);
+    bool bitmaps = !wide.scanned();
     build(
         bySrc, parts[0], [](const auto& e) { return e.srcLow; }, [](const auto& e) { return e.srcHigh; },
-        keyMax<Key>());
+        keyMax<Key>(), bitmaps ? &wide.src : nullptr);
     build(
         byDst, parts[1], [](const auto& e) { return e.dstLow; }, [](const auto& e) { return e.dstHigh; },
-        keyMax<Key>());
-    build(byDstPort, parts[2], portLow, portHigh, 65535u);
-    wide.build(fieldBytes);
+        keyMax<Key>(), bitmaps ? &wide.dst : nullptr);
+    build(byDstPort, parts[2], portLow, portHigh, 65535u, bitmaps ? &wide.dstPort : nullptr);
     staged = memoryBytes() > kStagedBytes;
   }
 
@@ -868,66 +940,72 @@ struct BitmapFamily {
     auto consider = [&](const BitmapElement<Key>* found) {
       if (found != nullptr) best = found, bound = found->order;
     };
-    consider(bySrc.first(probe, probe.src, bound));
-    consider(byDst.first(probe, probe.dst, bound));
-    consider(byDstPort.first(probe, uint32_t{probe.dstPort}, bound));
-    consider(wide.first(probe, bound));
+    uint32_t groups[3] = {};
+    auto search = [&](const auto& list, auto key, uint32_t& group) {
+      if (!list.searched()) return;
+      uint32_t piece = list.pieces.find(key);
+      consider(list.firstIn(probe, piece, bound));
+      if (!list.groups.empty()) group = list.groups[piece];
+    };
+    search(bySrc, probe.src, groups[0]);
+    search(byDst, probe.dst, groups[1]);
+    search(byDstPort, uint32_t{probe.dstPort}, groups[2]);
+    consider(wide.scanned() ? wide.scan(probe, bound)
+                            : wide.walk(probe, wide.rowsOf(groups, probe.protocol), bound));
     return best != nullptr ? best->ruleId : kNoRule;
   }
 
   // classify() for tuples[indexes[0..count)] (at most kBurst), in stages over the whole burst so that the
   // cache misses of different packets, and of one packet's tables, overlap: find the blocks of the pieces'
-  // and groups' starts and prefetch them; find the pieces and prefetch their offsets, and the groups' rows;
-  // prefetch the lists' first entries and the first bitmap words; then walk. Used for single packets too
-  // once the tables outgrow the caches: at 100k rules a miss costs about 150 ns here, and a packet's seven
-  // tables are then read side by side rather than one after another.
+  // starts and prefetch them with their offsets and groups; find the pieces, prefetch the lists' first
+  // entries and the groups' rows; prefetch the first bitmap words; then walk. Used for single packets too
+  // once the tables outgrow the caches: at 100k rules a miss costs about 150 ns here, and a packet's tables
+  // are then read side by side rather than one after another.
   void classifyBurst(const L34Tuple* const* tuples, const uint32_t* indexes, uint32_t count,
                      uint32_t* ruleIds) const {
     Probe<Key> probes[kBurst];
-    size_t blocks[kBurst][6];
+    size_t blocks[kBurst][3];
     uint32_t pieces[kBurst][3];
     typename BitmapPart<Key>::Rows rows[kBurst];
     bool bitmaps = !wide.scanned();
     auto findBlock = [](const auto& list, auto key, size_t& block) {
-      if (list.entries.empty()) return;
+      if (!list.searched()) return;
       block = list.pieces.blockOf(key);
       list.pieces.prefetchBlock(block);
-      // The block's offsets are one line too (the last piece's run ends on the next): fetched alongside its
-      // starts rather than after them, one miss less in a row.
+      // The block's offsets and groups are one line each (the last piece's run ends on the next line):
+      // fetched alongside its starts rather than after them, one miss less in a row.
       __builtin_prefetch(&list.offsets[block]);
       __builtin_prefetch(&list.offsets[std::min(block + list.pieces.kBlock, list.offsets.size() - 1)]);
+      if (!list.groups.empty()) __builtin_prefetch(&list.groups[block]);
     };
-    auto findPiece = [](const auto& list, auto key, size_t block, uint32_t& piece) {
-      if (!list.entries.empty()) piece = list.pieces.findInBlock(block, key);
-    };
-    auto prefetchRun = [](const auto& list, uint32_t piece) {
+    auto findPiece = [](const auto& list, auto key, size_t block, uint32_t& piece, uint32_t& group) {
+      if (!list.searched()) return;
+      piece = list.pieces.findInBlock(block, key);
       // Most pieces' runs are empty (every element in them is listed in another field): no line to fetch.
-      if (!list.entries.empty() && list.offsets[piece] != list.offsets[piece + 1])
+      if (list.offsets[piece] != list.offsets[piece + 1])
         __builtin_prefetch(&list.entries[list.offsets[piece]]);
+      if (!list.groups.empty()) group = list.groups[piece];
     };
     for (uint32_t i = 0; i < count; ++i) {
       const Probe<Key>& probe = probes[i] = probeOf(*tuples[indexes[i]]);
       findBlock(bySrc, probe.src, blocks[i][0]);
       findBlock(byDst, probe.dst, blocks[i][1]);
       findBlock(byDstPort, uint32_t{probe.dstPort}, blocks[i][2]);
-      if (bitmaps) wide.findBlocks(probe, &blocks[i][3]);
     }
     for (uint32_t i = 0; i < count; ++i) {
       const Probe<Key>& probe = probes[i];
-      findPiece(bySrc, probe.src, blocks[i][0], pieces[i][0]);
-      findPiece(byDst, probe.dst, blocks[i][1], pieces[i][1]);
-      findPiece(byDstPort, uint32_t{probe.dstPort}, blocks[i][2], pieces[i][2]);
-      if (bitmaps) rows[i] = wide.findRows(probe, &blocks[i][3]);
+      uint32_t groups[3] = {};
+      findPiece(bySrc, probe.src, blocks[i][0], pieces[i][0], groups[0]);
+      findPiece(byDst, probe.dst, blocks[i][1], pieces[i][1], groups[1]);
+      findPiece(byDstPort, uint32_t{probe.dstPort}, blocks[i][2], pieces[i][2], groups[2]);
+      if (bitmaps) rows[i] = wide.rowsOf(groups, probe.protocol);
     }
     size_t words[kBurst];
-    for (uint32_t i = 0; i < count; ++i) {
-      prefetchRun(bySrc, pieces[i][0]);
-      prefetchRun(byDst, pieces[i][1]);
-      prefetchRun(byDstPort, pieces[i][2]);
-      if (bitmaps) wide.prefetchWord(rows[i], words[i] = wide.firstWord(rows[i]));
-    }
-    if (bitmaps && count > 1) {
-      for (uint32_t i = 0; i < count; ++i) wide.prefetchCandidate(rows[i], words[i]);
+    if (bitmaps) {
+      for (uint32_t i = 0; i < count; ++i) wide.prefetchWord(rows[i], words[i] = wide.firstWord(rows[i]));
+      if (count > 1) {
+        for (uint32_t i = 0; i < count; ++i) wide.prefetchCandidate(rows[i], words[i]);
+      }
     }
     for (uint32_t i = 0; i < count; ++i) {
       const BitmapElement<Key>* best = nullptr;

@@ -612,6 +612,93 @@ TEST(L34Classifier, BitmapEngineAgreesWhenManyRulesShareAPort) {
       << "the bitmap part should hold the wide rules";
 }
 
+// The starts' search finds a key's block through a directory placed over the keys' range: keys bunched into
+// a few addresses among others spread over the whole space leave slots spanning many blocks (the tree takes
+// those), slots of one block, and keys below and above every start. Host routes and short ranges in one
+// pod CIDR beside scattered ones, in both families and in bursts of every size up to 70, each answer against
+// the linear scan.
+TEST(L34Classifier, BitmapEngineAgreesWhereKeysBunch) {
+  Random random(11);
+  std::vector<L34Rule> rules;
+  auto host = [&](uint8_t family, uint32_t index, bool bunched) {
+    policy::Cidr c;
+    c.family = family;
+    int bytes = family == 4 ? 4 : 16;
+    for (int b = 0; b < bytes; ++b) c.address[b] = static_cast<uint8_t>(random.below(256));
+    if (bunched) {
+      // 10.244.x.y or fd00::x:y, x.y counting up: every key within 2^13 of the first.
+      std::memset(c.address, 0, bytes);
+      c.address[0] = family == 4 ? 10 : 0xfd;
+      c.address[1] = family == 4 ? 244 : 0;
+      c.address[bytes - 2] = static_cast<uint8_t>(index >> 8);
+      c.address[bytes - 1] = static_cast<uint8_t>(index);
+    }
+    // Mostly hosts, some short ranges (/27 to /31 and their IPv6 peers): ranges that span several pieces
+    // are what a wrong block shows on, since a host's piece is wherever the search puts its address.
+    int bits = family == 4 ? 32 : 128;
+    c.prefixLength = static_cast<uint8_t>(random.chance(70) ? bits : bits - 1 - random.below(5));
+    for (int bit = c.prefixLength; bit < bits; ++bit)
+      c.address[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+    return c;
+  };
+  for (uint32_t i = 0; i < 12000; ++i) {
+    L34Rule rule;
+    rule.ruleId = i;
+    rule.protocol = random.chance(70) ? IPPROTO_TCP : 0;
+    uint8_t family = i % 4 == 3 ? 6 : 4;
+    bool bunched = random.chance(90);
+    (random.chance(50) ? rule.sources : rule.destinations).push_back(host(family, i & 0x1fff, bunched));
+    if (random.chance(60))
+      rule.destinationPorts.push_back({static_cast<uint16_t>(random.below(4) * 1000), 8080});
+    rules.push_back(std::move(rule));
+  }
+  auto classifier = build(rules);
+  ASSERT_NE(classifier, nullptr);
+  std::vector<L34Tuple> tuples;
+  for (int i = 0; i < 20000; ++i) {
+    const L34Rule& near = rules[random.below(static_cast<uint32_t>(rules.size()))];
+    const auto& cidrs = near.sources.empty() ? near.destinations : near.sources;
+    L34Tuple t{};
+    t.ipVersion = cidrs[0].family;
+    t.protocol = random.chance(80) ? IPPROTO_TCP : IPPROTO_UDP;
+    int bytes = t.ipVersion == 4 ? 4 : 16;
+    for (int b = 0; b < bytes; ++b)
+      t.src[b] = static_cast<uint8_t>(random.below(256)), t.dst[b] = static_cast<uint8_t>(random.below(256));
+    uint32_t roll = random.below(10);
+    uint8_t* side = near.sources.empty() ? t.dst : t.src;
+    if (roll < 6) {  // inside the rule's range
+      std::memcpy(side, cidrs[0].address, bytes);
+      side[bytes - 1] =
+          static_cast<uint8_t>(side[bytes - 1] | random.below(1u << (bytes * 8 - cidrs[0].prefixLength)));
+    }
+    if (roll == 6) std::memset(side, 0, bytes);     // below every start
+    if (roll == 7) std::memset(side, 0xff, bytes);  // past the last slot
+    if (roll == 8) {                                // beside the bunch
+      std::memcpy(side, cidrs[0].address, bytes);
+      side[bytes - 1] = static_cast<uint8_t>(side[bytes - 1] ^ 1);
+    }
+    t.srcPort = static_cast<uint16_t>(random.below(65536));
+    t.dstPort = static_cast<uint16_t>(random.chance(50) ? 8080 : random.below(65536));
+    tuples.push_back(t);
+  }
+  std::vector<const L34Tuple*> pointers;
+  for (const auto& t : tuples) pointers.push_back(&t);
+  std::vector<uint32_t> ruleIds(tuples.size());
+  for (size_t done = 0, burst = 1; done < tuples.size(); done += burst, burst = burst % 70 + 1) {
+    uint32_t count = static_cast<uint32_t>(std::min(burst, tuples.size() - done));
+    classifier->classify(pointers.data() + done, count, ruleIds.data() + done);
+  }
+  size_t matched = 0, mismatches = 0;
+  for (size_t i = 0; i < tuples.size(); ++i) {
+    uint32_t expected = linearScan(rules, tuples[i]);
+    matched += expected != kNoRule;
+    if (ruleIds[i] != expected && ++mismatches <= 10)
+      ADD_FAILURE() << "tuple " << i << ": classifier " << ruleIds[i] << ", linear scan " << expected;
+  }
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_GT(matched, tuples.size() / 3);
+}
+
 // The ends of every key space (address 0 and all ones, port 0 and 65535), where the padding of the starts'
 // search lines and the last pieces' bounds are.
 TEST(L34Classifier, BitmapEngineAgreesAtTheKeySpaceEnds) {
