@@ -17,10 +17,10 @@
 // benchmark: 1.0 from the lists, 0.7 from the wide part; at most 122, in the wide part) but finding them:
 // the searches for its pieces, and the cache lines it reads from tables that outgrow the caches. So a
 // field's list pieces are cut at its wide groups' starts too and name their group, one search per field
-// instead of two; each piece is found through a directory over the keys' range and one line of a sorted
-// array (SortedStarts); and once the tables pass kStagedBytes every table's next line is requested before
-// any is read (classifyBurst), for single packets too, so that a packet's misses overlap rather than follow
-// one another table by table.
+// instead of two; a piece's start, run and group share one line with its neighbours' (PieceLine), found
+// through a directory over the lines' first starts (KeyDirectory); and once the tables pass kStagedBytes
+// every table's next line is requested before any is read (classifyBurst), for single packets too, so that
+// a packet's misses overlap rather than follow one another table by table.
 // bench/acl_classify_bench.cc has the figures.
 #include "dataplane/acl/l34_classifier.h"
 
@@ -445,8 +445,8 @@ inline uint64_t lessBit(const Key128& a, const Key128& b) {
   return static_cast<uint64_t>(a.hi < b.hi) | (static_cast<uint64_t>(a.hi == b.hi) & (a.lo < b.lo));
 }
 
-// Storage aligned to cache lines, so that a block of SortedStarts (and the offsets of a block's pieces) is
-// one line: a lookup then misses once per table, not once per halving.
+// Storage aligned to cache lines, so that a block of SortedStarts or a PieceLine is one line: a lookup then
+// misses once per table, not once per halving.
 template <typename T>
 struct LineAllocator {
   using value_type = T;
@@ -483,31 +483,103 @@ Key keyOfWide(unsigned __int128 wide) {
   }
 }
 
-// Sorted group starts (the first is the key space's lowest key), searched as a static B-tree of cache
-// lines: level 0 is the starts, each level above holds every kBlock-th key of the one below, up to one line.
-// Finding a key's group counts the keys at or below it in one line per level, without branches.
-// Above two levels a directory replaces the walk down the upper levels: slot s holds the keys
-// base + [s << shift, (s + 1) << shift) (base is the lowest start above the key space's floor; keys below it
-// go to slot 0, keys past the last slot to the last), and directory[s] is the level-0 block of the slot's
-// first key. A key's block is then one of directory[s] .. directory[s + 1], found among those blocks' first
-// keys (level 1) in one branch-free compare of kWindow keys. With about two slots per block that is two
-// short reads in a row, wherever the keys bunch, instead of one line per level (four at 100k rules, seven
-// for IPv6), which cost more than the misses once the tables were in cache. Slots spanning more than
-// kWindow blocks (keys bunched tighter than the slots) fall back to the tree. (Before the tree: a binary
-// search over every 64th start, then over a 64-key block, whose halvings clang compiled as branches; and a
-// table by the top 16 bits of IPv4 keys, whose 256 KB missed the cache on most packets: the directory is
-// sized by the starts, and placed by their range rather than by fixed bits.)
+// Keys of keys[0..n) at or below key.
+template <size_t n, typename Key>
+size_t countAtOrBelow(const Key* keys, Key key) {
+  if constexpr (std::is_same_v<Key, uint32_t> && n % 16 == 0) {
+    // 16 compares in four SSE2 instructions (clang does not vectorize the loop below); unsigned order by
+    // flipping the sign bits.
+    const __m128i flip = _mm_set1_epi32(INT32_MIN);
+    const __m128i probe = _mm_xor_si128(_mm_set1_epi32(static_cast<int>(key)), flip);
+    size_t above = 0;
+    for (size_t at = 0; at < n; at += 16) {
+      const auto* lanes = reinterpret_cast<const __m128i*>(keys + at);
+      __m128i greater[4];
+      for (int i = 0; i < 4; ++i)
+        greater[i] = _mm_cmpgt_epi32(_mm_xor_si128(_mm_loadu_si128(lanes + i), flip), probe);
+      __m128i bytes =
+          _mm_packs_epi16(_mm_packs_epi32(greater[0], greater[1]), _mm_packs_epi32(greater[2], greater[3]));
+      above += static_cast<size_t>(std::popcount(static_cast<uint32_t>(_mm_movemask_epi8(bytes))));
+    }
+    return n - above;
+  } else {
+    uint64_t above = 0;
+    for (size_t i = 0; i < n; ++i) above += lessBit(key, keys[i]);
+    return n - above;
+  }
+}
+
+// Where a key falls among sorted keys (firsts[i] <= key < firsts[i + 1]), without walking a tree: slot s
+// holds the keys base + [s << shift, (s + 1) << shift) (base is the lowest key above the key space's floor;
+// keys below it go to slot 0, keys past the last slot to the last), and slots[s] is where the slot's first
+// key falls (slot 0's: the floor's). A key then falls at one of slots[s] .. slots[s + 1], found among those
+// keys in one branch-free compare of kWindow keys. With about two slots per key that is two short reads in a
+// row wherever the keys bunch, instead of one line per tree level (four at 100k rules, seven for IPv6), which
+// cost more than the misses once the tables were in cache. Slots spanning more than kWindow keys (keys
+// bunched tighter than the slots) are left to the caller's exact search. (Before the tree: a binary search
+// whose halvings clang compiled as branches; and a table by the top 16 bits of IPv4 keys, whose 256 KB missed
+// the cache on most packets: the directory is sized by the keys, and placed by their range rather than by
+// fixed bits.)
 template <typename Key>
-struct SortedStarts {
-  static constexpr size_t kBlock = 64 / sizeof(Key);
+struct KeyDirectory {
   static constexpr size_t kWindow = 16;
-  size_t count = 0;                     // starts
-  std::vector<LineVector<Key>> levels;  // [0]: the starts; each padded to whole lines with keyMax
-  std::vector<size_t> sizes;            // each level's keys before the padding
+  static constexpr size_t kNone = SIZE_MAX;
   Key base{};
   unsigned shift = 0;
   size_t lastSlot = 0;
-  LineVector<uint32_t> directory;  // lastSlot + 2 entries; empty: the tree alone
+  LineVector<uint32_t> slots;  // lastSlot + 2 entries; empty: not built
+
+  // firsts[0..count): sorted, firsts[0] the key space's floor, at least kWindow keyMax after them (the
+  // window may read that far past any key); exact(key): where a key falls, for building.
+  template <typename Exact>
+  void build(const Key* firsts, size_t count, Exact exact) {
+    slots.clear();
+    if (count < 2) return;
+    base = firsts[1];
+    unsigned __int128 range = wideOf(firsts[count - 1]) - wideOf(base);
+    shift = 0;
+    while ((range >> shift) >= 2 * count) ++shift;
+    lastSlot = static_cast<size_t>(range >> shift);
+    slots.resize(lastSlot + 2);
+    for (size_t slot = 0; slot <= lastSlot; ++slot)
+      slots[slot] = static_cast<uint32_t>(
+          exact(keyOfWide<Key>(wideOf(base) + (static_cast<unsigned __int128>(slot) << shift))));
+    // Slot 0 holds the keys below base too, which fall at 0.
+    slots[0] = 0;
+    slots[lastSlot + 1] = static_cast<uint32_t>(count - 1);
+  }
+  bool built() const { return !slots.empty(); }
+  // Where key falls, or kNone when its slot is too crowded for the window.
+  size_t find(const Key* firsts, Key key) const {
+    size_t slot = slotOf(key);
+    size_t first = slots[slot], last = slots[slot + 1];
+    if (last - first > kWindow) [[unlikely]]
+      return kNone;
+    return std::min(first + countAtOrBelow<kWindow>(firsts + first + 1, key), last);
+  }
+  size_t slotOf(Key key) const {
+    if constexpr (std::is_same_v<Key, uint32_t>) {
+      uint64_t offset = key >= base ? uint64_t{key} - base : 0;
+      return std::min<size_t>(offset >> shift, lastSlot);
+    } else {
+      unsigned __int128 offset = key >= base ? (wideOf(key) - wideOf(base)) >> shift : 0;
+      return offset > lastSlot ? lastSlot : static_cast<size_t>(offset);
+    }
+  }
+  size_t memoryBytes() const { return slots.capacity() * sizeof(uint32_t); }
+};
+
+// Sorted starts (the first is the key space's lowest key), searched as a static B-tree of cache lines:
+// level 0 is the starts, each level above holds every kBlock-th key of the one below, up to one line.
+// Finding a key's index counts the keys at or below it in one line per level, without branches. Above two
+// levels a KeyDirectory over level 1 finds the level-0 line instead of the walk down the upper levels.
+template <typename Key>
+struct SortedStarts {
+  static constexpr size_t kBlock = 64 / sizeof(Key);
+  size_t count = 0;                     // starts
+  std::vector<LineVector<Key>> levels;  // [0]: the starts; each padded to whole lines with keyMax
+  std::vector<size_t> sizes;            // each level's keys before the padding
+  KeyDirectory<Key> directory;          // over levels[1]; not built below three levels
 
   void assign(const std::vector<Key>& starts) {
     count = starts.size();
@@ -525,42 +597,17 @@ struct SortedStarts {
       sizes.push_back(level.size());
       level.resize((level.size() + kBlock - 1) / kBlock * kBlock, keyMax<Key>());
     }
-    directory.clear();
+    directory.slots.clear();
     if (levels.size() < 3) return;
-    // The window may read kWindow keys past any real block's first key.
-    levels[1].resize(levels[1].size() + kWindow, keyMax<Key>());
-    size_t blocks = sizes[1];
-    base = levels[0][1];
-    unsigned __int128 range = wideOf(levels[0][count - 1]) - wideOf(base);
-    shift = 0;
-    while ((range >> shift) >= 2 * blocks) ++shift;
-    lastSlot = static_cast<size_t>(range >> shift);
-    directory.resize(lastSlot + 2);
-    for (size_t slot = 0; slot <= lastSlot; ++slot) {
-      Key first = keyOfWide<Key>(wideOf(base) + (static_cast<unsigned __int128>(slot) << shift));
-      directory[slot] = static_cast<uint32_t>(treeBlockOf(first) / kBlock);
-    }
-    directory[lastSlot + 1] = static_cast<uint32_t>(blocks - 1);
+    levels[1].resize(levels[1].size() + KeyDirectory<Key>::kWindow, keyMax<Key>());
+    directory.build(levels[1].data(), sizes[1], [&](Key key) { return treeBlockOf(key) / kBlock; });
   }
   uint32_t find(Key key) const { return findInBlock(blockOf(key), key); }
   // find() in two steps, so that a lookup can prefetch the last line between them.
   size_t blockOf(Key key) const {
-    if (directory.empty()) return treeBlockOf(key);
-    size_t slot = slotOf(key);
-    size_t first = directory[slot], last = directory[slot + 1];
-    if (last - first > kWindow) [[unlikely]]
-      return treeBlockOf(key);
-    size_t above = first + countAtOrBelow<kWindow>(levels[1].data() + first + 1, key);
-    return std::min(above, last) * kBlock;
-  }
-  size_t slotOf(Key key) const {
-    if constexpr (std::is_same_v<Key, uint32_t>) {
-      uint64_t offset = key >= base ? uint64_t{key} - base : 0;
-      return std::min<size_t>(offset >> shift, lastSlot);
-    } else {
-      unsigned __int128 offset = key >= base ? (wideOf(key) - wideOf(base)) >> shift : 0;
-      return offset > lastSlot ? lastSlot : static_cast<size_t>(offset);
-    }
+    if (!directory.built()) return treeBlockOf(key);
+    size_t found = directory.find(levels[1].data(), key);
+    return found != KeyDirectory<Key>::kNone ? found * kBlock : treeBlockOf(key);
   }
   size_t treeBlockOf(Key key) const {
     size_t block = 0;
@@ -571,38 +618,112 @@ struct SortedStarts {
   size_t indexIn(size_t level, size_t block, Key key) const {
     return std::min(block + countAtOrBelow<kBlock>(levels[level].data() + block, key) - 1, sizes[level] - 1);
   }
-  void prefetchBlock(size_t block) const { __builtin_prefetch(levels[0].data() + block); }
   size_t size() const { return count; }
   size_t memoryBytes() const {
-    size_t bytes = directory.capacity() * sizeof(uint32_t);
+    size_t bytes = directory.memoryBytes();
     for (const auto& level : levels) bytes += level.capacity() * sizeof(Key);
     return bytes;
   }
+};
 
-  // Keys of keys[0..n) at or below key.
-  template <size_t n>
-  static size_t countAtOrBelow(const Key* keys, Key key) {
-    if constexpr (std::is_same_v<Key, uint32_t> && n % 16 == 0) {
-      // 16 compares in four SSE2 instructions (clang does not vectorize the loop below); unsigned order by
-      // flipping the sign bits.
+// A piece's run of list entries and its group in the wide part of the field.
+struct Run {
+  uint32_t begin, end;
+  uint16_t group;
+};
+
+// One cache line (two for IPv6) holding all a packet needs from up to kPieces consecutive pieces: their
+// starts, the bounds of their runs and their groups. Before, starts, run offsets and groups were three
+// arrays: three lines a field (four when a run ended on the next line), and at 100k rules a packet's
+// lookup was bound by how many lines it missed, not by what it computed.
+template <typename Key>
+struct alignas(64) PieceLine {
+  static constexpr size_t kPieces = sizeof(Key) == 4 ? 6 : 5;
+  Key starts[kPieces];           // keyMax after the field's last piece
+  uint32_t bounds[kPieces + 1];  // piece j's run: entries [bounds[j], bounds[j + 1])
+  uint16_t groups[kPieces];
+};
+static_assert(sizeof(PieceLine<uint32_t>) == 64 && sizeof(PieceLine<Key128>) == 128);
+
+// A field's pieces: the line through a KeyDirectory over the lines' first starts (or a SortedStarts of them
+// where the directory cannot place a key), then a count within the line.
+template <typename Key>
+struct PieceIndex {
+  using Line = PieceLine<Key>;
+  static constexpr size_t kPieces = Line::kPieces;
+  size_t count = 0;  // pieces
+  LineVector<Line> lines;
+  LineVector<Key> firsts;  // each line's first start, then KeyDirectory::kWindow keyMax
+  SortedStarts<Key> tree;  // the same starts
+  KeyDirectory<Key> directory;
+
+  // starts: the pieces' (the first is the key space's lowest key); offsets: pieces + 1 run bounds; groups:
+  // one per piece, or none.
+  void assign(const std::vector<Key>& starts, const std::vector<uint32_t>& offsets,
+              const std::vector<uint16_t>& groups) {
+    count = starts.size();
+    size_t lineCount = (count + kPieces - 1) / kPieces;
+    lines.assign(lineCount, Line{});
+    std::vector<Key> lineFirsts;
+    for (size_t line = 0; line < lineCount; ++line) {
+      Line& out = lines[line];
+      for (size_t j = 0; j <= kPieces; ++j) {
+        size_t piece = line * kPieces + j;
+        out.bounds[j] = offsets[std::min(piece, count)];
+        if (j == kPieces) break;
+        out.starts[j] = piece < count ? starts[piece] : keyMax<Key>();
+        out.groups[j] = piece < count && !groups.empty() ? groups[piece] : 0;
+      }
+      lineFirsts.push_back(out.starts[0]);
+    }
+    tree.assign(lineFirsts);
+    firsts.assign(lineFirsts.begin(), lineFirsts.end());
+    firsts.resize(lineCount + KeyDirectory<Key>::kWindow, keyMax<Key>());
+    directory.slots.clear();
+    // Up to one line of firsts the tree is as short.
+    if (lineCount > tree.kBlock)
+      directory.build(firsts.data(), lineCount, [&](Key key) { return tree.find(key); });
+  }
+  size_t lineOf(Key key) const {
+    if (lines.size() == 1) return 0;
+    if (directory.built()) {
+      size_t found = directory.find(firsts.data(), key);
+      if (found != KeyDirectory<Key>::kNone) return found;
+    }
+    return tree.find(key);
+  }
+  void prefetchLine(size_t line) const {
+    const char* at = reinterpret_cast<const char*>(&lines[line]);
+    __builtin_prefetch(at);
+    if constexpr (sizeof(Line) > 64) __builtin_prefetch(at + 64);
+  }
+  Run runIn(size_t line, Key key) const {
+    const Line& in = lines[line];
+    // At least 1: the line's first start is at or below the key. A key of keyMax also counts the padding
+    // after the last piece: capped at the line's last real piece.
+    size_t j = std::min(startsAtOrBelow(in, key) - 1, count - 1 - line * kPieces);
+    return Run{in.bounds[j], in.bounds[j + 1], in.groups[j]};
+  }
+  Run find(Key key) const { return runIn(lineOf(key), key); }
+  size_t size() const { return count; }
+  static size_t startsAtOrBelow(const Line& line, Key key) {
+    if constexpr (std::is_same_v<Key, uint32_t>) {
+      // The six starts and the first two bounds in two SSE2 compares; the bounds' lanes are masked off.
       const __m128i flip = _mm_set1_epi32(INT32_MIN);
       const __m128i probe = _mm_xor_si128(_mm_set1_epi32(static_cast<int>(key)), flip);
-      size_t above = 0;
-      for (size_t at = 0; at < n; at += 16) {
-        const auto* lanes = reinterpret_cast<const __m128i*>(keys + at);
-        __m128i greater[4];
-        for (int i = 0; i < 4; ++i)
-          greater[i] = _mm_cmpgt_epi32(_mm_xor_si128(_mm_loadu_si128(lanes + i), flip), probe);
-        __m128i bytes =
-            _mm_packs_epi16(_mm_packs_epi32(greater[0], greater[1]), _mm_packs_epi32(greater[2], greater[3]));
-        above += static_cast<size_t>(std::popcount(static_cast<uint32_t>(_mm_movemask_epi8(bytes))));
-      }
-      return n - above;
+      const auto* lanes = reinterpret_cast<const __m128i*>(line.starts);
+      __m128i low = _mm_cmpgt_epi32(_mm_xor_si128(_mm_load_si128(lanes), flip), probe);
+      __m128i high = _mm_cmpgt_epi32(_mm_xor_si128(_mm_load_si128(lanes + 1), flip), probe);
+      auto above = static_cast<uint32_t>(_mm_movemask_ps(_mm_castsi128_ps(low))) |
+                   static_cast<uint32_t>(_mm_movemask_ps(_mm_castsi128_ps(high))) << 4;
+      return kPieces - static_cast<size_t>(std::popcount(above & ((1u << kPieces) - 1)));
     } else {
-      uint64_t above = 0;
-      for (size_t i = 0; i < n; ++i) above += lessBit(key, keys[i]);
-      return n - above;
+      return countAtOrBelow<kPieces>(line.starts, key);
     }
+  }
+  size_t memoryBytes() const {
+    return lines.capacity() * sizeof(Line) + firsts.capacity() * sizeof(Key) + tree.memoryBytes() +
+           directory.memoryBytes();
   }
 };
 
@@ -682,7 +803,9 @@ struct BitmapPart {
     size_t words = (count + 63) / 64;
     summaryWords = (words + 63) / 64;
     stride = summaryWords + words;
-    size_t maxGroups = std::max<size_t>(16, fieldBytes / (std::max<size_t>(stride, 1) * 8));
+    // At most 65,536 groups: pieces name them in 16 bits.
+    size_t maxGroups =
+        std::min<size_t>(65536, std::max<size_t>(16, fieldBytes / (std::max<size_t>(stride, 1) * 8)));
     std::vector<Key> lows(count), highs(count);
     for (size_t i = 0; i < count; ++i) lows[i] = elements[i].srcLow, highs[i] = elements[i].srcHigh;
     src.build(lows, highs, keyMax<Key>(), maxGroups, summaryWords, stride);
@@ -796,17 +919,13 @@ struct BitmapPart {
 // both (before, the groups had their own, and a packet's six searches cost more than its misses).
 template <typename Key, typename FieldKey>
 struct ListPart {
-  SortedStarts<FieldKey> pieces;
-  LineVector<uint32_t> offsets;  // pieces + 1
-  LineVector<uint32_t> groups;   // pieces: the wide part's group holding each; empty when it is scanned
+  PieceIndex<FieldKey> pieces;
   LineVector<BitmapElement<Key>> entries;
+  bool grouped = false;  // pieces name groups of the wide part: it has bitmaps
 
-  size_t memoryBytes() const {
-    return pieces.memoryBytes() + offsets.capacity() * 4 + groups.capacity() * 4 +
-           entries.capacity() * sizeof(entries[0]);
-  }
+  size_t memoryBytes() const { return pieces.memoryBytes() + entries.capacity() * sizeof(entries[0]); }
   // Whether a packet looks this field up at all.
-  bool searched() const { return !entries.empty() || !groups.empty(); }
+  bool searched() const { return !entries.empty() || grouped; }
 
   // wide: the wide part's groups of this field, or null when the wide part is scanned.
   void build(const std::vector<BitmapElement<Key>>& elements, const std::vector<FieldKey>& lows,
@@ -818,21 +937,25 @@ struct ListPart {
       std::sort(boundaries.begin(), boundaries.end());
       boundaries.erase(std::unique(boundaries.begin(), boundaries.end()), boundaries.end());
     }
-    pieces.assign(boundaries);
-    groups.clear();
-    if (wide != nullptr) {
-      groups.resize(pieces.size());
-      for (size_t piece = 0; piece < pieces.size(); ++piece)
-        groups[piece] = wide->groups.find(pieces.levels[0][piece]);
+    grouped = wide != nullptr;
+    std::vector<uint16_t> groups;
+    if (grouped) {
+      groups.resize(boundaries.size());
+      for (size_t piece = 0; piece < boundaries.size(); ++piece)
+        groups[piece] = static_cast<uint16_t>(wide->groups.find(boundaries[piece]));
     }
-    std::vector<uint32_t> counts(pieces.size() + 1, 0);
+    auto pieceOf = [&](FieldKey key) {
+      return static_cast<uint32_t>(std::upper_bound(boundaries.begin(), boundaries.end(), key) -
+                                   boundaries.begin() - 1);
+    };
+    std::vector<uint32_t> counts(boundaries.size() + 1, 0);
     std::vector<std::pair<uint32_t, uint32_t>> spans(elements.size());
     for (size_t i = 0; i < elements.size(); ++i) {
-      spans[i] = {pieces.find(lows[i]), pieces.find(highs[i])};
+      spans[i] = {pieceOf(lows[i]), pieceOf(highs[i])};
       for (uint32_t piece = spans[i].first; piece <= spans[i].second; ++piece) ++counts[piece + 1];
     }
-    offsets.assign(pieces.size() + 1, 0);
-    for (size_t piece = 0; piece < pieces.size(); ++piece)
+    std::vector<uint32_t> offsets(boundaries.size() + 1, 0);
+    for (size_t piece = 0; piece < boundaries.size(); ++piece)
       offsets[piece + 1] = offsets[piece] + counts[piece + 1];
     entries.resize(offsets.back());
     std::vector<uint32_t> filled(offsets.begin(), offsets.end() - 1);
@@ -840,10 +963,11 @@ struct ListPart {
       for (uint32_t piece = spans[i].first; piece <= spans[i].second; ++piece)
         entries[filled[piece]++] = elements[i];
     }
+    pieces.assign(boundaries, offsets, groups);
   }
 
-  const BitmapElement<Key>* firstIn(const Probe<Key>& probe, uint32_t piece, uint32_t bound) const {
-    for (uint32_t i = offsets[piece], end = offsets[piece + 1]; i < end; ++i) {
+  const BitmapElement<Key>* firstIn(const Probe<Key>& probe, Run run, uint32_t bound) const {
+    for (uint32_t i = run.begin; i < run.end; ++i) {
       const auto& entry = entries[i];
       if (entry.order >= bound) return nullptr;
       if (entry.matches(probe)) return &entry;
@@ -943,9 +1067,9 @@ struct BitmapFamily {
     uint32_t groups[3] = {};
     auto search = [&](const auto& list, auto key, uint32_t& group) {
       if (!list.searched()) return;
-      uint32_t piece = list.pieces.find(key);
-      consider(list.firstIn(probe, piece, bound));
-      if (!list.groups.empty()) group = list.groups[piece];
+      Run run = list.pieces.find(key);
+      consider(list.firstIn(probe, run, bound));
+      group = run.group;
     };
     search(bySrc, probe.src, groups[0]);
     search(byDst, probe.dst, groups[1]);
@@ -956,48 +1080,44 @@ struct BitmapFamily {
   }
 
   // classify() for tuples[indexes[0..count)] (at most kBurst), in stages over the whole burst so that the
-  // cache misses of different packets, and of one packet's tables, overlap: find the blocks of the pieces'
-  // starts and prefetch them with their offsets and groups; find the pieces, prefetch the lists' first
-  // entries and the groups' rows; prefetch the first bitmap words; then walk. Used for single packets too
-  // once the tables outgrow the caches: at 100k rules a miss costs about 150 ns here, and a packet's tables
-  // are then read side by side rather than one after another.
+  // cache misses of different packets, and of one packet's tables, overlap: find the pieces' lines and
+  // prefetch them; find the runs, prefetch the lists' first entries and the groups' rows; prefetch the first
+  // bitmap words; then walk. Used for single packets too once the tables outgrow the caches: at 100k rules
+  // a miss costs about 150 ns here, and a packet's tables are then read side by side rather than one after
+  // another.
   void classifyBurst(const L34Tuple* const* tuples, const uint32_t* indexes, uint32_t count,
                      uint32_t* ruleIds) const {
     Probe<Key> probes[kBurst];
-    size_t blocks[kBurst][3];
-    uint32_t pieces[kBurst][3];
+    size_t lines[kBurst][3];
+    Run runs[kBurst][3];
     typename BitmapPart<Key>::Rows rows[kBurst];
     bool bitmaps = !wide.scanned();
-    auto findBlock = [](const auto& list, auto key, size_t& block) {
+    auto findLine = [](const auto& list, auto key, size_t& line) {
       if (!list.searched()) return;
-      block = list.pieces.blockOf(key);
-      list.pieces.prefetchBlock(block);
-      // The block's offsets and groups are one line each (the last piece's run ends on the next line):
-      // fetched alongside its starts rather than after them, one miss less in a row.
-      __builtin_prefetch(&list.offsets[block]);
-      __builtin_prefetch(&list.offsets[std::min(block + list.pieces.kBlock, list.offsets.size() - 1)]);
-      if (!list.groups.empty()) __builtin_prefetch(&list.groups[block]);
+      line = list.pieces.lineOf(key);
+      list.pieces.prefetchLine(line);
     };
-    auto findPiece = [](const auto& list, auto key, size_t block, uint32_t& piece, uint32_t& group) {
-      if (!list.searched()) return;
-      piece = list.pieces.findInBlock(block, key);
+    auto findRun = [](const auto& list, auto key, size_t line, Run& run) {
+      if (!list.searched()) {
+        run = Run{0, 0, 0};
+        return;
+      }
+      run = list.pieces.runIn(line, key);
       // Most pieces' runs are empty (every element in them is listed in another field): no line to fetch.
-      if (list.offsets[piece] != list.offsets[piece + 1])
-        __builtin_prefetch(&list.entries[list.offsets[piece]]);
-      if (!list.groups.empty()) group = list.groups[piece];
+      if (run.begin != run.end) __builtin_prefetch(&list.entries[run.begin]);
     };
     for (uint32_t i = 0; i < count; ++i) {
       const Probe<Key>& probe = probes[i] = probeOf(*tuples[indexes[i]]);
-      findBlock(bySrc, probe.src, blocks[i][0]);
-      findBlock(byDst, probe.dst, blocks[i][1]);
-      findBlock(byDstPort, uint32_t{probe.dstPort}, blocks[i][2]);
+      findLine(bySrc, probe.src, lines[i][0]);
+      findLine(byDst, probe.dst, lines[i][1]);
+      findLine(byDstPort, uint32_t{probe.dstPort}, lines[i][2]);
     }
     for (uint32_t i = 0; i < count; ++i) {
       const Probe<Key>& probe = probes[i];
-      uint32_t groups[3] = {};
-      findPiece(bySrc, probe.src, blocks[i][0], pieces[i][0], groups[0]);
-      findPiece(byDst, probe.dst, blocks[i][1], pieces[i][1], groups[1]);
-      findPiece(byDstPort, uint32_t{probe.dstPort}, blocks[i][2], pieces[i][2], groups[2]);
+      findRun(bySrc, probe.src, lines[i][0], runs[i][0]);
+      findRun(byDst, probe.dst, lines[i][1], runs[i][1]);
+      findRun(byDstPort, uint32_t{probe.dstPort}, lines[i][2], runs[i][2]);
+      uint32_t groups[3] = {runs[i][0].group, runs[i][1].group, runs[i][2].group};
       if (bitmaps) rows[i] = wide.rowsOf(groups, probe.protocol);
     }
     size_t words[kBurst];
@@ -1013,9 +1133,9 @@ struct BitmapFamily {
       auto consider = [&](const BitmapElement<Key>* found) {
         if (found != nullptr) best = found, bound = found->order;
       };
-      if (!bySrc.entries.empty()) consider(bySrc.firstIn(probes[i], pieces[i][0], bound));
-      if (!byDst.entries.empty()) consider(byDst.firstIn(probes[i], pieces[i][1], bound));
-      if (!byDstPort.entries.empty()) consider(byDstPort.firstIn(probes[i], pieces[i][2], bound));
+      consider(bySrc.firstIn(probes[i], runs[i][0], bound));
+      consider(byDst.firstIn(probes[i], runs[i][1], bound));
+      consider(byDstPort.firstIn(probes[i], runs[i][2], bound));
       consider(bitmaps ? wide.walk(probes[i], rows[i], bound) : wide.scan(probes[i], bound));
       ruleIds[indexes[i]] = best != nullptr ? best->ruleId : kNoRule;
     }
