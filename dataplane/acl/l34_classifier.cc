@@ -427,8 +427,9 @@ struct BitmapElement {
   uint16_t srcPortLow, srcPortHigh, dstPortLow, dstPortHigh;
   uint8_t protocol;  // 0: any
   bool hasPorts;     // the rule names ports: only TCP, UDP and SCTP match
-  uint32_t order;    // position among the family's elements: the priority, lower wins
-  uint32_t ruleId;
+  uint32_t order;    // position among the family's elements: the priority, lower wins (and the rule's id
+                   // by BitmapFamily::ruleIdOf, out of the line: an IPv4 element is then 32 bytes, and a run
+                   // never starts a line early or ends one late)
 
   bool matches(const Probe<Key>& probe) const {
     if (protocol != 0 && protocol != probe.protocol) return false;
@@ -439,6 +440,8 @@ struct BitmapElement {
     return probe.src >= srcLow && probe.src <= srcHigh && probe.dst >= dstLow && probe.dst <= dstHigh;
   }
 };
+
+static_assert(sizeof(BitmapElement<uint32_t>) == 32);
 
 // a < b as 0 or 1 without branches (Key128's operator<=> compares hi, then branches to lo).
 inline uint64_t lessBit(const Key128& a, const Key128& b) {
@@ -984,6 +987,7 @@ constexpr size_t kListCrowd = 32;
 template <typename Key>
 struct BitmapFamily {
   std::vector<BitmapElement<Key>> elements;  // all, in policy order, while building
+  std::vector<uint32_t> ruleIdOf;            // by element order
   ListPart<Key, Key> bySrc, byDst;
   ListPart<Key, uint32_t> byDstPort;
   BitmapPart<Key> wide;
@@ -995,7 +999,8 @@ struct BitmapFamily {
   static constexpr size_t kStagedBytes = size_t{256} << 10;
 
   size_t memoryBytes() const {
-    return bySrc.memoryBytes() + byDst.memoryBytes() + byDstPort.memoryBytes() + wide.memoryBytes();
+    return bySrc.memoryBytes() + byDst.memoryBytes() + byDstPort.memoryBytes() + wide.memoryBytes() +
+           ruleIdOf.capacity() * sizeof(uint32_t);
   }
 
   void build(size_t fieldBytes) {
@@ -1076,7 +1081,7 @@ struct BitmapFamily {
     search(byDstPort, uint32_t{probe.dstPort}, groups[2]);
     consider(wide.scanned() ? wide.scan(probe, bound)
                             : wide.walk(probe, wide.rowsOf(groups, probe.protocol), bound));
-    return best != nullptr ? best->ruleId : kNoRule;
+    return best != nullptr ? ruleIdOf[best->order] : kNoRule;
   }
 
   // classify() for tuples[indexes[0..count)] (at most kBurst), in stages over the whole burst so that the
@@ -1137,7 +1142,7 @@ struct BitmapFamily {
       consider(byDst.firstIn(probes[i], runs[i][1], bound));
       consider(byDstPort.firstIn(probes[i], runs[i][2], bound));
       consider(bitmaps ? wide.walk(probes[i], rows[i], bound) : wide.scan(probes[i], bound));
-      ruleIds[indexes[i]] = best != nullptr ? best->ruleId : kNoRule;
+      ruleIds[indexes[i]] = best != nullptr ? ruleIdOf[best->order] : kNoRule;
     }
   }
 };
@@ -1161,7 +1166,7 @@ void addElements(BitmapFamily<Key>& family, const L34Rule& rule, const Expansion
           element.protocol = rule.protocol;
           element.hasPorts = hasPorts;
           element.order = static_cast<uint32_t>(family.elements.size());
-          element.ruleId = rule.ruleId;
+          family.ruleIdOf.push_back(rule.ruleId);
           family.elements.push_back(element);
         }
       }
@@ -1224,7 +1229,9 @@ Result<std::unique_ptr<L34Classifier>> L34Classifier::build(const std::vector<L3
   if (!acl) {
     auto index = std::make_unique<BitmapIndex>();
     index->ipv4.elements.reserve(v4Count);
+    index->ipv4.ruleIdOf.reserve(v4Count);
     index->ipv6.elements.reserve(v6Count);
+    index->ipv6.ruleIdOf.reserve(v6Count);
     for (size_t i = 0; i < rules.size(); ++i) {
       addElements(index->ipv4, rules[i], v4[i]);
       addElements(index->ipv6, rules[i], v6[i]);
