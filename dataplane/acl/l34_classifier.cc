@@ -177,10 +177,17 @@ uint64_t product(std::initializer_list<size_t> sizes) {
 
 uint64_t saturatingAdd(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
-Result<void> validate(const std::vector<L34Rule>& rules) {
+Result<void> validate(const std::vector<L34Rule>& rules, L34Engine engine) {
   for (const auto& rule : rules) {
     std::string which = "rule " + std::to_string(rule.ruleId) + ": ";
     if (rule.ruleId == kNoRule) return makeError(EINVAL, which + "id UINT32_MAX is reserved for 'no rule'");
+    if (rule.direction > kDirectionIngress)
+      return makeError(EINVAL, which + "direction " + std::to_string(rule.direction) + " is unknown");
+    // rte_acl's fields are the packet's; a direction would need categories per direction, and rte_acl is
+    // kept for comparison only.
+    if (rule.direction != kDirectionUnknown && engine == L34Engine::kRteAcl)
+      return makeError(ENOTSUP,
+                       which + "the rte_acl engine cannot match a direction (the bitmap engine can)");
     for (const auto* cidrs : {&rule.sources, &rule.destinations}) {
       for (const auto& cidr : *cidrs) {
         if (cidr.family != 4 && cidr.family != 6)
@@ -418,6 +425,7 @@ struct Probe {
   Key src, dst;
   uint16_t srcPort, dstPort;  // 0 unless the protocol carries ports
   uint8_t protocol;
+  uint8_t direction;
 };
 
 // One element of the cross product, as the index checks it.
@@ -425,14 +433,16 @@ template <typename Key>
 struct BitmapElement {
   Key srcLow, srcHigh, dstLow, dstHigh;
   uint16_t srcPortLow, srcPortHigh, dstPortLow, dstPortHigh;
-  uint8_t protocol;  // 0: any
-  bool hasPorts;     // the rule names ports: only TCP, UDP and SCTP match
-  uint32_t order;    // position among the family's elements: the priority, lower wins (and the rule's id
+  uint8_t protocol;   // 0: any
+  bool hasPorts;      // the rule names ports: only TCP, UDP and SCTP match
+  uint8_t direction;  // kDirection*; kDirectionUnknown: any
+  uint32_t order;     // position among the family's elements: the priority, lower wins (and the rule's id
                    // by BitmapFamily::ruleIdOf, out of the line: an IPv4 element is then 32 bytes, and a run
                    // never starts a line early or ends one late)
 
   bool matches(const Probe<Key>& probe) const {
     if (protocol != 0 && protocol != probe.protocol) return false;
+    if (direction != kDirectionUnknown && direction != probe.direction) return false;
     if (hasPorts &&
         (!carriesPorts(probe.protocol) || probe.srcPort < srcPortLow || probe.srcPort > srcPortHigh ||
          probe.dstPort < dstPortLow || probe.dstPort > dstPortHigh))
@@ -1057,9 +1067,12 @@ struct BitmapFamily {
 
   static Probe<Key> probeOf(const L34Tuple& tuple) {
     bool ported = carriesPorts(tuple.protocol);
-    return Probe<Key>{addressKey<Key>(tuple.src), addressKey<Key>(tuple.dst),
+    return Probe<Key>{addressKey<Key>(tuple.src),
+                      addressKey<Key>(tuple.dst),
                       static_cast<uint16_t>(ported ? tuple.srcPort : 0),
-                      static_cast<uint16_t>(ported ? tuple.dstPort : 0), tuple.protocol};
+                      static_cast<uint16_t>(ported ? tuple.dstPort : 0),
+                      tuple.protocol,
+                      tuple.direction};
   }
 
   uint32_t classify(const L34Tuple& tuple) const {
@@ -1165,6 +1178,7 @@ void addElements(BitmapFamily<Key>& family, const L34Rule& rule, const Expansion
           element.dstPortHigh = dp.high;
           element.protocol = rule.protocol;
           element.hasPorts = hasPorts;
+          element.direction = rule.direction;
           element.order = static_cast<uint32_t>(family.elements.size());
           family.ruleIdOf.push_back(rule.ruleId);
           family.elements.push_back(element);
@@ -1200,7 +1214,7 @@ Result<std::unique_ptr<L34Classifier>> L34Classifier::build(const std::vector<L3
   if (acl && rules.size() > uint64_t{RTE_ACL_MAX_PRIORITY} - RTE_ACL_MIN_PRIORITY + 1)
     return makeError(E2BIG, std::to_string(rules.size()) + " rules exceed rte_acl's " +
                                 std::to_string(RTE_ACL_MAX_PRIORITY) + " priorities");
-  if (auto valid = validate(rules); !valid) return valid.error();
+  if (auto valid = validate(rules, config.engine); !valid) return valid.error();
 
   std::vector<Expansion> v4, v6;
   v4.reserve(rules.size());

@@ -18,6 +18,12 @@ namespace vgate::dataplane {
 
 inline constexpr uint32_t kNoRule = UINT32_MAX;
 
+// Which way a flow goes relative to the protected container it was seen at (policy::Direction's values): a
+// rule with a direction matches only flows known to go that way.
+inline constexpr uint8_t kDirectionUnknown = 0;
+inline constexpr uint8_t kDirectionEgress = 1;   // the container is the client
+inline constexpr uint8_t kDirectionIngress = 2;  // the container is the server
+
 // The L3/L4 part of one policy rule. Its position in the builder's input is its priority: earlier wins.
 struct L34Rule {
   uint32_t ruleId = 0;                              // anything but kNoRule
@@ -26,6 +32,7 @@ struct L34Rule {
   std::vector<policy::Cidr> destinations;           // empty = any address (of either family)
   std::vector<policy::PortRange> sourcePorts;       // empty = any port; non-empty: TCP/UDP/SCTP only
   std::vector<policy::PortRange> destinationPorts;  // empty = any port; non-empty: TCP/UDP/SCTP only
+  uint8_t direction = kDirectionUnknown;            // kDirectionEgress or kDirectionIngress; unknown: any
 };
 
 // What is classified: a flow's first packet as the client sent it.
@@ -36,6 +43,7 @@ struct L34Tuple {
   uint8_t dst[16];
   uint16_t srcPort;  // host order; ignored unless the protocol is TCP, UDP or SCTP
   uint16_t dstPort;
+  uint8_t direction;  // kDirection*: unknown matches only rules without a direction
 };
 
 enum class L34Engine : uint8_t {

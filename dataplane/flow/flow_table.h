@@ -49,6 +49,10 @@ inline constexpr uint8_t kInspectBaseKnown = 0x01;  // shifted by the direction
 inline constexpr uint8_t kInspectFinished = 0x04;
 // The verdict waits for L7 facts (ruleId holds the L3/L4 fallback meanwhile); packets pass until it is known.
 inline constexpr uint8_t kVerdictPending = 0x08;
+// Bits 4-5: the flow's direction (kDirection*, l34_classifier.h) as its port tag told it; 0 in replay. Kept
+// here because the flow's two lines are full.
+inline constexpr uint8_t kFlowDirectionShift = 4;
+inline constexpr uint8_t kFlowDirectionMask = 0x30;
 static_assert(sizeof(Flow) == 128, "two cache lines per flow: keep the hot fields in the first");
 
 struct FlowTimeouts {

@@ -377,7 +377,9 @@ ParseStatus parsePacket(const uint8_t* frame, uint32_t contiguousLength, uint32_
     if (out.vlanCount == kMaxVlanTags) return ParseStatus::kTooManyVlanTags;
     // The tag (TCI) plus the next ethertype; the 14-byte check above already covers the first TPID.
     if (avail - offset < 2 + kVlanTagLength) return ParseStatus::kTruncatedEthernet;
-    out.vlanIds[out.vlanCount++] = load16(frame + offset + 2) & 0x0fff;
+    uint16_t tci = load16(frame + offset + 2);
+    if (out.vlanCount == 0) out.outerVlanPcp = static_cast<uint8_t>(tci >> 13);
+    out.vlanIds[out.vlanCount++] = tci & 0x0fff;
     offset += kVlanTagLength;
     etherType = load16(frame + offset);
   }

@@ -48,6 +48,7 @@ struct ParsedPacket {
   uint16_t etherType = 0;      // innermost ethertype, host order
   uint16_t vlanIds[kMaxVlanTags] = {};  // outermost first, VID only (12 bits)
   uint8_t vlanCount = 0;
+  uint8_t outerVlanPcp = 0;  // the outermost tag's priority bits (live: bit 0 is the port tag's side)
   uint8_t ipVersion = 0;     // 4 or 6; 0 when not IP
   uint8_t protocol = 0;      // IPPROTO_* of the L4 header (after IPv6 extension headers)
   uint8_t ttl = 0;           // IPv4 TTL or IPv6 hop limit

@@ -130,6 +130,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const poli
     part.destinations = resolveEndpoint(rule.destination, policy.endpoints, noDestinations);
     part.sourcePorts = rule.source.ports;
     part.destinationPorts = rule.destination.ports;
+    part.direction = static_cast<uint8_t>(rule.direction);
     if (noSources || noDestinations) {
       compiled->reachable_[id] = 0;
       ++compiled->stats_.neverMatching;
@@ -141,6 +142,10 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const poli
     } else {
       l34Only.push_back(std::move(part));
     }
+  }
+  for (const auto& endpoint : policy.endpoints) {
+    compiled->endpointAddresses_.insert(compiled->endpointAddresses_.end(), endpoint.addresses.begin(),
+                                        endpoint.addresses.end());
   }
   compiled->stats_.l34Rules = static_cast<uint32_t>(l34Only.size());
   compiled->stats_.l7Rules = static_cast<uint32_t>(l7Parts.size());
@@ -188,7 +193,21 @@ Result<std::unique_ptr<PolicyScratch>> CompiledPolicy::makeScratch() const {
   return scratch;
 }
 
-VerdictDecision CompiledPolicy::classifyNewFlow(const L34Tuple& tuple) const {
+uint8_t CompiledPolicy::directionOf(const L34Tuple& tuple) const {
+  auto isEndpoint = [&](const uint8_t* address) {
+    for (const auto& cidr : endpointAddresses_) {
+      if (cidrContains(cidr, address, tuple.ipVersion)) return true;
+    }
+    return false;
+  };
+  if (isEndpoint(tuple.src)) return kDirectionEgress;
+  if (isEndpoint(tuple.dst)) return kDirectionIngress;
+  return kDirectionUnknown;
+}
+
+VerdictDecision CompiledPolicy::classifyNewFlow(const L34Tuple& flowTuple) const {
+  L34Tuple tuple = flowTuple;
+  if (tuple.direction == kDirectionUnknown) tuple.direction = directionOf(tuple);
   const L34Tuple* tuples[1] = {&tuple};
   uint32_t first = kNoRule;
   uint32_t firstL7 = kNoRule;
@@ -206,6 +225,7 @@ bool CompiledPolicy::l34Matches(uint32_t ruleId, const L34Tuple& tuple) const {
   const L34Rule& rule = l7RuleParts_[ruleId];
   if (!reachable_[ruleId]) return false;
   if (rule.protocol != 0 && rule.protocol != tuple.protocol) return false;
+  if (rule.direction != kDirectionUnknown && rule.direction != tuple.direction) return false;
   if (!addressIn(rule.sources, tuple.src, tuple.ipVersion) ||
       !addressIn(rule.destinations, tuple.dst, tuple.ipVersion))
     return false;
@@ -218,8 +238,10 @@ bool CompiledPolicy::l34Matches(uint32_t ruleId, const L34Tuple& tuple) const {
   return true;
 }
 
-VerdictDecision CompiledPolicy::decide(const L34Tuple& tuple, const L7Facts& facts, uint32_t fallbackRule,
+VerdictDecision CompiledPolicy::decide(const L34Tuple& flowTuple, const L7Facts& facts, uint32_t fallbackRule,
                                        PolicyScratch& scratch) const {
+  L34Tuple tuple = flowTuple;
+  if (tuple.direction == kDirectionUnknown) tuple.direction = directionOf(tuple);
   l7_->match(facts, *scratch.l7, scratch.matches);
   VerdictDecision decision;
   decision.ruleId = fallbackRule;

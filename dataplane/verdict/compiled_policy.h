@@ -52,7 +52,11 @@ class CompiledPolicy {
   CompiledPolicy& operator=(const CompiledPolicy&) = delete;
 
   // A new flow's first packet, as its client sent it: decided now, or pending with ruleId the L3/L4 fallback.
+  // A tuple whose direction is unknown gets it from the policy's endpoints (directionOf).
   VerdictDecision classifyNewFlow(const L34Tuple& tuple) const;
+  // Where the port tags do not tell (replay): egress when the client is one of the policy's endpoints,
+  // else ingress when the server is, else unknown (rules with a direction then never match).
+  uint8_t directionOf(const L34Tuple& tuple) const;
   // The decision for a pending flow once its L7 facts are known (absent facts match no L7 condition).
   VerdictDecision decide(const L34Tuple& tuple, const L7Facts& facts, uint32_t fallbackRule,
                          PolicyScratch& scratch) const;
@@ -88,8 +92,9 @@ class CompiledPolicy {
   std::unique_ptr<L34Classifier> l34Only_;  // rules without L7 conditions
   std::unique_ptr<L34Classifier> l7L34_;    // the L3/L4 part of rules with L7 conditions
   std::shared_ptr<const L7Matcher> l7_;
-  std::vector<L34Rule> l7RuleParts_;  // indexed by rule id; used only for rules with L7 conditions
-  std::vector<uint8_t> reachable_;    // 0: a container selector matched no container
+  std::vector<L34Rule> l7RuleParts_;             // indexed by rule id; used only for rules with L7 conditions
+  std::vector<uint8_t> reachable_;               // 0: a container selector matched no container
+  std::vector<policy::Cidr> endpointAddresses_;  // every endpoint's, for directionOf
   bool needsServerFacts_ = false;
   std::vector<std::unique_ptr<PolicyScratch>> scratches_;
   CompiledPolicyStats stats_;

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "dataplane/flow/flow_key_builder.h"
+#include "vgate/bpf/fast_path.h"
 
 namespace vgate::dataplane {
 
@@ -501,6 +502,7 @@ L34Tuple tupleOf(const Flow& flow) {
   keyAddressToRecord(clientLow ? flow.key.addrHigh : flow.key.addrLow, ipv4, tuple.dst);
   tuple.srcPort = clientLow ? flow.key.portLow : flow.key.portHigh;
   tuple.dstPort = clientLow ? flow.key.portHigh : flow.key.portLow;
+  tuple.direction = static_cast<uint8_t>((flow.inspectFlags & kFlowDirectionMask) >> kFlowDirectionShift);
   return tuple;
 }
 
@@ -512,8 +514,21 @@ std::string_view pathOf(const char* url) {
 }  // namespace
 
 void Worker::judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFromClient) {
+  // Live, the port tag's side says where the packet entered its pair: the inner side is the container's own
+  // end, so a packet from the client entering there means the container opened the flow. Replay has no
+  // tags: CompiledPolicy tells the direction from the policy's endpoints.
+  uint8_t direction = kDirectionUnknown;
+  if (config_.outerTagIsPortPair && packet.vlanCount > 0) {
+    static_assert(VGATE_FP_TAG_SIDE_BIT == 1u << 13, "the side is the tag's lowest priority bit");
+    bool enteredInner = (packet.outerVlanPcp & 1) == VGATE_FP_SIDE_INNER;
+    direction = enteredInner == packetFromClient ? kDirectionEgress : kDirectionIngress;
+  }
+  flow.inspectFlags =
+      static_cast<uint8_t>((flow.inspectFlags & ~kFlowDirectionMask) | (direction << kFlowDirectionShift));
   if (policy_ == nullptr) return;
-  VerdictDecision decision = policy_->classifyNewFlow(tupleOf(packet, packetFromClient));
+  L34Tuple tuple = tupleOf(packet, packetFromClient);
+  tuple.direction = direction;
+  VerdictDecision decision = policy_->classifyNewFlow(tuple);
   flow.ruleId = decision.ruleId;
   flow.action = decision.action;
   flow.policyVersion = policy_->version();

@@ -397,6 +397,62 @@ TEST_F(DaemonLive, DenyByPortAndBySniOnOneBridge) {
   EXPECT_EQ(fromHost7005[0]["verdict"]["rule"], "deny-port-7005") << fromHost7005[0].dump();
 }
 
+// direction is judged per pair, from the side of the pair the client's packet entered by (the port tag):
+// c1 -> c2 is egress at c1's pair and ingress at c2's, so a rule against inbound connections to 7007 lets
+// c1 send and stops c2 receiving; c2 -> host is egress everywhere and passes; host -> c2 is ingress at c2.
+TEST_F(DaemonLive, DirectionIsJudgedAtEachPairFromItsSide) {
+  ASSERT_TRUE(node_->addContainer(1));
+  ASSERT_TRUE(node_->addContainer(2));
+  ASSERT_TRUE(node_->startVgated("--policy " + writePolicy(R"(apiVersion: vgate.io/v1
+kind: Policy
+metadata: {name: live-direction}
+spec:
+  default: allow
+  rules:
+    - name: no-inbound-7007
+      action: deny
+      direction: ingress
+      match: {protocol: tcp, destination: {ports: ["7007"]}}
+)")));
+  ASSERT_TRUE(node_->attach(1));
+  ASSERT_TRUE(node_->attach(2));
+  std::string tool = "/usr/bin/python3 " + node_->toolPath();
+  serve(2, tool + " serve-tcp 7007", 7007);
+  serve(0, tool + " serve-tcp 7007", 7007);
+
+  auto between = sendTcp(1, LiveNode::v4(2), 7007, 40301, 1000, 2);
+  EXPECT_NE(between.exitCode, 0) << "c1 -> c2:7007 is inbound at c2: " << between.out;
+  auto outbound = sendTcp(2, LiveNode::kHostV4, 7007, 40302, 1 << 16);
+  EXPECT_EQ(outbound.exitCode, 0) << "c2 -> host:7007 is outbound: " << outbound.out;
+  auto inbound = sendTcp(0, LiveNode::v4(2), 7007, 40303, 1000, 2);
+  EXPECT_NE(inbound.exitCode, 0) << "host -> c2:7007 is inbound: " << inbound.out;
+  ASSERT_EQ(node_->stopVgated(), 0);
+
+  auto log = node_->flowLog();
+  auto verdictAt = [&](const std::string& client, int sport, const std::string& server,
+                       const std::string& container) -> Json {
+    for (const Json& record : flowsOf(log, "TCP", client, sport, server)) {
+      if (record["container"]["name"] == container) return record["verdict"];
+    }
+    return Json();
+  };
+  Json atSender = verdictAt(LiveNode::v4(1), 40301, LiveNode::v4(2), "c1");
+  Json atReceiver = verdictAt(LiveNode::v4(1), 40301, LiveNode::v4(2), "c2");
+  ASSERT_FALSE(atSender.is_null()) << "c1 -> c2 not logged at c1's pair";
+  ASSERT_FALSE(atReceiver.is_null()) << "c1 -> c2 not logged at c2's pair";
+  EXPECT_EQ(atSender["action"], "allow") << atSender.dump();
+  EXPECT_TRUE(atSender["rule"].is_null()) << atSender.dump();
+  EXPECT_EQ(atReceiver["action"], "deny") << atReceiver.dump();
+  EXPECT_EQ(atReceiver["rule"], "no-inbound-7007") << atReceiver.dump();
+  Json out = verdictAt(LiveNode::v4(2), 40302, LiveNode::kHostV4, "c2");
+  ASSERT_FALSE(out.is_null()) << "c2 -> host not logged";
+  EXPECT_EQ(out["action"], "allow") << out.dump();
+  Json in = verdictAt(LiveNode::kHostV4, 40303, LiveNode::v4(2), "c2");
+  ASSERT_FALSE(in.is_null()) << "host -> c2 not logged";
+  EXPECT_EQ(in["action"], "deny") << in.dump();
+  EXPECT_EQ(in["rule"], "no-inbound-7007") << in.dump();
+}
+
 // kill -9 of vgated while iperf3 runs, in both fail modes, then a restart on the same state dir.
 TEST_F(DaemonLive, KillDuringIperfThenRestartAdopts) {
   ASSERT_TRUE(node_->addContainer(1));

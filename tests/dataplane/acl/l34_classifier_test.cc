@@ -103,6 +103,7 @@ uint32_t linearScan(const std::vector<L34Rule>& rules, const L34Tuple& t) {
   if (t.ipVersion != 4 && t.ipVersion != 6) return kNoRule;
   for (const auto& rule : rules) {
     if (rule.protocol != 0 && rule.protocol != t.protocol) continue;
+    if (rule.direction != kDirectionUnknown && rule.direction != t.direction) continue;
     if (!rule.sourcePorts.empty() || !rule.destinationPorts.empty()) {
       if (t.protocol != IPPROTO_TCP && t.protocol != IPPROTO_UDP && t.protocol != IPPROTO_SCTP) continue;
     }
@@ -252,6 +253,32 @@ TEST(L34Classifier, FirstMatchWinsNarrowBeforeBroad) {
                          {"catch-all", tuple(IPPROTO_UDP, "11.0.0.1", 5, "1.1.1.1", 443), 3},
                          {"catch-all v6", tuple(IPPROTO_UDP, "::1", 5, "::2", 443), 3},
                      });
+}
+
+// A rule with a direction matches flows known to go that way only; one without matches every flow. rte_acl
+// refuses directions rather than ignore them.
+TEST(L34Classifier, DirectionsMatchOnlyTheirWay) {
+  L34Rule egress{0, IPPROTO_TCP, {}, {cidr("10.0.0.0/8")}, {}, {{443, 443}}, kDirectionEgress};
+  L34Rule ingress{1, IPPROTO_TCP, {cidr("10.0.0.0/8")}, {}, {}, {}, kDirectionIngress};
+  L34Rule any{2, 0, {}, {}, {}, {}, kDirectionUnknown};
+  std::vector<L34Rule> rules = {egress, ingress, any};
+  auto withDirection = [](L34Tuple t, uint8_t direction) {
+    t.direction = direction;
+    return t;
+  };
+  L34Tuple out = tuple(IPPROTO_TCP, "192.168.1.5", 40000, "10.1.2.3", 443);
+  L34Tuple in = tuple(IPPROTO_TCP, "10.1.2.3", 40000, "192.168.1.5", 22);
+  expectCases(rules, {
+                         {"egress to 10/8:443", withDirection(out, kDirectionEgress), 0},
+                         {"the same flow seen as ingress", withDirection(out, kDirectionIngress), 2},
+                         {"the same flow, direction unknown", withDirection(out, kDirectionUnknown), 2},
+                         {"ingress from 10/8", withDirection(in, kDirectionIngress), 1},
+                         {"egress from 10/8", withDirection(in, kDirectionEgress), 2},
+                     });
+  auto refused = L34Classifier::build(rules, "l34_test_direction_acl", SOCKET_ID_ANY, rteAcl());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ENOTSUP);
+  EXPECT_NE(refused.error().message.find("direction"), std::string::npos) << refused.error().message;
 }
 
 TEST(L34Classifier, RuleIdsNeedNotBeDense) {
@@ -440,7 +467,8 @@ class Random {
   std::mt19937 engine_;
 };
 
-std::vector<L34Rule> randomRules(Random& random, uint32_t count) {
+// directions: some rules get one (the bitmap engine only: rte_acl refuses them).
+std::vector<L34Rule> randomRules(Random& random, uint32_t count, bool directions = false) {
   std::vector<L34Rule> rules;
   for (uint32_t i = 0; i < count; ++i) {
     L34Rule rule;
@@ -459,6 +487,7 @@ std::vector<L34Rule> randomRules(Random& random, uint32_t count) {
       uint32_t n = random.chance(50) ? 0 : random.below(3);
       for (uint32_t k = 0; k < n; ++k) ports->push_back(random.range());
     }
+    if (directions && random.chance(20)) rule.direction = static_cast<uint8_t>(1 + random.below(2));
     rules.push_back(std::move(rule));
   }
   return rules;
@@ -493,6 +522,7 @@ L34Tuple randomTuple(Random& random, const std::vector<L34Rule>& rules) {
   t.srcPort = port(near.sourcePorts);
   t.dstPort = port(near.destinationPorts);
   if (t.protocol == IPPROTO_ICMP || t.protocol == IPPROTO_ICMPV6) t.srcPort = t.dstPort = 0;
+  t.direction = static_cast<uint8_t>(random.below(3));  // unknown, egress or ingress
   return t;
 }
 
@@ -501,7 +531,7 @@ L34Tuple randomTuple(Random& random, const std::vector<L34Rule>& rules) {
 void checkAgainstLinearScan(uint32_t seed, const L34ClassifierConfig& config, uint32_t ruleCount = 2000,
                             int tupleCount = 20000) {
   Random random(seed);
-  auto rules = randomRules(random, ruleCount);
+  auto rules = randomRules(random, ruleCount, config.engine == L34Engine::kBitmap);
   auto classifier = build(rules, config);
   ASSERT_NE(classifier, nullptr);
   std::vector<L34Tuple> tuples;

@@ -461,12 +461,13 @@ TEST(PacketParserTest, VlanTags) {
     const char* name;
     std::vector<Tag> tags;
     std::vector<uint16_t> ids;
+    uint8_t outerPcp;  // the outermost tag's priority (live: bit 0 is vgate's port-tag side)
   };
   const Case cases[] = {
-      {"dot1q", {{0x8100, 0x2064}}, {0x064}},  // PCP bits are masked off
-      {"qinq_88a8", {{0x88a8, 0x0fff}, {0x8100, 0xe001}}, {0xfff, 0x001}},
-      {"qinq_9100", {{0x9100, 10}, {0x8100, 20}}, {10, 20}},
-      {"double_8100", {{0x8100, 30}, {0x8100, 40}}, {30, 40}},
+      {"dot1q", {{0x8100, 0x2064}}, {0x064}, 1},  // PCP bits are masked off the VID, kept apart
+      {"qinq_88a8", {{0x88a8, 0x0fff}, {0x8100, 0xe001}}, {0xfff, 0x001}, 0},
+      {"qinq_9100", {{0x9100, 0xa00a}, {0x8100, 20}}, {10, 20}, 5},
+      {"double_8100", {{0x8100, 30}, {0x8100, 40}}, {30, 40}, 0},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -475,6 +476,7 @@ TEST(PacketParserTest, VlanTags) {
     ASSERT_EQ(ParseStatus::kOk, parse(frame, p));
     ASSERT_EQ(c.ids.size(), p.vlanCount);
     for (size_t i = 0; i < c.ids.size(); ++i) EXPECT_EQ(c.ids[i], p.vlanIds[i]);
+    EXPECT_EQ(c.outerPcp, p.outerVlanPcp);
     EXPECT_EQ(0x0800, p.etherType);
     EXPECT_EQ(14 + 4 * c.ids.size(), p.l3Offset);
     EXPECT_EQ(p.l3Offset + 20, p.l4Offset);

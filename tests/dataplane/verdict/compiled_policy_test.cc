@@ -148,6 +148,50 @@ TEST(CompiledPolicy, ContainerSelectorsResolveThroughEndpointsAndNeverWidenToAny
   EXPECT_EQ(policy->version(), 7u);
 }
 
+// direction is relative to the protected container: egress when it opened the flow, ingress when it
+// accepted it. Live, the port tag gives it (the tuple carries it); in replay the endpoints do: the client is
+// one (egress), else the server is (ingress), else it is unknown and no rule with a direction matches. Both
+// the L3/L4 classifier and an L7 rule's own L3/L4 check honour it.
+TEST(CompiledPolicy, DirectionIsRelativeToTheProtectedContainer) {
+  policy::Policy p;
+  p.endpoints = {{"web-1", {}, {cidr("10.0.0.5", 32)}}};
+  auto noInbound = rule("no-inbound-ssh", VerdictAction::kDeny);
+  noInbound.direction = policy::Direction::kIngress;
+  noInbound.protocol = policy::Protocol::kTcp;
+  noInbound.destination.ports = {{22, 22}};
+  auto outboundTls = rule("outbound-bank", VerdictAction::kDeny);
+  outboundTls.direction = policy::Direction::kEgress;
+  outboundTls.tls.sni = {"*.bank.example"};
+  p.rules = {noInbound, outboundTls};
+  auto policy = compile(p);
+  ASSERT_TRUE(policy);
+  auto with = [](L34Tuple t, uint8_t direction) {
+    t.direction = direction;
+    return t;
+  };
+  // Replay: from the endpoints.
+  EXPECT_EQ(policy->directionOf(tuple("10.9.9.9", "10.0.0.5", 22)), kDirectionIngress);
+  EXPECT_EQ(policy->directionOf(tuple("10.0.0.5", "10.9.9.9", 22)), kDirectionEgress);
+  EXPECT_EQ(policy->directionOf(tuple("10.9.9.9", "10.8.8.8", 22)), kDirectionUnknown);
+  EXPECT_EQ(policy->classifyNewFlow(tuple("10.9.9.9", "10.0.0.5", 22)).ruleId, 0u);
+  EXPECT_EQ(policy->classifyNewFlow(tuple("10.0.0.5", "10.9.9.9", 22)).ruleId, kNoRule);
+  EXPECT_EQ(policy->classifyNewFlow(tuple("10.9.9.9", "10.8.8.8", 22)).ruleId, kNoRule);
+  // Live: the tag's direction wins over the addresses (a flow between two containers is egress at the
+  // client's pair and ingress at the server's).
+  EXPECT_EQ(policy->classifyNewFlow(with(tuple("10.0.0.5", "10.0.0.6", 22), kDirectionIngress)).ruleId, 0u);
+  EXPECT_EQ(policy->classifyNewFlow(with(tuple("10.9.9.9", "10.0.0.5", 22), kDirectionEgress)).ruleId,
+            kNoRule);
+  // The L7 rule: pending only where its direction can hold, and its L3/L4 check honours the direction.
+  auto out = tuple("10.0.0.5", "192.0.2.1", 443);
+  EXPECT_TRUE(policy->classifyNewFlow(out).pending);
+  EXPECT_EQ(decideWithSni(*policy, out, kNoRule, "www.bank.example").ruleId, 1u);
+  auto in = tuple("192.0.2.1", "10.0.0.5", 443);
+  EXPECT_FALSE(policy->classifyNewFlow(in).pending);
+  EXPECT_EQ(decideWithSni(*policy, in, kNoRule, "www.bank.example").ruleId, kNoRule);
+  EXPECT_EQ(decideWithSni(*policy, with(out, kDirectionIngress), kNoRule, "www.bank.example").ruleId,
+            kNoRule);
+}
+
 TEST(CompiledPolicy, GlobsOnContainerNames) {
   EXPECT_TRUE(globMatches("web-*", "web-1"));
   EXPECT_TRUE(globMatches("web-*", "web-"));
