@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -733,7 +734,9 @@ class Validator {
   void parseContainers(const Entry& entry, ContainerSelector* selector);
   void parseLabels(const Entry& entry, std::map<std::string, std::string>* labels);
   void parseCidrs(const Entry& entry, std::vector<Cidr>* cidrs, std::vector<const Node*>* nodes = nullptr);
-  void parsePorts(const Entry& entry, std::vector<PortRange>* ports);
+  // groups: names of spec.portGroups are allowed (not inside a group's own list).
+  void parsePorts(const Entry& entry, std::vector<PortRange>* ports, bool groups = true);
+  void parsePortGroups(const Entry& entry);
   void parseTls(const Entry& entry, policy::TlsMatch* tls);
   void parseHttp(const Entry& entry, policy::HttpMatch* http);
   void parsePayload(const Entry& entry, policy::PayloadMatch* payload);
@@ -746,7 +749,8 @@ class Validator {
   size_t prefetchRegexes(const std::vector<const Node*>& rules, size_t first);
 
   std::string file_;
-  std::string rule_;  // the rule being parsed, for diagnostics
+  std::string rule_;                                          // the rule being parsed, for diagnostics
+  std::map<std::string, std::vector<PortRange>> portGroups_;  // spec.portGroups, read before the rules
   std::vector<PolicyDiagnostic>* diagnostics_;
   size_t errors_ = 0;
   bool truncated_ = false;
@@ -943,7 +947,8 @@ void Validator::run(const std::string& text, policy::Policy* policy) {
 }
 
 void Validator::parseSpec(const Node* spec, policy::Policy* policy) {
-  Fields f = fields(spec, {"mode", "default", "rules", "endpoints"});
+  Fields f = fields(spec, {"mode", "default", "portGroups", "rules", "endpoints"});
+  if (const Entry* e = find(f, "portGroups")) parsePortGroups(*e);
   if (const Entry* e = find(f, "mode")) {
     if (auto index = choice(*e, {"enforce", "audit"})) {
       policy->mode = *index == 0 ? PolicyMode::kEnforce : PolicyMode::kAudit;
@@ -1169,9 +1174,57 @@ void Validator::parseCidrs(const Entry& entry, std::vector<Cidr>* cidrs, std::ve
   }
 }
 
-void Validator::parsePorts(const Entry& entry, std::vector<PortRange>* ports) {
+// Named lists of ports and ranges that rules use by name: `portGroups: {web: ["80", "443"]}`, then
+// `ports: [web, "8080"]`. A name starts with a letter, so it never reads as a number.
+void Validator::parsePortGroups(const Entry& entry) {
+  if (!expectMap(entry)) return;
+  for (size_t i = 0; i + 1 < entry.value->items.size(); i += 2) {
+    const Node* key = entry.value->items[i];
+    const Node* value = entry.value->items[i + 1];
+    if (!key->isScalar()) {
+      error(key, std::string("port group names must be strings, not ") + typeName(key->type));
+      continue;
+    }
+    const std::string& name = key->scalar;
+    bool wellFormed =
+        !name.empty() && std::isalpha(static_cast<unsigned char>(name[0])) &&
+        std::all_of(name.begin(), name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+        });
+    if (!wellFormed) {
+      error(key, "invalid port group name '" + name + "': a letter, then letters, digits, '-', '_' or '.'");
+      continue;
+    }
+    if (portGroups_.count(name) != 0) {
+      error(key, "duplicate port group '" + name + "'");
+      continue;
+    }
+    std::vector<PortRange> ranges;
+    size_t errorsBefore = errors_;
+    parsePorts(Entry{key, value}, &ranges, false);
+    if (ranges.empty() && errors_ == errorsBefore) error(key, "port group '" + name + "' lists no port");
+    // Kept even when it had errors, so that the rules using it are not told it does not exist.
+    portGroups_.emplace(name, std::move(ranges));
+  }
+}
+
+void Validator::parsePorts(const Entry& entry, std::vector<PortRange>* ports, bool groups) {
   for (const Node* node : stringList(entry)) {
     const std::string& text = node->scalar;
+    if (!text.empty() && std::isalpha(static_cast<unsigned char>(text[0]))) {
+      auto group = portGroups_.find(text);
+      if (!groups || group == portGroups_.end()) {
+        std::string known;
+        for (const auto& [name, _] : portGroups_) known += (known.empty() ? "" : ", ") + name;
+        error(node, "invalid port '" + text + "': " +
+                        (groups ? "not a number, a range 'N-M' or a port group (spec.portGroups defines " +
+                                      (known.empty() ? std::string("none") : known) + ")"
+                                : std::string("a port group lists numbers and ranges 'N-M' only")));
+        continue;
+      }
+      ports->insert(ports->end(), group->second.begin(), group->second.end());
+      continue;
+    }
     size_t dash = text.find('-');
     std::optional<uint64_t> low = parseNumber(std::string_view(text).substr(0, dash));
     std::optional<uint64_t> high =

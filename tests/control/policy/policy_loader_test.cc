@@ -279,7 +279,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "        destination: {ports: [65536, \"10-5\", \"x\", \"-1\", 1-2-3, \" 80\"]}\n",
                   {"p.yaml:10:31: rule 'r': invalid port '65536': ports are 0..65535",
                    "p.yaml:10:38: rule 'r': invalid port range '10-5': 10 is above 5",
-                   "p.yaml:10:46: rule 'r': invalid port 'x': expected a number or a range 'N-M'",
+                   "p.yaml:10:46: rule 'r': invalid port 'x': not a number, a range 'N-M' or a port group "
+                   "(spec.portGroups defines none)",
                    "p.yaml:10:51: rule 'r': invalid port '-1': expected a number or a range 'N-M'",
                    "p.yaml:10:57: rule 'r': invalid port '1-2-3': expected a number or a range 'N-M'",
                    "p.yaml:10:64: rule 'r': invalid port ' 80': expected a number or a range 'N-M'"}},
@@ -482,17 +483,59 @@ INSTANTIATE_TEST_SUITE_P(
         DocumentCase{"TwoDocuments",
                      "apiVersion: vgate.io/v1\nkind: Policy\nmetadata: {name: a}\nspec: {}\n---\nx: 1\n",
                      {"p.yaml:5:1: a policy file holds one YAML document; found a second one"}},
+        DocumentCase{"Endpoints",
+                     "apiVersion: vgate.io/v1\nkind: Policy\nmetadata: {name: a}\nspec:\n  endpoints:\n"
+                     "    - {name: e, addresses: [10.0.0.1, 10.0.0.0/8x]}\n"
+                     "    - {name: e, addresses: [10.0.0.1], labels: {\"\": y}}\n"
+                     "    - {labels: {a: b}}\n",
+                     {"p.yaml:6:39: invalid CIDR '10.0.0.0/8x': prefix length must be 0..32",
+                      "p.yaml:7:14: duplicate endpoint name 'e' (first defined at line 6)",
+                      "p.yaml:7:29: address 10.0.0.1/32 already belongs to endpoint 'e'",
+                      "p.yaml:7:49: label key must not be empty", "p.yaml:8:7: missing required key 'name'"}},
         DocumentCase{
-            "Endpoints",
-            "apiVersion: vgate.io/v1\nkind: Policy\nmetadata: {name: a}\nspec:\n  endpoints:\n"
-            "    - {name: e, addresses: [10.0.0.1, 10.0.0.0/8x]}\n"
-            "    - {name: e, addresses: [10.0.0.1], labels: {\"\": y}}\n"
-            "    - {labels: {a: b}}\n",
-            {"p.yaml:6:39: invalid CIDR '10.0.0.0/8x': prefix length must be 0..32",
-             "p.yaml:7:14: duplicate endpoint name 'e' (first defined at line 6)",
-             "p.yaml:7:29: address 10.0.0.1/32 already belongs to endpoint 'e'",
-             "p.yaml:7:49: label key must not be empty", "p.yaml:8:7: missing required key 'name'"}}),
+            "PortGroups",
+            "apiVersion: vgate.io/v1\nkind: Policy\nmetadata: {name: a}\nspec:\n  portGroups:\n"
+            "    web: [\"80\", \"70000\"]\n"
+            "    9x: [\"1\"]\n"
+            "    web: [\"81\"]\n"
+            "    empty: []\n"
+            "    nested: [web]\n"
+            "  rules:\n"
+            "    - name: r\n      action: deny\n"
+            "      match: {protocol: tcp, destination: {ports: [web, webs, \"22\"]}}\n",
+            {"p.yaml:6:17: invalid port '70000': ports are 0..65535",
+             "p.yaml:7:5: invalid port group name '9x': a letter, then letters, digits, '-', '_' or '.'",
+             "p.yaml:8:5: duplicate port group 'web'", "p.yaml:9:5: port group 'empty' lists no port",
+             "p.yaml:10:14: invalid port 'web': a port group lists numbers and ranges 'N-M' only",
+             "p.yaml:14:57: rule 'r': invalid port 'webs': not a number, a range 'N-M' or a port group "
+             "(spec.portGroups defines empty, nested, web)"}}),
     [](const testing::TestParamInfo<DocumentCase>& info) { return std::string(info.param.label); });
+
+// Named port groups: a rule's ports list them by name, beside numbers and ranges, on either side; each
+// expands to its ports in place.
+TEST(PolicyLoader, PortGroupsExpandWhereTheyAreNamed) {
+  policy::Policy p = loadOk(
+      "apiVersion: vgate.io/v1\nkind: Policy\nmetadata: {name: a}\nspec:\n"
+      "  portGroups: {web: [\"80\", \"443\", \"8000-8100\"], dns: [\"53\"], high.ports: [\"32768-60999\"]}\n"
+      "  rules:\n"
+      "    - name: r\n      action: allow\n"
+      "      match: {protocol: tcp, source: {ports: [high.ports]}, destination: {ports: [\"22\", web]}}\n"
+      "    - name: s\n      action: allow\n"
+      "      match: {protocol: udp, destination: {ports: [dns]}}\n");
+  ASSERT_EQ(p.rules.size(), 2u);
+  const auto& destination = p.rules[0].destination.ports;
+  ASSERT_EQ(destination.size(), 4u);
+  EXPECT_EQ(destination[0].low, 22);
+  EXPECT_EQ(destination[1].low, 80);
+  EXPECT_EQ(destination[2].low, 443);
+  EXPECT_EQ(destination[3].low, 8000);
+  EXPECT_EQ(destination[3].high, 8100);
+  ASSERT_EQ(p.rules[0].source.ports.size(), 1u);
+  EXPECT_EQ(p.rules[0].source.ports[0].low, 32768);
+  EXPECT_EQ(p.rules[0].source.ports[0].high, 60999);
+  ASSERT_EQ(p.rules[1].destination.ports.size(), 1u);
+  EXPECT_EQ(p.rules[1].destination.ports[0].low, 53);
+}
 
 TEST(PolicyLoader, ReportsEveryErrorTogether) {
   std::string text = std::string(kHeader) +
