@@ -988,10 +988,11 @@ void Validator::parseSpec(const Node* spec, policy::Policy* policy) {
                             std::to_string(earlier.location.line) +
                             " has no conditions and matches every flow");
       }
-      bool matchesAll =
-          rule.protocol == Protocol::kAny && rule.direction == Direction::kAny && rule.source.cidrs.empty() &&
-          rule.source.ports.empty() && !rule.source.containers.present && rule.destination.cidrs.empty() &&
-          rule.destination.ports.empty() && !rule.destination.containers.present && !rule.hasL7();
+      bool matchesAll = rule.protocol == Protocol::kAny && rule.direction == Direction::kAny &&
+                        rule.family == policy::Family::kAny && rule.source.cidrs.empty() &&
+                        rule.source.ports.empty() && !rule.source.containers.present &&
+                        rule.destination.cidrs.empty() && rule.destination.ports.empty() &&
+                        !rule.destination.containers.present && !rule.hasL7();
       rule_.clear();
       policy->rules.push_back(std::move(rule));
       // A rule with errors may look empty only because its conditions failed to parse.
@@ -1068,7 +1069,7 @@ void Validator::parseRule(const Node* node, size_t index, Rule* rule, const Node
 }
 
 void Validator::parseMatch(const Node* node, Rule* rule) {
-  Fields f = fields(node, {"protocol", "source", "destination", "tls", "http", "payload"});
+  Fields f = fields(node, {"protocol", "family", "source", "destination", "tls", "http", "payload"});
   std::optional<std::string> protocolName;
   if (const Entry* e = find(f, "protocol")) {
     static constexpr Protocol kProtocols[] = {Protocol::kTcp,    Protocol::kUdp,  Protocol::kIcmp,
@@ -1077,6 +1078,12 @@ void Validator::parseMatch(const Node* node, Rule* rule) {
       rule->protocol = kProtocols[*index];
       protocolName = e->value->scalar;
     }
+  }
+  const Entry* family = find(f, "family");
+  if (family) {
+    static constexpr policy::Family kFamilies[] = {policy::Family::kAny, policy::Family::kIpv4,
+                                                   policy::Family::kIpv6};
+    if (auto index = choice(*family, {"any", "ipv4", "ipv6"})) rule->family = kFamilies[*index];
   }
   std::vector<const Node*>
       portNodes;  // each non-empty ports list, to point at when the protocol has no ports
@@ -1107,6 +1114,24 @@ void Validator::parseMatch(const Node* node, Rule* rule) {
   }
   if (hasHttp && p != Protocol::kAny && p != Protocol::kTcp) {
     error(http->keyNode, "http conditions need protocol tcp or any (protocol is " + pname + ")");
+  }
+  // A family and conditions only the other one can meet: the rule could never match.
+  if (rule->family != policy::Family::kAny) {
+    uint8_t version = static_cast<uint8_t>(rule->family);
+    const std::string& fname = family->value->scalar;
+    if ((p == Protocol::kIcmp && version == 6) || (p == Protocol::kIcmpv6 && version == 4)) {
+      error(family->value, "protocol " + pname + " never runs over " + fname);
+    }
+    for (const auto* side : {&rule->source, &rule->destination}) {
+      for (const Cidr& cidr : side->cidrs) {
+        if (cidr.family == version) continue;
+        char text[INET6_ADDRSTRLEN] = {};
+        inet_ntop(cidr.family == 4 ? AF_INET : AF_INET6, cidr.address, text, sizeof(text));
+        error(family->value, std::string(side == &rule->source ? "source" : "destination") + " CIDR " + text +
+                                 "/" + std::to_string(cidr.prefixLength) + " is not " + fname +
+                                 ": it could never match");
+      }
+    }
   }
 }
 

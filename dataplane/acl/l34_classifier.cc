@@ -219,6 +219,7 @@ struct Expansion {
 };
 
 Expansion expand(const L34Rule& rule, uint8_t family) {
+  if (rule.family != 0 && rule.family != family) return Expansion{};  // no element in this family
   return Expansion{protocolsOf(rule), prefixesOf(rule.sources, family), prefixesOf(rule.destinations, family),
                    rangesOf(rule.sourcePorts), rangesOf(rule.destinationPorts)};
 }

@@ -33,6 +33,7 @@ struct L34Rule {
   std::vector<policy::PortRange> sourcePorts;       // empty = any port; non-empty: TCP/UDP/SCTP only
   std::vector<policy::PortRange> destinationPorts;  // empty = any port; non-empty: TCP/UDP/SCTP only
   uint8_t direction = kDirectionUnknown;            // kDirectionEgress or kDirectionIngress; unknown: any
+  uint8_t family = 0;                               // 4 or 6: that IP version only; 0: both
 };
 
 // What is classified: a flow's first packet as the client sent it.

@@ -131,6 +131,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const poli
     part.sourcePorts = rule.source.ports;
     part.destinationPorts = rule.destination.ports;
     part.direction = static_cast<uint8_t>(rule.direction);
+    part.family = static_cast<uint8_t>(rule.family);
     if (noSources || noDestinations) {
       compiled->reachable_[id] = 0;
       ++compiled->stats_.neverMatching;
@@ -226,6 +227,7 @@ bool CompiledPolicy::l34Matches(uint32_t ruleId, const L34Tuple& tuple) const {
   if (!reachable_[ruleId]) return false;
   if (rule.protocol != 0 && rule.protocol != tuple.protocol) return false;
   if (rule.direction != kDirectionUnknown && rule.direction != tuple.direction) return false;
+  if (rule.family != 0 && rule.family != tuple.ipVersion) return false;
   if (!addressIn(rule.sources, tuple.src, tuple.ipVersion) ||
       !addressIn(rule.destinations, tuple.dst, tuple.ipVersion))
     return false;

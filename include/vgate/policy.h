@@ -77,13 +77,15 @@ struct PayloadMatch {
 
 enum class Protocol : uint8_t { kAny = 0, kIcmp = 1, kTcp = 6, kUdp = 17, kIcmpv6 = 58, kSctp = 132 };
 
-enum class Direction : uint8_t { kAny, kEgress, kIngress };  // relative to the protected container
+enum class Direction : uint8_t { kAny, kEgress, kIngress };      // relative to the protected container
+enum class Family : uint8_t { kAny = 0, kIpv4 = 4, kIpv6 = 6 };  // the IP version a rule applies to
 
 struct Rule {
   std::string name;
   VerdictAction action = VerdictAction::kDeny;
   Protocol protocol = Protocol::kAny;
   Direction direction = Direction::kAny;
+  Family family = Family::kAny;  // e.g. "any address" on one family only
   EndpointMatch source;
   EndpointMatch destination;
   TlsMatch tls;

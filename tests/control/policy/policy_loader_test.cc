@@ -284,6 +284,21 @@ INSTANTIATE_TEST_SUITE_P(
                    "p.yaml:10:51: rule 'r': invalid port '-1': expected a number or a range 'N-M'",
                    "p.yaml:10:57: rule 'r': invalid port '1-2-3': expected a number or a range 'N-M'",
                    "p.yaml:10:64: rule 'r': invalid port ' 80': expected a number or a range 'N-M'"}},
+        ErrorCase{
+            "Family",
+            "    - name: r\n"
+            "      action: deny\n"
+            "      match: {family: ipv5}\n"
+            "    - name: s\n"
+            "      action: deny\n"
+            "      match: {family: ipv4, destination: {cidrs: [\"fd00::/8\", 10.0.0.0/8]}}\n"
+            "    - name: t\n"
+            "      action: deny\n"
+            "      match: {family: ipv6, protocol: icmp}\n",
+            {"p.yaml:8:23: rule 'r': invalid family 'ipv5': expected one of any, ipv4, ipv6 (did you mean "
+             "'ipv4'?)",
+             "p.yaml:11:23: rule 's': destination CIDR fd00::/8 is not ipv4: it could never match",
+             "p.yaml:14:23: rule 't': protocol icmp never runs over ipv6"}},
         ErrorCase{"PortsWithoutPortProtocol",
                   "    - name: r\n"
                   "      action: deny\n"
@@ -510,6 +525,17 @@ INSTANTIATE_TEST_SUITE_P(
              "p.yaml:14:57: rule 'r': invalid port 'webs': not a number, a range 'N-M' or a port group "
              "(spec.portGroups defines empty, nested, web)"}}),
     [](const testing::TestParamInfo<DocumentCase>& info) { return std::string(info.param.label); });
+
+// family limits a rule to one IP version, "any address" included.
+TEST(PolicyLoader, FamilyLimitsARuleToOneIpVersion) {
+  policy::Policy p =
+      loadOk(std::string(kHeader) +
+             "    - name: v6-only\n      action: deny\n      match: {family: ipv6, protocol: tcp}\n"
+             "    - name: any\n      action: allow\n      match: {family: any}\n");
+  ASSERT_EQ(p.rules.size(), 2u);
+  EXPECT_EQ(p.rules[0].family, policy::Family::kIpv6);
+  EXPECT_EQ(p.rules[1].family, policy::Family::kAny);
+}
 
 // Named port groups: a rule's ports list them by name, beside numbers and ranges, on either side; each
 // expands to its ports in place.
