@@ -737,6 +737,8 @@ class Validator {
   // groups: names of spec.portGroups are allowed (not inside a group's own list).
   void parsePorts(const Entry& entry, std::vector<PortRange>* ports, bool groups = true);
   void parsePortGroups(const Entry& entry);
+  void parseIcmp(const Entry& entry, const std::string& protocolName, bool protocolKnown, Protocol p,
+                 std::vector<PortRange>* types);
   void parseTls(const Entry& entry, policy::TlsMatch* tls);
   void parseHttp(const Entry& entry, policy::HttpMatch* http);
   void parsePayload(const Entry& entry, policy::PayloadMatch* payload);
@@ -1069,7 +1071,7 @@ void Validator::parseRule(const Node* node, size_t index, Rule* rule, const Node
 }
 
 void Validator::parseMatch(const Node* node, Rule* rule) {
-  Fields f = fields(node, {"protocol", "family", "source", "destination", "tls", "http", "payload"});
+  Fields f = fields(node, {"protocol", "family", "source", "destination", "tls", "http", "payload", "icmp"});
   std::optional<std::string> protocolName;
   if (const Entry* e = find(f, "protocol")) {
     static constexpr Protocol kProtocols[] = {Protocol::kTcp,    Protocol::kUdp,  Protocol::kIcmp,
@@ -1132,6 +1134,12 @@ void Validator::parseMatch(const Node* node, Rule* rule) {
                                  ": it could never match");
       }
     }
+  }
+  if (const Entry* e = find(f, "icmp")) {
+    // An unparsable protocol was already reported; don't pile a second error on it.
+    parseIcmp(*e, pname, protocolName || !find(f, "protocol"), p, &rule->icmpTypes);
+    if (!portNodes.empty())
+      error(e->keyNode, "'icmp' cannot be combined with ports: ICMP messages have none");
   }
 }
 
@@ -1268,6 +1276,98 @@ void Validator::parsePorts(const Entry& entry, std::vector<PortRange>* ports, bo
       continue;
     }
     ports->push_back(PortRange{static_cast<uint16_t>(*low), static_cast<uint16_t>(*high)});
+  }
+}
+
+// ICMP and ICMPv6 message types by name; -1 where the protocol has no such type.
+struct IcmpTypeName {
+  const char* name;
+  int icmp;
+  int icmpv6;
+};
+constexpr IcmpTypeName kIcmpTypeNames[] = {
+    {"echo-reply", 0, 129},
+    {"destination-unreachable", 3, 1},
+    {"packet-too-big", -1, 2},
+    {"redirect", 5, 137},
+    {"echo-request", 8, 128},
+    {"router-advertisement", 9, 134},
+    {"router-solicitation", 10, 133},
+    {"time-exceeded", 11, 3},
+    {"parameter-problem", 12, 4},
+    {"neighbor-solicitation", -1, 135},
+    {"neighbor-advertisement", -1, 136},
+};
+
+// match.icmp: {types: [...]}, each a number 0..255, a range "N-M" or a name resolved for the rule's protocol.
+// protocolKnown: false when the protocol key failed to parse (already reported).
+void Validator::parseIcmp(const Entry& entry, const std::string& protocolName, bool protocolKnown, Protocol p,
+                          std::vector<PortRange>* types) {
+  bool icmp = p == Protocol::kIcmp || p == Protocol::kIcmpv6;
+  if (!icmp && protocolKnown) {
+    error(entry.keyNode, "'icmp' needs protocol icmp or icmpv6 (protocol is " + protocolName + ")");
+  }
+  if (entry.value->isNull()) {
+    error(entry.keyNode, "'icmp' needs 'types' (leave 'icmp' out to match every type)");
+    return;
+  }
+  if (!expectMap(entry)) return;
+  Fields f = fields(entry.value, {"types"});
+  const Entry* e = find(f, "types");
+  if (e == nullptr) {
+    error(entry.value, "missing required key 'types'");
+    return;
+  }
+  if (e->value->isNull() || (e->value->isSequence() && e->value->items.empty())) {
+    error(e->value->isNull() ? e->keyNode : e->value,
+          "'types' must not be empty (leave 'icmp' out to match every type)");
+    return;
+  }
+  for (const Node* node : stringList(*e)) {
+    const std::string& text = node->scalar;
+    if (text.empty() || ((text[0] < '0' || text[0] > '9') && text[0] != '-')) {
+      const IcmpTypeName* known = nullptr;
+      for (const IcmpTypeName& candidate : kIcmpTypeNames) {
+        if (text == candidate.name) known = &candidate;
+      }
+      if (known == nullptr) {
+        std::string hint;
+        int bestDistance = 3;  // as suggest(): within edit distance 2
+        for (const IcmpTypeName& candidate : kIcmpTypeNames) {
+          int distance = editDistance(text, candidate.name);
+          if (distance < bestDistance) bestDistance = distance, hint = candidate.name;
+        }
+        error(node, "unknown ICMP type '" + text + "': expected a number 0..255, a range 'N-M' or a name" +
+                        (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+        continue;
+      }
+      if (!icmp) continue;  // no protocol to resolve it for: reported above
+      int value = p == Protocol::kIcmp ? known->icmp : known->icmpv6;
+      if (value < 0) {
+        error(node, "ICMP type '" + text + "' does not exist for protocol " + protocolName);
+        continue;
+      }
+      types->push_back(PortRange{static_cast<uint16_t>(value), static_cast<uint16_t>(value)});
+      continue;
+    }
+    size_t dash = text.find('-');
+    std::optional<uint64_t> low = parseNumber(std::string_view(text).substr(0, dash));
+    std::optional<uint64_t> high =
+        dash == std::string::npos ? low : parseNumber(std::string_view(text).substr(dash + 1));
+    if (!low || !high) {
+      error(node, "invalid ICMP type '" + text + "': expected a number 0..255, a range 'N-M' or a name");
+      continue;
+    }
+    if (*low > 255 || *high > 255) {
+      error(node, "invalid ICMP type '" + text + "': types are 0..255");
+      continue;
+    }
+    if (*low > *high) {
+      error(node, "invalid ICMP type range '" + text + "': " + std::to_string(*low) + " is above " +
+                      std::to_string(*high));
+      continue;
+    }
+    types->push_back(PortRange{static_cast<uint16_t>(*low), static_cast<uint16_t>(*high)});
   }
 }
 

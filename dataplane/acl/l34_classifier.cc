@@ -159,6 +159,8 @@ std::vector<uint8_t> protocolsOf(const L34Rule& rule) {
   return {};
 }
 
+bool carriesIcmpType(uint8_t protocol) { return protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6; }
+
 std::vector<policy::PortRange> rangesOf(const std::vector<policy::PortRange>& ranges) {
   if (ranges.empty()) return {policy::PortRange{0, 65535}};
   return ranges;
@@ -203,6 +205,16 @@ Result<void> validate(const std::vector<L34Rule>& rules, L34Engine engine) {
         if (range.low > range.high) return makeError(EINVAL, which + "port range low above high");
       }
     }
+    if (!rule.icmpTypes.empty()) {
+      if (!carriesIcmpType(rule.protocol))
+        return makeError(EINVAL, which + "ICMP types need protocol ICMP or ICMPv6");
+      if (!rule.sourcePorts.empty() || !rule.destinationPorts.empty())
+        return makeError(EINVAL, which + "ICMP types and ports together");
+      for (const auto& range : rule.icmpTypes) {
+        if (range.low > range.high || range.high > 255)
+          return makeError(EINVAL, which + "ICMP type range not within 0..255 or low above high");
+      }
+    }
   }
   return {};
 }
@@ -218,10 +230,13 @@ struct Expansion {
   }
 };
 
+// ICMP types take the destination port's place (validate() keeps them from rules with ports): both engines
+// then compare a packet's type where they compare its destination port.
 Expansion expand(const L34Rule& rule, uint8_t family) {
   if (rule.family != 0 && rule.family != family) return Expansion{};  // no element in this family
   return Expansion{protocolsOf(rule), prefixesOf(rule.sources, family), prefixesOf(rule.destinations, family),
-                   rangesOf(rule.sourcePorts), rangesOf(rule.destinationPorts)};
+                   rangesOf(rule.sourcePorts),
+                   rangesOf(rule.icmpTypes.empty() ? rule.destinationPorts : rule.icmpTypes)};
 }
 
 template <typename AclRule>
@@ -357,6 +372,12 @@ Result<rte_acl_ctx*> buildContext(const std::vector<L34Rule>& rules, const std::
   return ctx;
 }
 
+// What rte_acl compares with the destination port ranges: an ICMP/ICMPv6 packet's type, where ICMP rules
+// keep their types (expand()); the port otherwise.
+uint16_t dstPortOf(const L34Tuple& tuple) {
+  return carriesIcmpType(tuple.protocol) ? tuple.icmpType : tuple.dstPort;
+}
+
 // ---- The bitmap engine ----
 
 // A 128-bit address in host order, compared as an unsigned number (hi first).
@@ -424,7 +445,7 @@ bool carriesPorts(uint8_t protocol) {
 template <typename Key>
 struct Probe {
   Key src, dst;
-  uint16_t srcPort, dstPort;  // 0 unless the protocol carries ports
+  uint16_t srcPort, dstPort;  // 0 unless the protocol carries ports; dstPort: ICMP/ICMPv6's type
   uint8_t protocol;
   uint8_t direction;
 };
@@ -433,6 +454,8 @@ struct Probe {
 template <typename Key>
 struct BitmapElement {
   Key srcLow, srcHigh, dstLow, dstHigh;
+  // [0, 65535] when the rule names no such port; an ICMP rule's types are its destination port range (the
+  // probe's dstPort is then the packet's type), with hasPorts false.
   uint16_t srcPortLow, srcPortHigh, dstPortLow, dstPortHigh;
   uint8_t protocol;   // 0: any
   bool hasPorts;      // the rule names ports: only TCP, UDP and SCTP match
@@ -444,9 +467,10 @@ struct BitmapElement {
   bool matches(const Probe<Key>& probe) const {
     if (protocol != 0 && protocol != probe.protocol) return false;
     if (direction != kDirectionUnknown && direction != probe.direction) return false;
+    // Always checked: the full range for elements without destination ports or ICMP types.
+    if (probe.dstPort < dstPortLow || probe.dstPort > dstPortHigh) return false;
     if (hasPorts &&
-        (!carriesPorts(probe.protocol) || probe.srcPort < srcPortLow || probe.srcPort > srcPortHigh ||
-         probe.dstPort < dstPortLow || probe.dstPort > dstPortHigh))
+        (!carriesPorts(probe.protocol) || probe.srcPort < srcPortLow || probe.srcPort > srcPortHigh))
       return false;
     return probe.src >= srcLow && probe.src <= srcHigh && probe.dst >= dstLow && probe.dst <= dstHigh;
   }
@@ -827,9 +851,10 @@ struct BitmapPart {
     dst.build(lows, highs, keyMax<Key>(), maxGroups, summaryWords, stride);
     std::vector<uint32_t> portLows(count), portHighs(count);
     for (size_t i = 0; i < count; ++i) {
-      // Packets without ports look up port 0; elements without ports span every port.
-      portLows[i] = elements[i].hasPorts ? elements[i].dstPortLow : 0;
-      portHighs[i] = elements[i].hasPorts ? elements[i].dstPortHigh : 65535;
+      // Packets without ports look up port 0 (ICMP ones their type); elements without destination ports or
+      // ICMP types span every port.
+      portLows[i] = elements[i].dstPortLow;
+      portHighs[i] = elements[i].dstPortHigh;
     }
     dstPort.build(portLows, portHighs, 65535u, maxGroups, summaryWords, stride);
 
@@ -1018,8 +1043,9 @@ struct BitmapFamily {
     size_t count = elements.size();
     std::vector<Key> srcLows(count), dstLows(count);
     std::vector<uint32_t> portLows(count);
-    auto portLow = [](const BitmapElement<Key>& e) { return e.hasPorts ? uint32_t{e.dstPortLow} : 0u; };
-    auto portHigh = [](const BitmapElement<Key>& e) { return e.hasPorts ? uint32_t{e.dstPortHigh} : 65535u; };
+    // The destination port range, or an ICMP rule's types ([0, 65535] for elements with neither).
+    auto portLow = [](const BitmapElement<Key>& e) { return uint32_t{e.dstPortLow}; };
+    auto portHigh = [](const BitmapElement<Key>& e) { return uint32_t{e.dstPortHigh}; };
     for (size_t i = 0; i < count; ++i) {
       srcLows[i] = elements[i].srcLow;
       dstLows[i] = elements[i].dstLow;
@@ -1066,12 +1092,14 @@ struct BitmapFamily {
     staged = memoryBytes() > kStagedBytes;
   }
 
+  // An ICMP/ICMPv6 packet's type goes in the destination port's place, where ICMP rules keep their types.
   static Probe<Key> probeOf(const L34Tuple& tuple) {
     bool ported = carriesPorts(tuple.protocol);
+    uint16_t dstPort = ported ? tuple.dstPort : carriesIcmpType(tuple.protocol) ? tuple.icmpType : 0;
     return Probe<Key>{addressKey<Key>(tuple.src),
                       addressKey<Key>(tuple.dst),
                       static_cast<uint16_t>(ported ? tuple.srcPort : 0),
-                      static_cast<uint16_t>(ported ? tuple.dstPort : 0),
+                      dstPort,
                       tuple.protocol,
                       tuple.direction};
   }
@@ -1161,6 +1189,7 @@ struct BitmapFamily {
   }
 };
 
+// An ICMP rule's types come as its destination port ranges (expand()), with hasPorts false.
 template <typename Key>
 void addElements(BitmapFamily<Key>& family, const L34Rule& rule, const Expansion& expansion) {
   bool hasPorts = !rule.sourcePorts.empty() || !rule.destinationPorts.empty();
@@ -1334,7 +1363,7 @@ void L34Classifier::classifyBurst(const L34Tuple* const* tuples, uint32_t count,
       std::memcpy(input.src, tuple.src, 4);
       std::memcpy(input.dst, tuple.dst, 4);
       input.srcPort = rte_cpu_to_be_16(tuple.srcPort);
-      input.dstPort = rte_cpu_to_be_16(tuple.dstPort);
+      input.dstPort = rte_cpu_to_be_16(dstPortOf(tuple));
       v4Data[v4Count] = reinterpret_cast<const uint8_t*>(&input);
       v4Index[v4Count++] = i;
     } else if (tuple.ipVersion == 6 && ipv6_ != nullptr) {
@@ -1343,7 +1372,7 @@ void L34Classifier::classifyBurst(const L34Tuple* const* tuples, uint32_t count,
       std::memcpy(input.src, tuple.src, 16);
       std::memcpy(input.dst, tuple.dst, 16);
       input.srcPort = rte_cpu_to_be_16(tuple.srcPort);
-      input.dstPort = rte_cpu_to_be_16(tuple.dstPort);
+      input.dstPort = rte_cpu_to_be_16(dstPortOf(tuple));
       v6Data[v6Count] = reinterpret_cast<const uint8_t*>(&input);
       v6Index[v6Count++] = i;
     }

@@ -1,6 +1,6 @@
-// The L3/L4 classifier: the first rule (in policy order) whose protocol, addresses and ports match a flow's
-// first packet. One IPv4 and one IPv6 index, built once, then shared read-only by workers. Two engines: rule
-// bitmaps (the default, see l34_classifier.cc) and DPDK rte_acl (kept for comparison).
+// The L3/L4 classifier: the first rule (in policy order) whose protocol, addresses and ports (or ICMP types)
+// match a flow's first packet. One IPv4 and one IPv6 index, built once, then shared read-only by workers. Two
+// engines: rule bitmaps (the default, see l34_classifier.cc) and DPDK rte_acl (kept for comparison).
 #pragma once
 
 #include <cstddef>
@@ -32,8 +32,11 @@ struct L34Rule {
   std::vector<policy::Cidr> destinations;           // empty = any address (of either family)
   std::vector<policy::PortRange> sourcePorts;       // empty = any port; non-empty: TCP/UDP/SCTP only
   std::vector<policy::PortRange> destinationPorts;  // empty = any port; non-empty: TCP/UDP/SCTP only
-  uint8_t direction = kDirectionUnknown;            // kDirectionEgress or kDirectionIngress; unknown: any
-  uint8_t family = 0;                               // 4 or 6: that IP version only; 0: both
+  // ICMP/ICMPv6 types (ranges within 0..255); empty = any type. Non-empty: protocol must be ICMP or ICMPv6
+  // and there must be no ports. Classified in the destination port's place (L34Tuple::icmpType).
+  std::vector<policy::PortRange> icmpTypes = {};
+  uint8_t direction = kDirectionUnknown;  // kDirectionEgress or kDirectionIngress; unknown: any
+  uint8_t family = 0;                     // 4 or 6: that IP version only; 0: both
 };
 
 // What is classified: a flow's first packet as the client sent it.
@@ -45,6 +48,7 @@ struct L34Tuple {
   uint16_t srcPort;  // host order; ignored unless the protocol is TCP, UDP or SCTP
   uint16_t dstPort;
   uint8_t direction;  // kDirection*: unknown matches only rules without a direction
+  uint8_t icmpType;   // ignored unless the protocol is ICMP or ICMPv6
 };
 
 enum class L34Engine : uint8_t {

@@ -132,6 +132,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const poli
     part.destinationPorts = rule.destination.ports;
     part.direction = static_cast<uint8_t>(rule.direction);
     part.family = static_cast<uint8_t>(rule.family);
+    part.icmpTypes = rule.icmpTypes;
     if (noSources || noDestinations) {
       compiled->reachable_[id] = 0;
       ++compiled->stats_.neverMatching;
@@ -233,6 +234,10 @@ bool CompiledPolicy::l34Matches(uint32_t ruleId, const L34Tuple& tuple) const {
     return false;
   bool ports =
       tuple.protocol == IPPROTO_TCP || tuple.protocol == IPPROTO_UDP || tuple.protocol == IPPROTO_SCTP;
+  if (!rule.icmpTypes.empty()) {
+    // The rule's protocol (ICMP or ICMPv6, checked above) says the tuple carries a type.
+    return portIn(rule.icmpTypes, tuple.icmpType);
+  }
   if (!rule.sourcePorts.empty() || !rule.destinationPorts.empty()) {
     if (!ports) return false;
     return portIn(rule.sourcePorts, tuple.srcPort) && portIn(rule.destinationPorts, tuple.dstPort);

@@ -489,6 +489,7 @@ L34Tuple tupleOf(const ParsedPacket& packet, bool fromClient) {
   std::memcpy(tuple.dst, fromClient ? packet.dstAddr : packet.srcAddr, 16);
   tuple.srcPort = fromClient ? packet.srcPort : packet.dstPort;
   tuple.dstPort = fromClient ? packet.dstPort : packet.srcPort;
+  if (packet.protocol == IPPROTO_ICMP || packet.protocol == IPPROTO_ICMPV6) tuple.icmpType = packet.icmpType;
   return tuple;
 }
 
@@ -503,6 +504,9 @@ L34Tuple tupleOf(const Flow& flow) {
   tuple.srcPort = clientLow ? flow.key.portLow : flow.key.portHigh;
   tuple.dstPort = clientLow ? flow.key.portHigh : flow.key.portLow;
   tuple.direction = static_cast<uint8_t>((flow.inspectFlags & kFlowDirectionMask) >> kFlowDirectionShift);
+  // The type of the flow's first packet (updateFlow records it before judging the flow): what the first
+  // classification saw, so a re-classification under a newer policy agrees with it.
+  tuple.icmpType = flow.icmpType;
   return tuple;
 }
 

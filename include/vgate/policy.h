@@ -91,6 +91,9 @@ struct Rule {
   TlsMatch tls;
   HttpMatch http;
   PayloadMatch payload;
+  // ICMP/ICMPv6 message types (ranges of 0..255) the flow's first packet, as the client sent it, must have;
+  // empty: any type. Only with protocol icmp or icmpv6, never with ports.
+  std::vector<PortRange> icmpTypes;
   bool log = false;  // log the verdict on the flow even when it is allow
   SourceLocation location;
 

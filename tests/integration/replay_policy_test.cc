@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
@@ -148,6 +149,83 @@ TEST_F(ReplayPolicy, AnInvalidPolicyReplaysNothing) {
   EXPECT_TRUE(run.record.is_null());
   EXPECT_NE(run.err.find("duplicate rule name 'deny-4433'"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("nothing was replayed"), std::string::npos) << run.err;
+}
+
+// Appends an Ethernet/IPv4/ICMP frame (8 bytes of echo data after the ICMP header) as one pcap record.
+void appendIcmpFrame(std::string& pcap, uint32_t second, uint8_t src, uint8_t dst, uint8_t type,
+                     uint16_t id) {
+  std::string frame = {0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00};
+  std::string ip = {0x45, 0, 0, 36,
+                    0,    1, 0, 0,
+                    64,   1, 0, 0,
+                    10,   0, 0, static_cast<char>(src),
+                    10,   0, 0, static_cast<char>(dst)};
+  std::string icmp = {static_cast<char>(type), 0, 0, 0, static_cast<char>(id >> 8),
+                      static_cast<char>(id),   0, 1};
+  icmp += std::string(8, 'x');
+  auto checksum = [](std::string& bytes, size_t at) {
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < bytes.size(); i += 2)
+      sum += static_cast<uint32_t>(static_cast<uint8_t>(bytes[i]) << 8 | static_cast<uint8_t>(bytes[i + 1]));
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    bytes[at] = static_cast<char>(~sum >> 8);
+    bytes[at + 1] = static_cast<char>(~sum);
+  };
+  checksum(ip, 10);
+  checksum(icmp, 2);
+  frame += ip + icmp;
+  auto le32 = [&](uint32_t v) {
+    for (int i = 0; i < 4; ++i) pcap += static_cast<char>(v >> (8 * i));
+  };
+  le32(second);
+  le32(0);
+  le32(static_cast<uint32_t>(frame.size()));
+  le32(static_cast<uint32_t>(frame.size()));
+  pcap += frame;
+}
+
+// A rule on ICMP types, end to end: the worker gives the classifier the first packet's type.
+TEST_F(ReplayPolicy, IcmpTypesDecideOnTheFirstPacketsType) {
+  std::string pcap;
+  for (uint32_t v : {0xa1b2c3d4u, 0x00040002u, 0u, 0u, 65535u, 1u}) {
+    if (v == 0x00040002u) {  // version 2.4: two 16-bit fields
+      pcap += std::string{2, 0, 4, 0};
+      continue;
+    }
+    for (int i = 0; i < 4; ++i) pcap += static_cast<char>(v >> (8 * i));
+  }
+  appendIcmpFrame(pcap, 1, 1, 2, 8, 7);   // ping 10.0.0.1 -> 10.0.0.2
+  appendIcmpFrame(pcap, 1, 2, 1, 0, 7);   // its reply
+  appendIcmpFrame(pcap, 2, 1, 3, 13, 9);  // a timestamp request 10.0.0.1 -> 10.0.0.3
+  fs::path capture = dir_ / "icmp.pcap";
+  std::ofstream(capture, std::ios::binary) << pcap;
+  fs::path policy = writePolicy("enforce", R"(apiVersion: vgate.io/v1
+kind: Policy
+metadata: {name: icmp-test}
+spec:
+  mode: MODE
+  default: allow
+  rules:
+    - name: no-ping
+      action: deny
+      match:
+        protocol: icmp
+        icmp: {types: [echo-request]}
+)");
+  auto run = vgated("replay --pcap " + capture.string() + " --policy " + policy.string());
+  ASSERT_EQ(run.exitCode, 0) << run.err;
+  std::map<std::string, Json> byDestination;
+  for (const Json& record : vgate::testing::jsonLines(run.out)) byDestination[record["dest_ip"]] = record;
+  ASSERT_EQ(byDestination.size(), 2u) << run.out;
+  const Json& ping = byDestination["10.0.0.2"];
+  EXPECT_EQ(ping["icmp_type"], 8) << ping;
+  EXPECT_EQ(ping["verdict"]["action"], "deny") << ping;
+  EXPECT_EQ(ping["verdict"]["rule"], "no-ping") << ping;
+  const Json& timestamp = byDestination["10.0.0.3"];
+  EXPECT_EQ(timestamp["icmp_type"], 13) << timestamp;
+  EXPECT_EQ(timestamp["verdict"]["action"], "allow") << timestamp;
+  EXPECT_TRUE(timestamp["verdict"]["rule"].is_null()) << timestamp;
+  EXPECT_NE(run.err.find(" 2 packets denied"), std::string::npos) << run.err;
 }
 
 }  // namespace

@@ -719,6 +719,132 @@ TEST(PolicyLoader, Ipv6Cidrs) {
   expectCidr(dst[2], cidr("10.0.0.1", 32));
 }
 
+std::vector<std::pair<int, int>> rangesOf(const std::vector<policy::PortRange>& ranges) {
+  std::vector<std::pair<int, int>> out;
+  for (const auto& range : ranges) out.emplace_back(range.low, range.high);
+  return out;
+}
+
+TEST(PolicyLoader, IcmpTypes) {
+  policy::Policy p =
+      loadOk(std::string(kHeader) +
+             "    - name: ping\n"
+             "      action: deny\n"
+             "      match:\n"
+             "        protocol: icmp\n"
+             "        icmp: {types: [8, echo-request, \"3-4\", echo-reply, destination-unreachable,\n"
+             "                       time-exceeded, parameter-problem, redirect, router-solicitation,\n"
+             "                       router-advertisement, 255, 0-255, \"7-7\"]}\n"
+             "    - name: ping6\n"
+             "      action: allow\n"
+             "      match:\n"
+             "        protocol: icmpv6\n"
+             "        icmp:\n"
+             "          types: [echo-request, echo-reply, destination-unreachable, packet-too-big,\n"
+             "                  time-exceeded, parameter-problem, redirect, router-solicitation,\n"
+             "                  router-advertisement, neighbor-solicitation, neighbor-advertisement,\n"
+             "                  \"130-132\", 0]\n"
+             "    - {name: any-icmp, action: allow, match: {protocol: icmp}}\n");
+  ASSERT_EQ(p.rules.size(), 3u);
+  EXPECT_EQ(rangesOf(p.rules[0].icmpTypes), (std::vector<std::pair<int, int>>{{8, 8},
+                                                                              {8, 8},
+                                                                              {3, 4},
+                                                                              {0, 0},
+                                                                              {3, 3},
+                                                                              {11, 11},
+                                                                              {12, 12},
+                                                                              {5, 5},
+                                                                              {10, 10},
+                                                                              {9, 9},
+                                                                              {255, 255},
+                                                                              {0, 255},
+                                                                              {7, 7}}));
+  EXPECT_EQ(rangesOf(p.rules[1].icmpTypes), (std::vector<std::pair<int, int>>{{128, 128},
+                                                                              {129, 129},
+                                                                              {1, 1},
+                                                                              {2, 2},
+                                                                              {3, 3},
+                                                                              {4, 4},
+                                                                              {137, 137},
+                                                                              {133, 133},
+                                                                              {134, 134},
+                                                                              {135, 135},
+                                                                              {136, 136},
+                                                                              {130, 132},
+                                                                              {0, 0}}));
+  EXPECT_TRUE(p.rules[2].icmpTypes.empty()) << "no icmp key: every type";
+  EXPECT_FALSE(p.rules[0].hasL7());
+}
+
+TEST(PolicyLoader, IcmpTypeErrors) {
+  EXPECT_EQ(
+      diagnose(std::string(kHeader) +
+               "    - name: a\n"
+               "      action: deny\n"
+               "      match:\n"
+               "        protocol: icmp\n"
+               "        icmp: {types: [256, \"9-8\", x, packet-too-big, neighbor-solicitation, "
+               "echo-requst, \"-1\",\n"
+               "                       \"1-2-3\", \"\"], code: 0}\n"
+               "    - name: b\n"
+               "      action: deny\n"
+               "      match: {protocol: tcp, icmp: {types: [8, echo-request]}}\n"
+               "    - name: c\n"
+               "      action: deny\n"
+               "      match: {icmp: {types: [echo-request]}}\n"
+               "    - name: d\n"
+               "      action: deny\n"
+               "      match: {protocol: icmpv6, icmp: {types: []}}\n"
+               "    - name: e\n"
+               "      action: deny\n"
+               "      match: {protocol: icmp, icmp: {}}\n"
+               "    - name: f\n"
+               "      action: deny\n"
+               "      match: {protocol: icmp, destination: {ports: [80]}, icmp: {types: [8]}}\n"
+               "    - name: g\n"
+               "      action: deny\n"
+               "      match: {protocol: udp, source: {ports: [53]}, icmp: {types: [8]}}\n"
+               "    - name: h\n"
+               "      action: deny\n"
+               "      match: {protocol: icmpv6, icmp: {types: 128}}\n"
+               "    - name: i\n"
+               "      action: deny\n"
+               "      match: {protocol: icmpv6, icmp: {types:}}\n"
+               "    - name: j\n"
+               "      action: deny\n"
+               "      match: {protocol: icmpv6, icmp: }\n"
+               "    - name: k\n"
+               "      action: deny\n"
+               "      match: {protocol: icmpx, icmp: {types: [8, 300]}}\n"),
+      (std::vector<std::string>{
+          "p.yaml:10:24: rule 'a': invalid ICMP type '256': types are 0..255",
+          "p.yaml:10:29: rule 'a': invalid ICMP type range '9-8': 9 is above 8",
+          "p.yaml:10:36: rule 'a': unknown ICMP type 'x': expected a number 0..255, a range 'N-M' or a name",
+          "p.yaml:10:39: rule 'a': ICMP type 'packet-too-big' does not exist for protocol icmp",
+          "p.yaml:10:55: rule 'a': ICMP type 'neighbor-solicitation' does not exist for protocol icmp",
+          "p.yaml:10:78: rule 'a': unknown ICMP type 'echo-requst': expected a number 0..255, a range 'N-M' "
+          "or a name (did you mean 'echo-request'?)",
+          "p.yaml:10:91: rule 'a': invalid ICMP type '-1': expected a number 0..255, a range 'N-M' or a name",
+          "p.yaml:11:24: rule 'a': invalid ICMP type '1-2-3': expected a number 0..255, a range 'N-M' or a "
+          "name",
+          "p.yaml:11:33: rule 'a': unknown ICMP type '': expected a number 0..255, a range 'N-M' or a name",
+          "p.yaml:11:38: rule 'a': unknown key 'code'",
+          "p.yaml:14:30: rule 'b': 'icmp' needs protocol icmp or icmpv6 (protocol is tcp)",
+          "p.yaml:17:15: rule 'c': 'icmp' needs protocol icmp or icmpv6 (protocol is any)",
+          "p.yaml:20:47: rule 'd': 'types' must not be empty (leave 'icmp' out to match every type)",
+          "p.yaml:23:37: rule 'e': missing required key 'types'",
+          "p.yaml:26:52: rule 'f': ports need protocol tcp, udp or sctp (protocol is icmp)",
+          "p.yaml:26:59: rule 'f': 'icmp' cannot be combined with ports: ICMP messages have none",
+          "p.yaml:29:53: rule 'g': 'icmp' needs protocol icmp or icmpv6 (protocol is udp)",
+          "p.yaml:29:53: rule 'g': 'icmp' cannot be combined with ports: ICMP messages have none",
+          "p.yaml:32:47: rule 'h': 'types' must be a list, not a string",
+          "p.yaml:35:40: rule 'i': 'types' must not be empty (leave 'icmp' out to match every type)",
+          "p.yaml:38:33: rule 'j': 'icmp' needs 'types' (leave 'icmp' out to match every type)",
+          "p.yaml:41:25: rule 'k': invalid protocol 'icmpx': expected one of tcp, udp, icmp, icmpv6, sctp, "
+          "any (did you mean 'icmp'?)",
+          "p.yaml:41:50: rule 'k': invalid ICMP type '300': types are 0..255"}));
+}
+
 TEST(PolicyLoader, LogCatchAllDoesNotHideLaterRules) {
   // Whether "log" ends evaluation is the data plane's call, so rules after a catch-all log rule are accepted.
   policy::Policy p = loadOk(std::string(kHeader) +

@@ -117,6 +117,73 @@ TEST(CompiledPolicy, AnEarlierL3L4MatchIsNeverOverriddenByALaterL7Rule) {
             1u);
 }
 
+// A ping (ICMP echo-request, or ICMPv6's) as its client sent it; `id` is what the parser puts in both ports.
+L34Tuple icmpTuple(const char* src, const char* dst, uint8_t type, uint16_t id = 0) {
+  bool v6 = std::string(src).find(':') != std::string::npos;
+  L34Tuple t = tuple(src, dst, id, static_cast<uint8_t>(v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}));
+  t.srcPort = id;
+  t.icmpType = type;
+  return t;
+}
+
+TEST(CompiledPolicy, IcmpTypesDecideByTheFirstPacketsType) {
+  policy::Policy p;
+  p.defaultAction = VerdictAction::kAllow;
+  auto ping = rule("deny-ping", VerdictAction::kDeny);  // icmp: {types: [echo-request]}
+  ping.protocol = policy::Protocol::kIcmp;
+  ping.icmpTypes = {{8, 8}};
+  auto ping6 = rule("reject-ping6", VerdictAction::kReject);
+  ping6.protocol = policy::Protocol::kIcmpv6;
+  ping6.icmpTypes = {{128, 128}};
+  // An L7 rule whose L3/L4 part has types: decide() re-checks them.
+  auto payload = rule("log-unreachable-payload", VerdictAction::kLog);
+  payload.protocol = policy::Protocol::kIcmp;
+  payload.icmpTypes = {{3, 3}};
+  payload.payload.regex = {"secret"};
+  p.rules = {ping, ping6, payload};
+  for (bool rteAcl : {false, true}) {
+    SCOPED_TRACE(rteAcl ? "rte_acl" : "bitmap");
+    CompileOptions options;
+    options.rteAcl = rteAcl;
+    auto compiled = CompiledPolicy::compile(p, 7, options, 1);
+    ASSERT_TRUE(compiled.ok()) << compiled.error().message;
+    const CompiledPolicy& policy = *compiled.value();
+
+    VerdictDecision echo = policy.classifyNewFlow(icmpTuple("10.1.0.1", "10.2.0.1", 8, 4242));
+    EXPECT_FALSE(echo.pending);
+    EXPECT_EQ(echo.ruleId, 0u);
+    EXPECT_EQ(echo.action, VerdictAction::kDeny);
+    // Another type, even with the echo identifier equal to 8, is not a ping: the default allows it.
+    for (uint8_t type : {0, 11, 13}) {
+      VerdictDecision other = policy.classifyNewFlow(icmpTuple("10.1.0.1", "10.2.0.1", type, 8));
+      EXPECT_FALSE(other.pending) << int{type};
+      EXPECT_EQ(other.ruleId, kNoRule) << int{type};
+      EXPECT_EQ(other.action, VerdictAction::kAllow) << int{type};
+    }
+    // TCP to port 8 is not a ping either.
+    L34Tuple tcp = tuple("10.1.0.1", "10.2.0.1", 8);
+    tcp.icmpType = 8;
+    EXPECT_EQ(policy.classifyNewFlow(tcp).ruleId, kNoRule);
+
+    EXPECT_EQ(policy.classifyNewFlow(icmpTuple("fd00::1", "fd00::2", 128, 1)).action, VerdictAction::kReject);
+    EXPECT_EQ(policy.classifyNewFlow(icmpTuple("fd00::1", "fd00::2", 129, 128)).ruleId, kNoRule);
+    EXPECT_EQ(policy.classifyNewFlow(icmpTuple("fd00::1", "fd00::2", 8)).ruleId, kNoRule);
+
+    // The L7 rule: pending only for its type, and its type re-checked when the facts come.
+    VerdictDecision unreachable = policy.classifyNewFlow(icmpTuple("10.1.0.1", "10.2.0.1", 3));
+    EXPECT_TRUE(unreachable.pending);
+    EXPECT_FALSE(policy.classifyNewFlow(icmpTuple("10.1.0.1", "10.2.0.1", 4)).pending);
+    L7Facts facts;
+    facts.payloadToServer = "a secret";
+    facts.presentFields = kFactPayloadToServer;
+    EXPECT_EQ(
+        policy.decide(icmpTuple("10.1.0.1", "10.2.0.1", 3), facts, kNoRule, policy.scratchFor(0)).ruleId, 2u);
+    EXPECT_EQ(
+        policy.decide(icmpTuple("10.1.0.1", "10.2.0.1", 4), facts, kNoRule, policy.scratchFor(0)).ruleId,
+        kNoRule);
+  }
+}
+
 TEST(CompiledPolicy, ContainerSelectorsResolveThroughEndpointsAndNeverWidenToAny) {
   policy::Policy p;
   p.defaultAction = VerdictAction::kDeny;
