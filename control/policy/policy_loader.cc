@@ -737,6 +737,10 @@ class Validator {
   // groups: names of spec.portGroups are allowed (not inside a group's own list).
   void parsePorts(const Entry& entry, std::vector<PortRange>* ports, bool groups = true);
   void parsePortGroups(const Entry& entry);
+  // node's "N" or "N-M" within 0..max, or nothing after reporting why: "invalid <what> '...': <expected>",
+  // "...: <bounds>", or "invalid <what> range '...': N is above M".
+  std::optional<PortRange> parseRange(const Node* node, const char* what, uint64_t max,
+                                      const std::string& expected, const char* bounds);
   void parseIcmp(const Entry& entry, const std::string& protocolName, bool protocolKnown, Protocol p,
                  std::vector<PortRange>* types);
   void parseTls(const Entry& entry, policy::TlsMatch* tls);
@@ -1258,25 +1262,33 @@ void Validator::parsePorts(const Entry& entry, std::vector<PortRange>* ports, bo
       ports->insert(ports->end(), group->second.begin(), group->second.end());
       continue;
     }
-    size_t dash = text.find('-');
-    std::optional<uint64_t> low = parseNumber(std::string_view(text).substr(0, dash));
-    std::optional<uint64_t> high =
-        dash == std::string::npos ? low : parseNumber(std::string_view(text).substr(dash + 1));
-    if (!low || !high) {
-      error(node, "invalid port '" + text + "': expected a number or a range 'N-M'");
-      continue;
-    }
-    if (*low > 65535 || *high > 65535) {
-      error(node, "invalid port '" + text + "': ports are 0..65535");
-      continue;
-    }
-    if (*low > *high) {
-      error(node, "invalid port range '" + text + "': " + std::to_string(*low) + " is above " +
-                      std::to_string(*high));
-      continue;
-    }
-    ports->push_back(PortRange{static_cast<uint16_t>(*low), static_cast<uint16_t>(*high)});
+    if (auto range =
+            parseRange(node, "port", 65535, "expected a number or a range 'N-M'", "ports are 0..65535"))
+      ports->push_back(*range);
   }
+}
+
+std::optional<PortRange> Validator::parseRange(const Node* node, const char* what, uint64_t max,
+                                               const std::string& expected, const char* bounds) {
+  const std::string& text = node->scalar;
+  size_t dash = text.find('-');
+  std::optional<uint64_t> low = parseNumber(std::string_view(text).substr(0, dash));
+  std::optional<uint64_t> high =
+      dash == std::string::npos ? low : parseNumber(std::string_view(text).substr(dash + 1));
+  if (!low || !high) {
+    error(node, std::string("invalid ") + what + " '" + text + "': " + expected);
+    return std::nullopt;
+  }
+  if (*low > max || *high > max) {
+    error(node, std::string("invalid ") + what + " '" + text + "': " + bounds);
+    return std::nullopt;
+  }
+  if (*low > *high) {
+    error(node, std::string("invalid ") + what + " range '" + text + "': " + std::to_string(*low) +
+                    " is above " + std::to_string(*high));
+    return std::nullopt;
+  }
+  return PortRange{static_cast<uint16_t>(*low), static_cast<uint16_t>(*high)};
 }
 
 // ICMP and ICMPv6 message types by name; -1 where the protocol has no such type.
@@ -1350,24 +1362,9 @@ void Validator::parseIcmp(const Entry& entry, const std::string& protocolName, b
       types->push_back(PortRange{static_cast<uint16_t>(value), static_cast<uint16_t>(value)});
       continue;
     }
-    size_t dash = text.find('-');
-    std::optional<uint64_t> low = parseNumber(std::string_view(text).substr(0, dash));
-    std::optional<uint64_t> high =
-        dash == std::string::npos ? low : parseNumber(std::string_view(text).substr(dash + 1));
-    if (!low || !high) {
-      error(node, "invalid ICMP type '" + text + "': expected a number 0..255, a range 'N-M' or a name");
-      continue;
-    }
-    if (*low > 255 || *high > 255) {
-      error(node, "invalid ICMP type '" + text + "': types are 0..255");
-      continue;
-    }
-    if (*low > *high) {
-      error(node, "invalid ICMP type range '" + text + "': " + std::to_string(*low) + " is above " +
-                      std::to_string(*high));
-      continue;
-    }
-    types->push_back(PortRange{static_cast<uint16_t>(*low), static_cast<uint16_t>(*high)});
+    if (auto range = parseRange(node, "ICMP type", 255, "expected a number 0..255, a range 'N-M' or a name",
+                                "types are 0..255"))
+      types->push_back(*range);
   }
 }
 
