@@ -14,8 +14,8 @@ trap 'rm -rf "$work"' EXIT
 
 # Prints "instructions last-level-misses L1-misses" per classified tuple for one benchmark.
 measure() {
-  local name=$1 perCall=$2 out="$work/$1.out"
-  out=${out//\//_}
+  # The benchmark's name has slashes: flatten it, not the temporary directory's path.
+  local name=$1 perCall=$2 out="$work/${1//\//_}.out"
   valgrind --tool=callgrind --cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=1048576,16,64 \
     --callgrind-out-file="$out" "$bench" --benchmark_filter="^$name\$" --benchmark_min_time=0.05 \
     >/dev/null 2>&1
