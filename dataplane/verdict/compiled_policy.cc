@@ -196,20 +196,21 @@ Result<std::unique_ptr<PolicyScratch>> CompiledPolicy::makeScratch() const {
 }
 
 uint8_t CompiledPolicy::directionOf(const L34Tuple& tuple) const {
-  auto isEndpoint = [&](const uint8_t* address) {
-    for (const auto& cidr : endpointAddresses_) {
-      if (cidrContains(cidr, address, tuple.ipVersion)) return true;
-    }
-    return false;
-  };
-  if (isEndpoint(tuple.src)) return kDirectionEgress;
-  if (isEndpoint(tuple.dst)) return kDirectionIngress;
+  // addressIn takes no CIDRs as any address: without endpoints no flow has a direction.
+  if (endpointAddresses_.empty()) return kDirectionUnknown;
+  if (addressIn(endpointAddresses_, tuple.src, tuple.ipVersion)) return kDirectionEgress;
+  if (addressIn(endpointAddresses_, tuple.dst, tuple.ipVersion)) return kDirectionIngress;
   return kDirectionUnknown;
 }
 
+L34Tuple CompiledPolicy::withDirection(const L34Tuple& tuple) const {
+  L34Tuple judged = tuple;
+  if (judged.direction == kDirectionUnknown) judged.direction = directionOf(judged);
+  return judged;
+}
+
 VerdictDecision CompiledPolicy::classifyNewFlow(const L34Tuple& flowTuple) const {
-  L34Tuple tuple = flowTuple;
-  if (tuple.direction == kDirectionUnknown) tuple.direction = directionOf(tuple);
+  L34Tuple tuple = withDirection(flowTuple);
   const L34Tuple* tuples[1] = {&tuple};
   uint32_t first = kNoRule;
   uint32_t firstL7 = kNoRule;
@@ -247,8 +248,7 @@ bool CompiledPolicy::l34Matches(uint32_t ruleId, const L34Tuple& tuple) const {
 
 VerdictDecision CompiledPolicy::decide(const L34Tuple& flowTuple, const L7Facts& facts, uint32_t fallbackRule,
                                        PolicyScratch& scratch) const {
-  L34Tuple tuple = flowTuple;
-  if (tuple.direction == kDirectionUnknown) tuple.direction = directionOf(tuple);
+  L34Tuple tuple = withDirection(flowTuple);
   l7_->match(facts, *scratch.l7, scratch.matches);
   VerdictDecision decision;
   decision.ruleId = fallbackRule;

@@ -82,6 +82,8 @@ class CompiledPolicy {
  private:
   CompiledPolicy() = default;
   bool l34Matches(uint32_t ruleId, const L34Tuple& tuple) const;
+  // The tuple, its direction filled in by directionOf where the port tag left it unknown.
+  L34Tuple withDirection(const L34Tuple& tuple) const;
 
   std::string name_;
   uint32_t version_ = 0;
