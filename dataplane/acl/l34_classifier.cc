@@ -640,19 +640,18 @@ struct SortedStarts {
     levels[1].resize(levels[1].size() + KeyDirectory<Key>::kWindow, keyMax<Key>());
     directory.build(levels[1].data(), sizes[1], [&](Key key) { return treeBlockOf(key) / kBlock; });
   }
-  uint32_t find(Key key) const { return findInBlock(blockOf(key), key); }
-  // find() in two steps, so that a lookup can prefetch the last line between them.
-  size_t blockOf(Key key) const {
-    if (!directory.built()) return treeBlockOf(key);
-    size_t found = directory.find(levels[1].data(), key);
-    return found != KeyDirectory<Key>::kNone ? found * kBlock : treeBlockOf(key);
+  // The index of the last start at or below key. (Lookups no longer prefetch between finding the level-0
+  // line and reading it: PieceIndex holds the pieces they read, this serves its fallback and the builds.)
+  uint32_t find(Key key) const {
+    size_t found = directory.built() ? directory.find(levels[1].data(), key) : KeyDirectory<Key>::kNone;
+    size_t block = found != KeyDirectory<Key>::kNone ? found * kBlock : treeBlockOf(key);
+    return static_cast<uint32_t>(indexIn(0, block, key));
   }
   size_t treeBlockOf(Key key) const {
     size_t block = 0;
     for (size_t level = levels.size() - 1; level > 0; --level) block = indexIn(level, block, key) * kBlock;
     return block;
   }
-  uint32_t findInBlock(size_t block, Key key) const { return static_cast<uint32_t>(indexIn(0, block, key)); }
   size_t indexIn(size_t level, size_t block, Key key) const {
     return std::min(block + countAtOrBelow<kBlock>(levels[level].data() + block, key) - 1, sizes[level] - 1);
   }
