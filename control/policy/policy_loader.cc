@@ -101,17 +101,23 @@ int editDistance(std::string_view a, std::string_view b) {
 }
 
 // The nearest candidate within edit distance 2, for "did you mean" hints; empty when none is close.
-std::string suggest(std::string_view word, std::initializer_list<const char*> candidates) {
+// The candidate closest to word within edit distance 2, or "" (nameOf(candidate) gives its text).
+template <typename Candidates, typename NameOf>
+std::string suggestBy(std::string_view word, const Candidates& candidates, NameOf nameOf) {
   std::string best;
   int bestDistance = 3;
-  for (const char* candidate : candidates) {
-    int distance = editDistance(word, candidate);
+  for (const auto& candidate : candidates) {
+    int distance = editDistance(word, nameOf(candidate));
     if (distance < bestDistance) {
       bestDistance = distance;
-      best = candidate;
+      best = nameOf(candidate);
     }
   }
   return best;
+}
+
+std::string suggest(std::string_view word, std::initializer_list<const char*> candidates) {
+  return suggestBy(word, candidates, [](const char* candidate) { return candidate; });
 }
 
 std::string joinChoices(std::initializer_list<const char*> choices) {
@@ -1343,12 +1349,8 @@ void Validator::parseIcmp(const Entry& entry, const std::string& protocolName, b
         if (text == candidate.name) known = &candidate;
       }
       if (known == nullptr) {
-        std::string hint;
-        int bestDistance = 3;  // as suggest(): within edit distance 2
-        for (const IcmpTypeName& candidate : kIcmpTypeNames) {
-          int distance = editDistance(text, candidate.name);
-          if (distance < bestDistance) bestDistance = distance, hint = candidate.name;
-        }
+        std::string hint =
+            suggestBy(text, kIcmpTypeNames, [](const IcmpTypeName& candidate) { return candidate.name; });
         error(node, "unknown ICMP type '" + text + "': expected a number 0..255, a range 'N-M' or a name" +
                         (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
         continue;
