@@ -24,9 +24,9 @@
 
 #include "bench/bench_support.h"
 #include "control/policy/policy_loader.h"
+#include "dataplane/eal/eal.h"
 #include "dataplane/verdict/compiled_policy.h"
 #include "dataplane/verdict/policy_registry.h"
-#include "dataplane/worker/eal.h"
 
 namespace {
 

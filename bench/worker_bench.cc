@@ -125,20 +125,17 @@ void BM_ParseAndLookup(benchmark::State& state) {
 
 void BM_WorkerProcessBurst(benchmark::State& state) {
   auto& packets = mix().mbufs;
-  rte_ring* records = rte_ring_create("bench_records", 1u << 16, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  rte_mempool* ends = rte_mempool_create("bench_ends", 8192, sizeof(vgate::FlowEndRecord), 0, 0, nullptr,
-                                         nullptr, nullptr, nullptr, 0, 0);
-  rte_mempool* metadata = rte_mempool_create("bench_meta", 1024, sizeof(vgate::FlowMetadataRecord), 0, 0,
-                                             nullptr, nullptr, nullptr, nullptr, 0, 0);
+  auto records = std::move(RecordPools::create("bench", 1, {1u << 16, 8192, 1024, 0, 0}, 0)).value();
+  struct Discard : vgate::RecordSink {
+    void onMetadata(const vgate::FlowMetadataRecord&) override {}
+    void onEnd(const vgate::FlowEndRecord&) override {}
+  } discard;
   WorkerConfig config;
   config.flowCapacity = 1u << 16;
-  config.records = records;
-  config.endRecords = ends;
-  config.metadataRecords = metadata;
+  config.records = records->channel(0);
   auto worker = std::move(Worker::create(config)).value();
   size_t next = 0;
   uint64_t now = 1'700'000'000'000'000;
-  void* drained[64];
   for (auto _ : state) {
     rte_mbuf* burst[kBurstSize];
     std::copy(packets.begin() + static_cast<long>(next),
@@ -147,22 +144,13 @@ void BM_WorkerProcessBurst(benchmark::State& state) {
     next = (next + kBurstSize) % (packets.size() - kBurstSize);
     if (next < kBurstSize) {
       // Records appear only as inspections finish on the first pass; hand them back like the writer would.
-      unsigned count;
-      while ((count = rte_ring_sc_dequeue_burst(records, drained, 64, nullptr)) > 0) {
-        for (unsigned i = 0; i < count; ++i) {
-          bool isMetadata =
-              *static_cast<vgate::FlowMessageType*>(drained[i]) == vgate::FlowMessageType::kMetadata;
-          rte_mempool_put(isMetadata ? metadata : ends, drained[i]);
-        }
-      }
+      records->drain(discard);
     }
   }
   state.SetItemsProcessed(int64_t{state.iterations()} * kBurstSize);
   state.counters["flows"] = static_cast<double>(worker->flowTable().size());
   worker.reset();
-  rte_mempool_free(ends);
-  rte_mempool_free(metadata);
-  rte_ring_free(records);
+  records.reset();
 }
 
 BENCHMARK(BM_NoopWorker);

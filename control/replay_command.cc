@@ -10,7 +10,7 @@
 #include "control/command_line.h"
 #include "control/flowlog/flow_log_writer.h"
 #include "control/policy/policy_loader.h"
-#include "dataplane/worker/replay.h"
+#include "dataplane/replay/replay.h"
 
 namespace vgate::control {
 
@@ -83,7 +83,7 @@ int runReplayCommand(int argc, char** argv, int first) {
                "vgated replay: %" PRIu64 " packets, %" PRIu64 " flows, %" PRIu64 " records written, %" PRIu64
                " records lost, %" PRIu64 " evictions, %" PRIu64 " packets denied\n",
                total.packets, total.flowsCreated, writer.counters().recordsWritten, total.recordsLost,
-               total.flowsEvicted, total.packetsDenied);
+               total.flowsEvicted, total.denied);
   if (writer.counters().writeErrors > 0) return fail(1, "writing the flow log failed");
   return 0;
 }

@@ -1,7 +1,7 @@
 // The fast path: a TC program on each port of a rewired container. A packet of a flow that already has its
 // verdict (an entry in vgate_fp_flows for this port) is counted and redirected straight to the flow's other
 // port, or dropped. bpf_redirect keeps the skb whole (GSO, checksum state): bulk traffic stays in the kernel
-// at bridge speed (ARCHITECTURE.md, section 1.3). A miss is tagged with its port pair and sent down a trunk
+// at bridge speed (DESIGN.md, measured facts). A miss is tagged with its port pair and sent down a trunk
 // veth to the DPDK dataplane, which judges it and hands it back through the trunk, where vgate_trunk_return
 // sends it on.
 #include <linux/bpf.h>
@@ -19,6 +19,8 @@
 #include <bpf/bpf_helpers.h>
 
 #include "vgate/bpf/fast_path.h"
+#include "vgate/bpf/flow_order.h"
+#include "vgate/bpf/port_tag.h"
 
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -78,28 +80,6 @@ static __always_inline void mapIpv4(__u8* out, __be32 address) {
   __builtin_memcpy(out + 12, &address, 4);
 }
 
-// Orders the endpoints like the user side's FlowKey: addresses compared bytewise, then ports numerically.
-static __always_inline void normalize(struct vgate_fp_key* key, const __u8* src, const __u8* dst,
-                                      __be16 sport, __be16 dport) {
-  int order = 0;
-#pragma unroll
-  for (int i = 0; i < 16; i++) {
-    if (order == 0 && src[i] != dst[i]) order = src[i] < dst[i] ? -1 : 1;
-  }
-  if (order == 0) order = bpf_ntohs(sport) <= bpf_ntohs(dport) ? -1 : 1;
-  if (order < 0) {
-    __builtin_memcpy(key->addr_low, src, 16);
-    __builtin_memcpy(key->addr_high, dst, 16);
-    key->port_low = sport;
-    key->port_high = dport;
-  } else {
-    __builtin_memcpy(key->addr_low, dst, 16);
-    __builtin_memcpy(key->addr_high, src, 16);
-    key->port_low = dport;
-    key->port_high = sport;
-  }
-}
-
 // A symmetric hash of the normalized key: both directions of a flow (and its crossings of other pairs) pick
 // the same trunk, hence the same worker, which then owns the flow without sharing it.
 static __always_inline __u32 flowHash(const struct vgate_fp_key* key) {
@@ -143,15 +123,15 @@ static __always_inline __u32 icmpHash(struct vgate_fp_key* key, __u8* icmp, void
   }
   if (quoted.protocol == IPPROTO_TCP || quoted.protocol == IPPROTO_UDP) {
     if ((void*)(ports + 2) > end) goto own;
-    normalize(&quoted, qsrc, qdst, ports[0], ports[1]);
+    vgate_fp_key_normalize(&quoted, qsrc, qdst, ports[0], ports[1]);
     return flowHash(&quoted);
   }
   if (quoted.protocol == IPPROTO_ICMP || quoted.protocol == IPPROTO_ICMPV6) {
-    normalize(&quoted, qsrc, qdst, 0, 0);  // as the echo itself was steered
+    vgate_fp_key_normalize(&quoted, qsrc, qdst, 0, 0);  // as the echo itself was steered
     return flowHash(&quoted);
   }
 own:
-  normalize(key, src, dst, 0, 0);
+  vgate_fp_key_normalize(key, src, dst, 0, 0);
   return flowHash(key);
 }
 
@@ -182,7 +162,7 @@ static __always_inline int toSlowPath(struct __sk_buff* skb, const struct vgate_
   __u32 slot = hash % config->trunk_count;
   __u32* trunk = bpf_map_lookup_elem(&vgate_fp_trunks, &slot);
   if (!trunk || *trunk == 0) return TC_ACT_SHOT;
-  __u16 tci = (port->pair_id & VGATE_FP_TAG_PAIR_MASK) | (port->side ? VGATE_FP_TAG_SIDE_BIT : 0);
+  __u16 tci = vgate_port_tag_tci(port->pair_id, port->side);
   if (bpf_skb_vlan_push(skb, bpf_htons(VGATE_FP_TAG_PROTO), tci) != 0) return TC_ACT_SHOT;
   count(VGATE_FP_STAT_TO_SLOW_PATH);
   return bpf_redirect(*trunk, 0);
@@ -296,7 +276,7 @@ int vgate_fast_path(struct __sk_buff* skb) {
   } else {
     goto not_flow;
   }
-  normalize(&key, src, dst, sport, dport);
+  vgate_fp_key_normalize(&key, src, dst, sport, dport);
   struct vgate_fp_value* flow = bpf_map_lookup_elem(&vgate_fp_flows, &key);
   __u32 headers = (__u32)((char*)l4 - (char*)data) + l4Header;
   if (!flow) return miss(skb, flowHash(&key), headers);
@@ -332,13 +312,13 @@ int vgate_trunk_return(struct __sk_buff* skb) {
     count(VGATE_FP_STAT_BAD_TAG);
     return TC_ACT_SHOT;
   }
-  __u32 pairId = tci & VGATE_FP_TAG_PAIR_MASK;
+  __u32 pairId = vgate_port_tag_pair(tci);
   struct vgate_fp_pair* pair = bpf_map_lookup_elem(&vgate_fp_pairs, &pairId);
   if (!pair || pair->inner_ifindex == 0) {
     count(VGATE_FP_STAT_BAD_TAG);
     return TC_ACT_SHOT;
   }
-  __u32 target = (tci & VGATE_FP_TAG_SIDE_BIT) ? pair->outer_ifindex : pair->inner_ifindex;
+  __u32 target = vgate_port_tag_side(tci) == VGATE_FP_SIDE_OUTER ? pair->outer_ifindex : pair->inner_ifindex;
   if (bpf_skb_vlan_pop(skb) != 0) return TC_ACT_SHOT;
   count(VGATE_FP_STAT_FROM_SLOW_PATH);
   return bpf_redirect(target, 0);

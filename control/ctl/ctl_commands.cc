@@ -27,8 +27,9 @@ const char* const kVgatectlUsage =
     "  detach --netns PATH | --pid PID | --all\n"
     "      Take vgate out of one namespace, or out of every attached one.\n"
     "  status [--json]\n"
-    "      Fail mode, policy, workers, attached ports and fast path counters; --json prints the\n"
-    "      daemon's answer as JSON.\n"
+    "      Fail mode, policy, workers, attached ports, then every counter (workers, inspection, packet\n"
+    "      parsing, fast path, flow log) summed over workers; --json prints the daemon's answer as JSON,\n"
+    "      with each worker's counters.\n"
     "\n"
     "exit status: 0 done, 1 the daemon refused (its reason on stderr), 2 bad usage,\n"
     "3 the daemon cannot be reached\n";
@@ -246,6 +247,77 @@ std::string formatDetachResult(const Json& result) {
   return "detached " + (field(result, "detached") == "-" ? "0" : field(result, "detached")) + " port(s)\n";
 }
 
+namespace {
+
+constexpr size_t kCounterLineWidth = 110;
+
+// A counter's value: a whole number, not negative.
+bool isCount(const Json& value) {
+  return value.is_number_unsigned() || (value.is_number_integer() && value >= 0);
+}
+
+// "name value" pairs of every count in `counters`, wrapped under an indented title.
+std::string counterLines(const std::string& title, const Json& counters) {
+  std::string text = "  " + title + ":";
+  size_t width = text.size();
+  for (const auto& [name, value] : counters.items()) {
+    if (!isCount(value)) continue;
+    std::string pair = " " + name + " " + std::to_string(value.get<uint64_t>());
+    if (width + pair.size() > kCounterLineWidth) {
+      text += "\n   ";
+      width = 3;
+    }
+    text += pair;
+    width += pair.size();
+  }
+  return text + "\n";
+}
+
+// The counts of every worker's object (or of its `group` member), summed by name.
+Json sumOverWorkers(const Json& workers, const char* group) {
+  Json sum = Json::object();
+  for (const auto& worker : workers) {
+    const Json* counters = &worker;
+    if (group != nullptr) {
+      auto found = worker.find(group);
+      if (found == worker.end()) continue;
+      counters = &*found;
+    }
+    if (!counters->is_object()) continue;
+    for (const auto& [name, value] : counters->items()) {
+      if (!isCount(value) || (group == nullptr && name == "id")) continue;
+      sum[name] = sum.value(name, uint64_t{0}) + value.get<uint64_t>();
+    }
+  }
+  return sum;
+}
+
+// Every counter the daemon reports, summed over workers: shown when the reply carries the counter groups
+// (a daemon that reports only the summary fields gets the summary alone).
+std::string countersText(const Json& result) {
+  auto workers = result.find("workers");
+  bool detailed =
+      result.contains("flowLog") || (workers != result.end() && workers->is_array() && !workers->empty() &&
+                                     (*workers)[0].is_object() && (*workers)[0].contains("inspection"));
+  if (!detailed) return "";
+  std::string text = "counters";
+  if (workers != result.end() && workers->is_array()) {
+    text += ", summed over " + std::to_string(workers->size()) + " worker(s):\n";
+    text += counterLines("worker", sumOverWorkers(*workers, nullptr));
+    text += counterLines("inspection", sumOverWorkers(*workers, "inspection"));
+    text += counterLines("parse", sumOverWorkers(*workers, "parseStatus"));
+  } else {
+    text += ":\n";
+  }
+  if (auto fastPath = result.find("fastPath"); fastPath != result.end() && fastPath->is_object())
+    text += counterLines("fast path", *fastPath);
+  if (auto flowLog = result.find("flowLog"); flowLog != result.end() && flowLog->is_object())
+    text += counterLines("flow log", *flowLog);
+  return text;
+}
+
+}  // namespace
+
 std::string formatStatusText(const Json& result) {
   if (!result.is_object()) return result.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
   std::string text = "daemon " + field(result, "daemon") + ", fail mode " + field(result, "failMode") + "\n";
@@ -293,7 +365,7 @@ std::string formatStatusText(const Json& result) {
                            {"INNER", "inner", false},
                            {"NETNS", "netns", false}});
   }
-  return text;
+  return text + countersText(result);
 }
 
 int runVgatectl(int argc, char** argv, const char* environmentSocket, std::ostream& out, std::ostream& err) {

@@ -25,16 +25,18 @@
 #include <optional>
 #include <string_view>
 
+#include "control/daemon/control_verbs.h"
+#include "control/daemon/port_store.h"
 #include "control/daemon/trunks.h"
 #include "control/flowlog/flow_log_writer.h"
 #include "control/interposer/interposer.h"
 #include "control/policy/policy_loader.h"
 #include "control/socket/control_server.h"
+#include "dataplane/eal/eal.h"
 #include "dataplane/fastpath/fast_path.h"
 #include "dataplane/live/live_dataplane.h"
 #include "dataplane/verdict/compiled_policy.h"
 #include "dataplane/verdict/policy_registry.h"
-#include "dataplane/worker/eal.h"
 
 namespace vgate::control {
 
@@ -63,39 +65,6 @@ Result<void> ensureBpffs(const std::string& directory) {
     return makeError(errno, "cannot mount a bpffs on " + directory + ": " + std::strerror(errno));
   }
   return {};
-}
-
-std::string failModeName(uint32_t mode) { return mode == VGATE_FP_FAIL_OPEN ? "open" : "closed"; }
-
-// The first argument of a request that is not among `allowed`.
-std::optional<std::string> unknownArgument(const Json& args,
-                                           std::initializer_list<std::string_view> allowed) {
-  for (const auto& [key, value] : args.items()) {
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) return key;
-  }
-  return std::nullopt;
-}
-
-// A request's "pid": a positive integer that fits a pid_t, or nothing.
-std::optional<int> pidArgument(const Json& args) {
-  if (!args.contains("pid")) return std::nullopt;
-  const Json& pid = args["pid"];
-  if (!pid.is_number_integer() || pid.get<int64_t>() <= 0 || pid.get<int64_t>() > INT32_MAX)
-    return std::nullopt;
-  return static_cast<int>(pid.get<int64_t>());
-}
-
-Json portSummary(const PortPair& pair) {
-  return Json{{"id", pair.id},
-              {"name", pair.name},
-              {"netns", pair.netnsPath},
-              {"pid", pair.pid},
-              {"ifname", pair.containerIfname},
-              {"hostIfname", pair.hostIfname},
-              {"mode", pair.original.routed() ? "routed" : "bridge"},
-              {"bridge", pair.bridgeName},
-              {"inner", pair.innerName},
-              {"outer", pair.outerName}};
 }
 
 class Daemon {
@@ -321,48 +290,26 @@ void Daemon::unwirePort(const PortPair& pair) {
   fastPath_->removeFlowsOf(static_cast<uint32_t>(pair.outerIfindex));
 }
 
-Result<void> Daemon::savePorts() {
-  Json document{{"version", 1}, {"ports", Json::array()}};
-  for (const auto& [id, pair] : ports_) document["ports"].push_back(pair.toJson());
-  std::string path = options_.stateDir + "/ports.json";
-  std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << document.dump(2) << "\n";
-    out.flush();
-    if (!out) return makeError(EIO, "cannot write " + temporary);
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    return makeError(errno, "cannot replace " + path + ": " + std::strerror(errno));
-  }
-  return {};
-}
+Result<void> Daemon::savePorts() { return PortStore(options_.stateDir).save(ports_); }
 
 // The pairs a previous vgated left: wired again into this fast path, or cleaned up when their container died
 // meanwhile.
 Result<void> Daemon::adoptPorts() {
-  std::string path = options_.stateDir + "/ports.json";
-  std::ifstream in(path);
-  if (!in) return {};
-  Json document = Json::parse(in, nullptr, false);
-  if (document.is_discarded() || !document.contains("ports") || !document["ports"].is_array()) {
-    return makeError(EINVAL, path + " is not a vgate state file; move it away to start afresh");
-  }
+  auto stored = PortStore(options_.stateDir).load();
+  if (!stored) return stored.error();
   std::lock_guard lock(mutex_);
-  for (const Json& entry : document["ports"]) {
-    auto pair = PortPair::fromJson(entry);
-    if (!pair) return makeError(EINVAL, path + ": " + pair.error().message);
-    auto exists = interposer_->innerExists(pair.value());
+  for (const PortPair& pair : stored.value()) {
+    auto exists = interposer_->innerExists(pair);
     if (!exists) return exists.error();
     if (!exists.value()) {
-      log("port " + std::to_string(pair.value().id) + " (" + pair.value().name +
+      log("port " + std::to_string(pair.id) + " (" + pair.name +
           ") lost its container while vgated was down: cleaning up");
-      unwirePort(pair.value());
-      (void)interposer_->cleanup(pair.value());
+      unwirePort(pair);
+      (void)interposer_->cleanup(pair);
       continue;
     }
-    if (auto wired = wirePort(pair.value()); !wired) return wired.error();
-    ports_[pair.value().id] = pair.value();
+    if (auto wired = wirePort(pair); !wired) return wired.error();
+    ports_[pair.id] = pair;
   }
   return savePorts();
 }
@@ -397,34 +344,9 @@ void Daemon::reapVanishedPorts() {
 }
 
 ControlReply Daemon::attach(const Json& args) {
-  if (auto unknown = unknownArgument(args, {"netns", "pid", "ifname", "name"})) {
-    return ControlReply::failure(EINVAL, "attach: unknown argument '" + *unknown + "'");
-  }
-  AttachRequest request;
-  if (args.contains("netns") == args.contains("pid")) {
-    return ControlReply::failure(EINVAL, "attach needs exactly one of netns and pid");
-  }
-  if (args.contains("netns")) {
-    if (!args["netns"].is_string() || args["netns"].get<std::string>().empty()) {
-      return ControlReply::failure(EINVAL, "attach: netns must be a path");
-    }
-    request.netnsPath = args["netns"].get<std::string>();
-  } else {
-    auto pid = pidArgument(args);
-    if (!pid) return ControlReply::failure(EINVAL, "attach: pid must be a positive integer");
-    request.pid = *pid;
-  }
-  if (args.contains("ifname")) {
-    if (!args["ifname"].is_string() || args["ifname"].get<std::string>().empty() ||
-        args["ifname"].get<std::string>().size() >= 16) {
-      return ControlReply::failure(EINVAL, "attach: ifname must be an interface name");
-    }
-    request.ifname = args["ifname"].get<std::string>();
-  }
-  if (args.contains("name")) {
-    if (!args["name"].is_string()) return ControlReply::failure(EINVAL, "attach: name must be a string");
-    request.name = args["name"].get<std::string>();
-  }
+  auto parsed = parseAttachRequest(args);
+  if (!parsed) return ControlReply::failure(parsed.error().code, parsed.error().message);
+  const AttachRequest& request = parsed.value();
   std::lock_guard lock(mutex_);
   uint16_t id = 1;
   while (id < VGATE_FP_MAX_PAIRS - 1 && ports_.count(id)) ++id;
@@ -444,28 +366,15 @@ ControlReply Daemon::attach(const Json& args) {
 }
 
 ControlReply Daemon::detach(const Json& args) {
-  if (auto unknown = unknownArgument(args, {"netns", "pid", "all"})) {
-    return ControlReply::failure(EINVAL, "detach: unknown argument '" + *unknown + "'");
-  }
-  int selectors = args.contains("netns") + args.contains("pid") + args.contains("all");
-  if (selectors != 1) return ControlReply::failure(EINVAL, "detach needs exactly one of netns, pid and all");
+  auto parsed = parseDetachRequest(args);
+  if (!parsed) return ControlReply::failure(parsed.error().code, parsed.error().message);
+  const DetachRequest& request = parsed.value();
   std::lock_guard lock(mutex_);
   std::vector<uint16_t> chosen;
-  if (args.contains("all")) {
-    if (!args["all"].is_boolean() || !args["all"].get<bool>()) {
-      return ControlReply::failure(EINVAL, "detach: all must be true");
-    }
+  if (request.all) {
     for (const auto& [id, pair] : ports_) chosen.push_back(id);
   } else {
-    Result<Netns> target = makeError(EINVAL, "");
-    if (args.contains("netns")) {
-      if (!args["netns"].is_string()) return ControlReply::failure(EINVAL, "detach: netns must be a path");
-      target = Netns::open(args["netns"].get<std::string>());
-    } else {
-      auto pid = pidArgument(args);
-      if (!pid) return ControlReply::failure(EINVAL, "detach: pid must be a positive integer");
-      target = Netns::ofPid(*pid);
-    }
+    Result<Netns> target = request.pid != 0 ? Netns::ofPid(request.pid) : Netns::open(request.netnsPath);
     if (!target) return ControlReply::failure(target.error().code, target.error().message);
     for (const auto& [id, pair] : ports_) {
       auto netns = pair.pid != 0 ? Netns::ofPid(pair.pid) : Netns::open(pair.netnsPath);
@@ -501,39 +410,16 @@ ControlReply Daemon::status() {
                          ? Json(nullptr)
                          : Json{{"name", policyName_}, {"version", policyVersion_}, {"mode", policyMode_}};
   Json workers = Json::array();
-  for (const auto& worker : live_->status()) {
-    workers.push_back(Json{{"id", worker.id},
-                           {"driver", worker.driver},
-                           {"interface", worker.interface},
-                           {"packets", worker.counters.packets},
-                           {"bytes", worker.counters.bytes},
-                           {"flows", worker.flows},
-                           {"flowsCreated", worker.counters.flowsCreated},
-                           {"flowsOffloaded", worker.counters.flowsOffloaded},
-                           {"flowsEvicted", worker.counters.flowsEvicted},
-                           {"denied", worker.counters.packetsDenied},
-                           {"icmpErrorsRelated", worker.counters.icmpErrorsRelated},
-                           {"recordsLost", worker.counters.recordsLost},
-                           {"txDropped", worker.txDropped}});
-  }
+  for (const auto& worker : live_->status()) workers.push_back(workerStatus(worker));
   result["workers"] = std::move(workers);
   Json ports = Json::array();
   {
     std::lock_guard lock(mutex_);
     for (const auto& [id, pair] : ports_) ports.push_back(portSummary(pair));
+    result["flowLog"] = countersJson(writer_->counters());
   }
   result["ports"] = std::move(ports);
-  dataplane::FastPathStats stats = fastPath_->stats();
-  result["fastPath"] = Json{{"hits", stats.hits},
-                            {"misses", stats.misses},
-                            {"denied", stats.denied},
-                            {"notFlow", stats.notFlow},
-                            {"failClosedDrops", stats.failClosedDrops},
-                            {"failOpenPasses", stats.failOpenPasses},
-                            {"toSlowPath", stats.toSlowPath},
-                            {"fromSlowPath", stats.fromSlowPath},
-                            {"badTag", stats.badTag},
-                            {"oversize", stats.oversize}};
+  result["fastPath"] = countersJson(fastPath_->stats());
   return ControlReply::success(std::move(result));
 }
 

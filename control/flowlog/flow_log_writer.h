@@ -10,15 +10,19 @@
 #include <nlohmann/json.hpp>
 
 #include "control/flowlog/flow_log_format.h"
+#include "vgate/counters.h"
 #include "vgate/flow_record.h"
 
 namespace vgate::control {
 
+#define VGATE_FLOW_LOG_COUNTERS(X)                                                                      \
+  X(recordsWritten, counter, "records", "flow records written to the log")                              \
+  X(metadataPending, gauge, "records", "L7 metadata waiting for its flow's end record")                 \
+  X(metadataDropped, counter, "records", "L7 metadata refused because too many flows had some pending") \
+  X(writeErrors, counter, "records", "records the log file did not take, and failed flushes")
+
 struct FlowLogCounters {
-  uint64_t recordsWritten = 0;
-  uint64_t metadataPending = 0;  // metadata waiting for its flow's end
-  uint64_t metadataDropped = 0;  // metadata refused because maxPendingMetadata was reached
-  uint64_t writeErrors = 0;
+  VGATE_COUNTER_MEMBERS(FlowLogCounters, VGATE_FLOW_LOG_COUNTERS)
 };
 
 class FlowLogWriter : public RecordSink {

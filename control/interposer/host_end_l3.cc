@@ -150,7 +150,8 @@ Result<std::vector<NetlinkObject>> captureRoutes(NetlinkSocket& socket, int ifin
             size_t left = mnl_attr_get_payload_len(attribute);
             while (left >= sizeof(rtnexthop) && hop->rtnh_len >= sizeof(rtnexthop) && hop->rtnh_len <= left) {
               if (hop->rtnh_ifindex == ifindex) multipathThrough = true;
-              left -= RTNH_ALIGN(hop->rtnh_len) <= left ? RTNH_ALIGN(hop->rtnh_len) : left;
+              auto step = static_cast<size_t>(RTNH_ALIGN(hop->rtnh_len));
+              left -= step <= left ? step : left;
               hop = RTNH_NEXT(hop);
             }
             break;

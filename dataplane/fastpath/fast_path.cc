@@ -223,9 +223,9 @@ FastPathStats FastPath::stats() const {
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return stats;
   std::vector<uint64_t> values(static_cast<size_t>(cpus));
-  uint64_t* fields[VGATE_FP_STAT_COUNT] = {
-      &stats.hits,           &stats.misses,     &stats.denied,       &stats.notFlow, &stats.failClosedDrops,
-      &stats.failOpenPasses, &stats.toSlowPath, &stats.fromSlowPath, &stats.badTag,  &stats.oversize};
+#define VGATE_FP_STAT_ADDRESS(id, name, help) &stats.name,
+  uint64_t* fields[VGATE_FP_STAT_COUNT] = {VGATE_FP_STATS(VGATE_FP_STAT_ADDRESS)};
+#undef VGATE_FP_STAT_ADDRESS
   for (uint32_t stat = 0; stat < VGATE_FP_STAT_COUNT; ++stat) {
     if (bpf_map__lookup_elem(skeleton_->maps.vgate_fp_stats, &stat, sizeof(stat), values.data(),
                              values.size() * sizeof(uint64_t), 0) != 0)

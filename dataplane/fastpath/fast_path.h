@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "vgate/bpf/fast_path.h"
+#include "vgate/counters.h"
 #include "vgate/flow_key.h"
 #include "vgate/result.h"
 
@@ -17,17 +18,19 @@ struct fast_path;
 
 namespace vgate::dataplane {
 
+// The TC program's own counters, summed over CPUs; named by VGATE_FP_STATS.
 struct FastPathStats {
-  uint64_t hits = 0;
-  uint64_t misses = 0;
-  uint64_t denied = 0;
-  uint64_t notFlow = 0;
-  uint64_t failClosedDrops = 0;
-  uint64_t failOpenPasses = 0;
-  uint64_t toSlowPath = 0;
-  uint64_t fromSlowPath = 0;
-  uint64_t badTag = 0;
-  uint64_t oversize = 0;
+#define VGATE_FP_STAT_FIELD(id, name, help) uint64_t name = 0;
+  VGATE_FP_STATS(VGATE_FP_STAT_FIELD)
+#undef VGATE_FP_STAT_FIELD
+
+  template <typename Visitor>
+  void forEach(Visitor&& visitor) const {
+#define VGATE_FP_STAT_VISIT(id, name, help) \
+  visitor(::vgate::CounterInfo{#name, ::vgate::CounterKind::kCounter, "packets", help}, name);
+    VGATE_FP_STATS(VGATE_FP_STAT_VISIT)
+#undef VGATE_FP_STAT_VISIT
+  }
 };
 
 // A flow's 5-tuple as its client sent it; addresses in network order, IPv4 in the first 4 bytes; ports host

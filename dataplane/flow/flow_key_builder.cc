@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "vgate/bpf/flow_order.h"
+
 namespace vgate::dataplane {
 
 namespace {
@@ -27,8 +29,7 @@ bool buildFlowKey(const ParsedPacket& packet, FlowKey& key) {
   uint8_t dst[16];
   storeAddress(packet, packet.srcAddr, src);
   storeAddress(packet, packet.dstAddr, dst);
-  int order = std::memcmp(src, dst, 16);
-  bool srcIsLow = order < 0 || (order == 0 && packet.srcPort <= packet.dstPort);
+  bool srcIsLow = vgate_flow_src_is_low(src, dst, packet.srcPort, packet.dstPort) != 0;
   if (srcIsLow) {
     std::memcpy(key.addrLow, src, 16);
     std::memcpy(key.addrHigh, dst, 16);

@@ -19,7 +19,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "dataplane/worker/record_ring.h"
+#include "dataplane/records/record_pools.h"
 #include "vgate/clock.h"
 
 namespace vgate::dataplane {
@@ -33,9 +33,7 @@ constexpr uint16_t kMbufDataRoom = 3840;
 static_assert(sizeof(rte_mbuf) + kMbufDataRoom + 64 <= 4096, "an AF_XDP frame is at most a page");
 constexpr uint32_t kRxDescriptors = 1024;
 constexpr uint32_t kTxDescriptors = 1024;
-constexpr uint32_t kRecordRingSize = 8192;
-constexpr uint32_t kEndRecordsPerWorker = 8192;
-constexpr uint32_t kMetadataPerWorker = 1024;
+constexpr RecordPoolSizes kRecordPoolSizes{8192, 8192, 1024, 64, 16};
 constexpr uint32_t kSweepBudget = 1024;
 constexpr uint64_t kSweepIntervalUs = 1000;
 
@@ -92,7 +90,6 @@ struct LiveDataplane::Lane {
   std::string driver;
   std::unique_ptr<PortOffload> offload;
   std::unique_ptr<Worker> worker;
-  rte_ring* records = nullptr;
   const std::atomic<bool>* stopping = nullptr;
   uint32_t idleSpinUs = 0;
   uint32_t maxSleepUs = 0;
@@ -125,7 +122,8 @@ int LiveDataplane::laneMain(void* argument) {
       for (uint16_t i = 0; i < received; ++i) {
         uint16_t pairId = 0;
         uint8_t side = 0;
-        if (readPortTag(rte_pktmbuf_mtod(burst[i], const uint8_t*), burst[i]->data_len, pairId, side)) {
+        if (vgate_port_tag_read(rte_pktmbuf_mtod(burst[i], const uint8_t*), burst[i]->data_len, &pairId,
+                                &side)) {
           burst[tagged++] = burst[i];
         } else {
           ++lane->untagged;
@@ -135,7 +133,7 @@ int LiveDataplane::laneMain(void* argument) {
       uint16_t kept = lane->ioForward ? tagged : worker.processBurst(burst, tagged, nowUs);
       // Back through the trunk, leaving by the other side of the pair: flip the tag's side bit in place.
       for (uint16_t i = 0; i < kept; ++i) {
-        rte_pktmbuf_mtod(burst[i], uint8_t*)[14] ^= static_cast<uint8_t>(VGATE_FP_TAG_SIDE_BIT >> 8);
+        vgate_port_tag_flip_side(rte_pktmbuf_mtod(burst[i], uint8_t*));
       }
       uint16_t sent = rte_eth_tx_burst(lane->port, 0, burst, kept);
       if (sent < kept) {
@@ -178,15 +176,12 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
   int socket = static_cast<int>(rte_socket_id());
   uint32_t mbufCount = workers * (kRxDescriptors + kTxDescriptors + 4 * kBurstSize) + 2048;
   live->mbufs_ = rte_pktmbuf_pool_create("vgate_live_mbufs", mbufCount, 256, 0, kMbufDataRoom, socket);
-  live->endRecords_ =
-      rte_mempool_create("vgate_live_end", kEndRecordsPerWorker * workers, sizeof(FlowEndRecord), 64, 0,
-                         nullptr, nullptr, nullptr, nullptr, socket, 0);
-  live->metadataRecords_ =
-      rte_mempool_create("vgate_live_meta", kMetadataPerWorker * workers, sizeof(FlowMetadataRecord), 16, 0,
-                         nullptr, nullptr, nullptr, nullptr, socket, 0);
-  if (live->mbufs_ == nullptr || live->endRecords_ == nullptr || live->metadataRecords_ == nullptr) {
-    return makeError(ENOMEM, "cannot create the live buffer pools: " + std::string(rte_strerror(rte_errno)));
+  if (live->mbufs_ == nullptr) {
+    return makeError(ENOMEM, "cannot create the live mbuf pool: " + std::string(rte_strerror(rte_errno)));
   }
+  auto records = RecordPools::create("vgate_live", static_cast<uint16_t>(workers), kRecordPoolSizes, socket);
+  if (!records) return records.error();
+  live->records_ = std::move(records).value();
   int64_t realtimeOffsetNs =
       static_cast<int64_t>(clockNs(CLOCK_REALTIME)) - static_cast<int64_t>(clockNs(CLOCK_MONOTONIC));
   for (uint16_t id = 0; id < workers; ++id) {
@@ -203,11 +198,6 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
     auto port = openPort(options.driver, id, lane->interface, live->mbufs_);
     if (!port) return port.error();
     lane->port = port.value();
-    lane->records = rte_ring_create(("vgate_live_rec_" + std::to_string(id)).c_str(), kRecordRingSize, socket,
-                                    RING_F_SP_ENQ | RING_F_SC_DEQ);
-    if (lane->records == nullptr) {
-      return makeError(ENOMEM, "cannot create a record ring: " + std::string(rte_strerror(rte_errno)));
-    }
     if (options.offload && options.fastPath != nullptr && options.ports != nullptr) {
       lane->offload = std::make_unique<PortOffload>(*options.fastPath, *options.ports, realtimeOffsetNs);
     }
@@ -217,9 +207,7 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
     config.flowCapacity = options.flowCapacity;
     config.inspectionSlots = options.inspectionSlots;
     config.timeouts = options.timeouts;
-    config.records = lane->records;
-    config.endRecords = live->endRecords_;
-    config.metadataRecords = live->metadataRecords_;
+    config.records = live->records_->channel(id);
     config.losslessRecords = false;  // live traffic cannot wait for the log: a full ring is counted
     config.policies = options.policies;
     config.offload = lane->offload.get();
@@ -248,11 +236,7 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
 constexpr uint64_t kDrainBudgetNs = 20'000'000;
 
 bool LiveDataplane::drainRecords(RecordSink& sink) {
-  uint64_t deadline = clockNs(CLOCK_MONOTONIC) + kDrainBudgetNs;
-  bool empty = true;
-  for (auto& lane : lanes_)
-    empty &= drainRecordRing(lane->records, endRecords_, metadataRecords_, sink, deadline);
-  return empty;
+  return records_ == nullptr || records_->drain(sink, clockNs(CLOCK_MONOTONIC) + kDrainBudgetNs);
 }
 
 bool LiveDataplane::workersAlive(uint64_t withinMs) const {
@@ -274,9 +258,10 @@ std::vector<LiveWorkerStatus> LiveDataplane::status() const {
     status.interface = lane->interface;
     status.counters = lane->worker->counters();
     status.flows = lane->worker->flowTable().size();
-    status.txDropped = lane->txDropped;
-    status.untagged = lane->untagged;
-    status.offloadWriteFailures = lane->offload ? lane->offload->writeFailures() : 0;
+    status.inspection = lane->worker->inspectionCounters();
+    status.lane.txDropped = lane->txDropped;
+    status.lane.untagged = lane->untagged;
+    status.lane.offloadWriteFailures = lane->offload ? lane->offload->writeFailures() : 0;
     result.push_back(status);
   }
   return result;
@@ -308,14 +293,12 @@ LiveDataplane::~LiveDataplane() {
   rte_eal_mp_wait_lcore();
   for (auto& lane : lanes_) {
     lane->worker.reset();
-    rte_ring_free(lane->records);
     if (!stopped_) {
       rte_eth_dev_stop(lane->port);
       rte_eth_dev_close(lane->port);
     }
   }
-  rte_mempool_free(endRecords_);
-  rte_mempool_free(metadataRecords_);
+  records_.reset();
   rte_mempool_free(mbufs_);
 }
 

@@ -13,7 +13,7 @@
 #include "dataplane/fastpath/fast_path.h"
 #include "dataplane/live/port_offload.h"
 #include "dataplane/live/port_table.h"
-#include "dataplane/worker/replay.h"
+#include "dataplane/records/record_pools.h"
 #include "dataplane/worker/worker.h"
 #include "vgate/result.h"
 
@@ -46,17 +46,26 @@ struct LiveOptions {
   bool ioForward = false;
 };
 
+// A lane's own counters, beside its worker's: what happens between the trunk and the worker.
+#define VGATE_LIVE_LANE_COUNTERS(X)                                                                    \
+  X(txDropped, counter, "packets", "packets handed back while the trunk's tx queue was full: dropped") \
+  X(untagged, counter, "packets", "frames from a trunk without vgate's port tag: dropped")             \
+  X(offloadWriteFailures, counter, "flows", "decided flows whose fast path entries could not be written")
+
+struct LaneCounters {
+  VGATE_COUNTER_MEMBERS(LaneCounters, VGATE_LIVE_LANE_COUNTERS)
+};
+
 // A snapshot of one worker for status and metrics (read while it runs: each field is a monotonic counter
 // written by one thread, read torn-free on 64-bit).
 struct LiveWorkerStatus {
   uint16_t id = 0;
   std::string driver;
   std::string interface;
+  uint32_t flows = 0;  // in the flow table now
   WorkerCounters counters;
-  uint32_t flows = 0;
-  uint64_t txDropped = 0;  // handed back but the trunk's tx queue was full
-  uint64_t untagged = 0;   // frames without the port tag: dropped
-  uint64_t offloadWriteFailures = 0;
+  InspectionCounters inspection;
+  LaneCounters lane;
 };
 
 class LiveDataplane {
@@ -83,8 +92,7 @@ class LiveDataplane {
 
   LiveOptions options_;
   rte_mempool* mbufs_ = nullptr;
-  rte_mempool* endRecords_ = nullptr;
-  rte_mempool* metadataRecords_ = nullptr;
+  std::unique_ptr<RecordPools> records_;
   std::vector<std::unique_ptr<Lane>> lanes_;
   std::atomic<bool> stopping_{false};
   bool stopped_ = false;

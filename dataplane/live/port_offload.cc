@@ -16,21 +16,11 @@ uint16_t pairOf(const Flow& flow) {
 
 }  // namespace
 
-bool readPortTag(const uint8_t* frame, uint32_t length, uint16_t& pairId, uint8_t& side) {
-  if (length < 18 || frame[12] != (VGATE_FP_TAG_PROTO >> 8) || frame[13] != (VGATE_FP_TAG_PROTO & 0xff)) {
-    return false;
-  }
-  uint16_t tci = static_cast<uint16_t>(frame[14] << 8 | frame[15]);
-  pairId = tci & VGATE_FP_TAG_PAIR_MASK;
-  side = (tci & VGATE_FP_TAG_SIDE_BIT) ? VGATE_FP_SIDE_OUTER : VGATE_FP_SIDE_INNER;
-  return true;
-}
-
 uint8_t PortOffload::offload(const Flow& flow, const rte_mbuf* packet, bool packetFromClient,
                              OffloadAction offloadAction) {
   uint16_t pairId = 0;
   uint8_t side = 0;
-  if (!readPortTag(rte_pktmbuf_mtod(packet, const uint8_t*), packet->data_len, pairId, side)) {
+  if (!vgate_port_tag_read(rte_pktmbuf_mtod(packet, const uint8_t*), packet->data_len, &pairId, &side)) {
     return kNotOffloaded;
   }
   PortPairIfindexes ports = ports_.get(pairId);

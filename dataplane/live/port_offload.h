@@ -8,11 +8,9 @@
 #include "dataplane/fastpath/fast_path.h"
 #include "dataplane/live/port_table.h"
 #include "dataplane/worker/flow_offload.h"
+#include "vgate/bpf/port_tag.h"
 
 namespace vgate::dataplane {
-
-// Reads the port tag at the front of a frame from a trunk: false when it has none.
-bool readPortTag(const uint8_t* frame, uint32_t length, uint16_t& pairId, uint8_t& side);
 
 class PortOffload final : public FlowOffload {
  public:

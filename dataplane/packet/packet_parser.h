@@ -34,6 +34,7 @@ enum class ParseStatus : uint8_t {
 };
 
 const char* parseStatusName(ParseStatus status);
+inline constexpr int kParseStatusCount = static_cast<int>(ParseStatus::kCount);
 
 inline constexpr int kMaxVlanTags = 2;
 inline constexpr int kMaxIpv6ExtensionHeaders = 8;

@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "dataplane/flow/flow_key_builder.h"
-#include "vgate/bpf/fast_path.h"
+#include "vgate/bpf/port_tag.h"
 
 namespace vgate::dataplane {
 
@@ -68,27 +68,8 @@ void advanceTcp(Flow& flow, uint8_t flags, int direction, uint32_t payloadLength
 }  // namespace
 
 void WorkerCounters::add(const WorkerCounters& other) {
-  packets += other.packets;
-  bytes += other.bytes;
-  for (int i = 0; i < static_cast<int>(ParseStatus::kCount); ++i) parseStatus[i] += other.parseStatus[i];
-  flowsCreated += other.flowsCreated;
-  flowsEnded += other.flowsEnded;
-  flowsEvicted += other.flowsEvicted;
-  flowsTimedOut += other.flowsTimedOut;
-  flowInsertFailed += other.flowInsertFailed;
-  recordsLost += other.recordsLost;
-  metadataLost += other.metadataLost;
-  fragments += other.fragments;
-  fragmentsReassembled += other.fragmentsReassembled;
-  fragmentsUnsupported += other.fragmentsUnsupported;
-  verdictsImmediate += other.verdictsImmediate;
-  verdictsAfterL7 += other.verdictsAfterL7;
-  packetsDenied += other.packetsDenied;
-  verdictsWithoutScratch += other.verdictsWithoutScratch;
-  flowsOffloaded += other.flowsOffloaded;
-  offloadChecks += other.offloadChecks;
-  offloadEntriesLost += other.offloadEntriesLost;
-  icmpErrorsRelated += other.icmpErrorsRelated;
+  VGATE_WORKER_COUNTERS(VGATE_COUNTER_ADD)
+  for (int i = 0; i < kParseStatusCount; ++i) parseStatus[i] += other.parseStatus[i];
 }
 
 struct Worker::FragmentAccount {
@@ -108,7 +89,8 @@ struct Worker::OffloadAccount {
 };
 
 Result<std::unique_ptr<Worker>> Worker::create(const WorkerConfig& config) {
-  if (config.records == nullptr || config.endRecords == nullptr || config.metadataRecords == nullptr) {
+  if (config.records.ring == nullptr || config.records.endRecords == nullptr ||
+      config.records.metadataRecords == nullptr) {
     return makeError(EINVAL, "a worker needs its record ring and record pools");
   }
   std::unique_ptr<Worker> worker(new Worker(config));
@@ -260,7 +242,7 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
     if (forward[i]) {
       mbufs[forwarded++] = mbufs[i];
     } else {
-      ++counters_.packetsDenied;
+      ++counters_.denied;
       rte_pktmbuf_free(mbufs[i]);
     }
   }
@@ -510,11 +492,6 @@ L34Tuple tupleOf(const Flow& flow) {
   return tuple;
 }
 
-std::string_view pathOf(const char* url) {
-  std::string_view view(url);
-  return view.substr(0, view.find('?'));
-}
-
 }  // namespace
 
 void Worker::judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFromClient) {
@@ -523,8 +500,7 @@ void Worker::judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFro
   // tags: CompiledPolicy tells the direction from the policy's endpoints.
   uint8_t direction = kDirectionUnknown;
   if (config_.outerTagIsPortPair && packet.vlanCount > 0) {
-    static_assert(VGATE_FP_TAG_SIDE_BIT == 1u << 13, "the side is the tag's lowest priority bit");
-    bool enteredInner = (packet.outerVlanPcp & 1) == VGATE_FP_SIDE_INNER;
+    bool enteredInner = vgate_port_tag_side_of_pcp(packet.outerVlanPcp) == VGATE_FP_SIDE_INNER;
     direction = enteredInner == packetFromClient ? kDirectionEgress : kDirectionIngress;
   }
   flow.inspectFlags =
@@ -558,43 +534,11 @@ void Worker::resolvePendingVerdict(Flow& flow, const InspectionState* state) {
     ++counters_.verdictsWithoutScratch;
     state = nullptr;
   }
-  L7Facts facts;
-  std::string_view alpn[tls::kMaxAlpnEntries];
-  std::string_view sans[tls::kMaxSanEntries];
-  if (state != nullptr) {
-    if (state->helloComplete) {
-      facts.sni = state->hello.sni;
-      for (uint8_t i = 0; i < state->hello.alpnCount; ++i) alpn[i] = state->hello.alpn[i];
-      facts.alpn = alpn;
-      facts.alpnCount = state->hello.alpnCount;
-      facts.presentFields |= (state->hello.hasSni ? kFactSni : 0) | kFactAlpn;
-    }
-    if (state->serverComplete && state->server.hasCertificate) {
-      const tls::ServerCertificate& certificate = state->server.certificate;
-      facts.certSubject = certificate.subject;
-      facts.certIssuer = certificate.issuer;
-      for (uint8_t i = 0; i < certificate.sanCount; ++i) sans[i] = certificate.sans[i];
-      facts.sans = sans;
-      facts.sanCount = certificate.sanCount;
-      facts.presentFields |= kFactCertSubject | kFactCertIssuer | kFactSan;
-    }
-    if (state->httpComplete) {
-      facts.httpHost = state->http.host;
-      facts.httpPath = pathOf(state->http.url);
-      facts.httpMethod = state->http.method;
-      facts.presentFields |= (state->http.hasHost ? kFactHttpHost : 0) | kFactHttpPath | kFactHttpMethod;
-    }
-    for (int direction = 0; direction < 2; ++direction) {
-      const ReassemblyBuffer& stream = state->stream[direction];
-      if (stream.contiguousLength() == 0) continue;
-      std::string_view bytes(reinterpret_cast<const char*>(stream.data()), stream.contiguousLength());
-      (direction == kToServer ? facts.payloadToServer : facts.payloadToClient) = bytes;
-      facts.presentFields |= direction == kToServer ? kFactPayloadToServer : kFactPayloadToClient;
-    }
-  }
+  InspectionFacts facts;
+  if (state != nullptr) Inspector::collectFacts(*state, facts);
   VerdictDecision decision =
       config_.id < policy_->workerScratches()
-          ? policy_->decide(tupleOf(flow), facts, fallback, policy_->scratchFor(config_.id))
+          ? policy_->decide(tupleOf(flow), facts.facts, fallback, policy_->scratchFor(config_.id))
           : VerdictDecision{fallback, policy_->actionOf(fallback), false};
   flow.ruleId = decision.ruleId;
   flow.action = decision.action;
@@ -640,20 +584,20 @@ void Worker::finishInspection(Flow& flow) {
   const InspectionState& state = inspections_->at(flow.inspection);
   flow.appProto = Inspector::appProto(state);
   if (flow.inspectFlags & kVerdictPending) resolvePendingVerdict(flow, &state);
-  auto* record = static_cast<FlowMetadataRecord*>(takeRecordObject(config_.metadataRecords));
+  auto* record = static_cast<FlowMetadataRecord*>(takeRecordObject(config_.records.metadataRecords));
   if (record == nullptr) {
     ++counters_.metadataLost;
   } else {
     new (record) FlowMetadataRecord();
     record->flowId = flow.flowId;
     if (Inspector::fillMetadata(state, *record)) {
-      if (sendRecord(record, config_.metadataRecords)) {
+      if (sendRecord(record, config_.records.metadataRecords)) {
         flow.hasMetadata = 1;
       } else {
         ++counters_.metadataLost;
       }
     } else {
-      rte_mempool_put(config_.metadataRecords, record);
+      rte_mempool_put(config_.records.metadataRecords, record);
     }
   }
   inspections_->release(flow.inspection);
@@ -672,7 +616,7 @@ void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
   bool decidedAtEnd = (flow.inspectFlags & kVerdictPending) != 0;
   finishInspection(flow);
   if (flow.inspectFlags & kVerdictPending) resolvePendingVerdict(flow, nullptr);  // ended before any payload
-  auto* record = static_cast<FlowEndRecord*>(takeRecordObject(config_.endRecords));
+  auto* record = static_cast<FlowEndRecord*>(takeRecordObject(config_.records.endRecords));
   if (record == nullptr) {
     ++counters_.recordsLost;
   } else {
@@ -722,7 +666,7 @@ void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
       record->pkts[direction] = flow.pkts[direction];
       record->bytes[direction] = flow.bytes[direction];
     }
-    if (!sendRecord(record, config_.endRecords)) ++counters_.recordsLost;
+    if (!sendRecord(record, config_.records.endRecords)) ++counters_.recordsLost;
   }
   ++counters_.flowsEnded;
   table_->remove(position);
@@ -753,7 +697,7 @@ void* Worker::takeRecordObject(rte_mempool* pool) {
 }
 
 bool Worker::sendRecord(void* object, rte_mempool* pool) {
-  while (rte_ring_sp_enqueue(config_.records, object) != 0) {
+  while (rte_ring_sp_enqueue(config_.records.ring, object) != 0) {
     if (!config_.losslessRecords) {
       rte_mempool_put(pool, object);
       return false;

@@ -7,15 +7,16 @@
 #include <memory>
 
 #include "dataplane/flow/flow_table.h"
+#include "dataplane/inspect/inspector.h"
 #include "dataplane/packet/packet_parser.h"
+#include "dataplane/records/record_pools.h"
 #include "dataplane/verdict/policy_registry.h"
 #include "dataplane/worker/flow_offload.h"
-#include "dataplane/worker/inspection.h"
+#include "vgate/counters.h"
 #include "vgate/flow_record.h"
 #include "vgate/result.h"
 
 struct rte_mbuf;
-struct rte_ring;
 struct rte_mempool;
 struct rte_ip_frag_tbl;
 
@@ -31,11 +32,8 @@ struct WorkerConfig {
   uint32_t fragmentFlows = 4096;  // datagrams being reassembled at once
   uint64_t fragmentTimeoutUs = 2'000'000;
   FlowTimeouts timeouts;
-  // Flow records go to the writer through `records` (this worker is its only producer) as objects of these
-  // pools.
-  rte_ring* records = nullptr;
-  rte_mempool* endRecords = nullptr;
-  rte_mempool* metadataRecords = nullptr;
+  // Flow records go to the writer through this channel's ring (this worker is its only producer).
+  RecordChannel records;
   // Replay wants every record and has no deadline: wait for the writer. Live traffic cannot wait: count the
   // loss.
   bool losslessRecords = false;
@@ -50,30 +48,33 @@ struct WorkerConfig {
 };
 
 // Per-worker counters: written by the worker only, cache-line aligned, summed by whoever reads them.
-struct alignas(64) WorkerCounters {
-  uint64_t packets = 0;
-  uint64_t bytes = 0;
-  uint64_t parseStatus[static_cast<int>(ParseStatus::kCount)] = {};
-  uint64_t flowsCreated = 0;
-  uint64_t flowsEnded = 0;
-  uint64_t flowsEvicted = 0;
-  uint64_t flowsTimedOut = 0;
-  uint64_t flowInsertFailed = 0;
-  uint64_t recordsLost = 0;
-  uint64_t metadataLost = 0;
-  uint64_t fragments = 0;
-  uint64_t fragmentsReassembled = 0;    // datagrams completed
-  uint64_t fragmentsUnsupported = 0;    // IPv6 fragment header behind other extension headers
-  uint64_t verdictsImmediate = 0;       // decided on the first packet
-  uint64_t verdictsAfterL7 = 0;         // held pending, then decided on L7 facts
-  uint64_t packetsDenied = 0;           // dropped by a deny or reject verdict in enforce mode
-  uint64_t verdictsWithoutScratch = 0;  // a published policy had no scratch for this worker: L7 facts unused
-  uint64_t flowsOffloaded = 0;          // handed to the fast path
-  uint64_t offloadChecks = 0;           // idle offloaded flows asked about
-  uint64_t offloadEntriesLost = 0;      // an offloaded flow whose fast path entries had gone
-  uint64_t icmpErrorsRelated = 0;       // ICMP errors about a known flow, judged by its verdict
+#define VGATE_WORKER_COUNTERS(X)                                                                            \
+  X(packets, counter, "packets", "packets the worker received")                                             \
+  X(bytes, counter, "bytes", "bytes of the packets the worker received, Ethernet header included")          \
+  X(flowsCreated, counter, "flows", "flows created in the flow table")                                      \
+  X(flowsEnded, counter, "flows", "flows ended (by FIN/RST, timeout, eviction, shutdown or end of input)")  \
+  X(flowsEvicted, counter, "flows", "flows ended early to make room for new ones")                          \
+  X(flowsTimedOut, counter, "flows", "flows ended by their idle timeout")                                   \
+  X(flowInsertFailed, counter, "packets", "packets of new flows the full flow table could not take")        \
+  X(recordsLost, counter, "records", "flow end records lost: no free record or a full ring")                \
+  X(metadataLost, counter, "records", "flow metadata records lost: no free record or a full ring")          \
+  X(fragments, counter, "packets", "IP fragments received")                                                 \
+  X(fragmentsReassembled, counter, "datagrams", "datagrams completed from fragments")                       \
+  X(fragmentsUnsupported, counter, "packets", "IPv6 fragments whose fragment header follows other headers") \
+  X(verdictsImmediate, counter, "flows", "flows decided on their first packet")                             \
+  X(verdictsAfterL7, counter, "flows", "flows held pending, then decided on L7 facts")                      \
+  X(denied, counter, "packets", "packets dropped by a deny or reject verdict in enforce mode")              \
+  X(verdictsWithoutScratch, counter, "flows",                                                               \
+    "flows decided without their L7 facts: the published policy had no scratch for this worker")            \
+  X(flowsOffloaded, counter, "flows", "flows handed to the fast path")                                      \
+  X(offloadChecks, counter, "flows", "idle offloaded flows the worker asked the fast path about")           \
+  X(offloadEntriesLost, counter, "flows", "offloaded flows whose fast path entries had gone")               \
+  X(icmpErrorsRelated, counter, "packets", "ICMP errors about a known flow, judged by its verdict")
 
-  // Sums another worker's counters into these: the one place that lists every field.
+struct alignas(64) WorkerCounters {
+  VGATE_COUNTER_FIELDS(VGATE_WORKER_COUNTERS)
+  uint64_t parseStatus[kParseStatusCount] = {};  // by ParseStatus, named by parseStatusName()
+
   void add(const WorkerCounters& other);
 };
 

@@ -340,6 +340,6 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"BadLogDir", "replay --pcap {dir}/good.pcap --flow-log /nonexistent/x.json",
                  "cannot open flow log"},
         BadInput{"UnknownCommand", "frobnicate", "unknown command 'frobnicate'"}),
-    [](const auto& info) { return std::string(info.param.name); });
+    [](const auto& test) { return std::string(test.param.name); });
 
 }  // namespace

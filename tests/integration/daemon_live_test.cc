@@ -253,11 +253,15 @@ TEST_F(DaemonLive, ConnectivityThroughVgateIsLoggedPerFlow) {
     bool clientSide = false;
     for (const Json& record : records) {
       EXPECT_EQ(record["verdict"]["action"], "allow") << flow.what << ": " << record.dump();
-      if (flow.dport != 0) EXPECT_EQ(record.value("dest_port", 0), flow.dport) << flow.what;
+      if (flow.dport != 0) {
+        EXPECT_EQ(record.value("dest_port", 0), flow.dport) << flow.what;
+      }
       std::string name = record["container"].value("name", "");
       EXPECT_EQ(record.value("in_iface", ""), "vh" + name.substr(1)) << flow.what << ": " << record.dump();
       if (record["container"]["name"] == flow.client) clientSide = true;
-      if (flow.sport == 40031) EXPECT_EQ(record["tls"].value("sni", ""), "www.ok.example") << record.dump();
+      if (flow.sport == 40031) {
+        EXPECT_EQ(record["tls"].value("sni", ""), "www.ok.example") << record.dump();
+      }
     }
     EXPECT_TRUE(clientSide) << flow.what << ": logged for " << containerNames(records);
   }
@@ -372,7 +376,9 @@ TEST_F(DaemonLive, DenyByPortAndBySniOnOneBridge) {
       } else {
         EXPECT_TRUE(record["verdict"]["rule"].is_null()) << record.dump();
       }
-      if (flow.sni != nullptr) EXPECT_EQ(record["tls"].value("sni", ""), flow.sni) << record.dump();
+      if (flow.sni != nullptr) {
+        EXPECT_EQ(record["tls"].value("sni", ""), flow.sni) << record.dump();
+      }
     }
     EXPECT_TRUE(onClient) << flow.sport << ": logged for " << containerNames(records);
   }
@@ -550,9 +556,9 @@ TEST_F(DaemonLive, DetachRestoresLinksAddressesRoutesAndFeatures) {
   ASSERT_TRUE(node_->addContainer(2));
   auto snapshot = [&](int n) {
     std::string s;
-    for (const std::string& command :
+    for (const char* command :
          {"ip -d link show eth0", "ip addr", "ip route", "ip -6 route", "ethtool -k eth0"}) {
-      s += "== " + command + "\n" + shOut(node_->in(n, command)).out;
+      s += "== " + std::string(command) + "\n" + shOut(node_->in(n, command)).out;
     }
     std::string host = "vh" + std::to_string(n);
     s += "== host ip -d link\n" + shOut(node_->inNode("ip -d link show " + host)).out;
@@ -712,7 +718,9 @@ TEST_F(DaemonLive, RoutedContainerIsJudgedLoggedAndDetached) {
       if (record["container"]["name"] != "c2") continue;
       onRouted = true;
       EXPECT_EQ(record["verdict"]["action"], flow.action) << record.dump();
-      if (flow.rule != nullptr) EXPECT_EQ(record["verdict"]["rule"], flow.rule) << record.dump();
+      if (flow.rule != nullptr) {
+        EXPECT_EQ(record["verdict"]["rule"], flow.rule) << record.dump();
+      }
     }
     EXPECT_TRUE(onRouted) << flow.sport << ": logged for " << containerNames(records);
   }

@@ -19,7 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/worker/eal.h"
+#include "dataplane/eal/eal.h"
+#include "dataplane/records/record_pools.h"
 #include "dataplane/worker/worker.h"
 #include "support/eal_environment.h"
 
@@ -93,18 +94,12 @@ TEST_F(LivePort, WorkerOnAfPacketSeesRealTrafficAsFlows) {
   ASSERT_EQ(rte_eth_tx_queue_setup(port, 0, 512, 0, nullptr), 0);
   ASSERT_EQ(rte_eth_dev_start(port), 0);
 
-  rte_ring* records = rte_ring_create("live_records", 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  rte_mempool* ends = rte_mempool_create("live_ends", 1024, sizeof(vgate::FlowEndRecord), 0, 0, nullptr,
-                                         nullptr, nullptr, nullptr, 0, 0);
-  rte_mempool* metadata = rte_mempool_create("live_meta", 64, sizeof(vgate::FlowMetadataRecord), 0, 0,
-                                             nullptr, nullptr, nullptr, nullptr, 0, 0);
+  auto records = std::move(RecordPools::create("live", 1, {4096, 1024, 64, 0, 0}, 0)).value();
   WorkerConfig config;
   config.id = 7;
   config.flowCapacity = 1024;
   config.inspectionSlots = 16;
-  config.records = records;
-  config.endRecords = ends;
-  config.metadataRecords = metadata;
+  config.records = records->channel(0);
   auto worker = std::move(Worker::create(config)).value();
 
   // Traffic from B to A, bounded: 20 UDP datagrams to a closed port and one TCP connect to a closed port
@@ -141,19 +136,13 @@ TEST_F(LivePort, WorkerOnAfPacketSeesRealTrafficAsFlows) {
   }
   worker->flushAll(now, vgate::FlowEndReason::kShutdown);
 
-  std::vector<vgate::FlowEndRecord> flows;
-  void* objects[64];
-  unsigned n;
-  while ((n = rte_ring_sc_dequeue_burst(records, objects, 64, nullptr)) > 0) {
-    for (unsigned i = 0; i < n; ++i) {
-      if (*static_cast<vgate::FlowMessageType*>(objects[i]) == vgate::FlowMessageType::kEnd) {
-        flows.push_back(*static_cast<vgate::FlowEndRecord*>(objects[i]));
-        rte_mempool_put(ends, objects[i]);
-      } else {
-        rte_mempool_put(metadata, objects[i]);
-      }
-    }
-  }
+  struct EndRecords : vgate::RecordSink {
+    std::vector<vgate::FlowEndRecord> flows;
+    void onMetadata(const vgate::FlowMetadataRecord&) override {}
+    void onEnd(const vgate::FlowEndRecord& record) override { flows.push_back(record); }
+  } sink;
+  records->drain(sink);
+  const std::vector<vgate::FlowEndRecord>& flows = sink.flows;
   const uint8_t client[4] = {10, 252, 0, 2};
   const vgate::FlowEndRecord* udp = nullptr;
   const vgate::FlowEndRecord* tcp = nullptr;
@@ -180,9 +169,7 @@ TEST_F(LivePort, WorkerOnAfPacketSeesRealTrafficAsFlows) {
   worker.reset();
   rte_eth_dev_stop(port);
   rte_eth_dev_close(port);
-  rte_mempool_free(ends);
-  rte_mempool_free(metadata);
-  rte_ring_free(records);
+  records.reset();
   rte_mempool_free(mbufs);
   leaveA();
 }

@@ -134,9 +134,9 @@ TEST_P(ParsersOnCaptures, ReadWhatTheClientSent) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(RealClients, ParsersOnCaptures, ::testing::ValuesIn(cases()), [](const auto& info) {
-  std::string name = fs::path(info.param.file).stem().string() + "_" +
-                     std::to_string(info.param.flow["src_port"].template get<int>());
+INSTANTIATE_TEST_SUITE_P(RealClients, ParsersOnCaptures, ::testing::ValuesIn(cases()), [](const auto& test) {
+  std::string name = fs::path(test.param.file).stem().string() + "_" +
+                     std::to_string(test.param.flow["src_port"].template get<int>());
   for (char& ch : name) {
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
   }

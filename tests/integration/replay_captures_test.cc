@@ -87,8 +87,9 @@ TEST_P(ReplayCapture, FlowsMatchTheManifest) {
       EXPECT_EQ(record["app_proto"], "tls");
       EXPECT_EQ(record["tls"]["sni"], expected["tls"]["sni"]);
       EXPECT_EQ(record["tls"]["alpn"], expected["tls"]["alpn"]);
-      if (expected["tls"].contains("version"))
+      if (expected["tls"].contains("version")) {
         EXPECT_EQ(record["tls"]["version"], expected["tls"]["version"]);
+      }
       EXPECT_EQ(record["tls"]["ja4"].get<std::string>().substr(0, 1), "t");
       EXPECT_EQ(record["tls"]["ja3"]["hash"].get<std::string>().size(), 32u);
       // The certificate travels in clear up to TLS 1.2 only.
@@ -132,8 +133,8 @@ TEST_P(ReplayCapture, OneAndFourWorkersAgree) {
   EXPECT_EQ(normalize(replay(GetParam(), 1)), normalize(replay(GetParam(), 4)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Captures, ReplayCapture, ::testing::ValuesIn(captureFiles()), [](const auto& info) {
-  std::string name = fs::path(info.param).stem().string();
+INSTANTIATE_TEST_SUITE_P(Captures, ReplayCapture, ::testing::ValuesIn(captureFiles()), [](const auto& test) {
+  std::string name = fs::path(test.param).stem().string();
   for (char& c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
   }

@@ -5,6 +5,8 @@
 
 #include <linux/types.h>
 
+#include "vgate/bpf/port_tag.h"
+
 #define VGATE_FP_ALLOW 0u
 #define VGATE_FP_DENY 1u
 /* Allowed, still being inspected: frames the trunk carries go to the slow path (and are counted there),
@@ -47,18 +49,7 @@ struct vgate_fp_config {
   __u32 trunk_max_frame; /* the largest frame (Ethernet header on, no tag) the trunks carry; 0: no limit */
 };
 
-/* The slow path's port tag: an 802.1ad S-tag pushed on a miss before the packet goes down a trunk, and read
- * back when the dataplane returns it. The VID is the port pair (one rewired container interface); PCP bit 0
- * (TCI bit 13) names the pair's side: on the way in, the side the packet entered; on the way back, the side
- * it must leave by. The pair id makes both directions of a flow one flow in the dataplane (its zone). */
-#define VGATE_FP_TAG_PROTO 0x88a8
-#define VGATE_FP_TAG_SIDE_BIT 0x2000
-#define VGATE_FP_TAG_PAIR_MASK 0x0fff
-#define VGATE_FP_MAX_PAIRS 4096
 #define VGATE_FP_MAX_TRUNKS 64
-
-#define VGATE_FP_SIDE_INNER 0u /* the container's own veth end, moved into vgate's netns */
-#define VGATE_FP_SIDE_OUTER 1u /* the new veth whose other end took the old host name on the bridge */
 
 /* vgate_fp_ports[ifindex]: what the TC program knows of a port it sits on. */
 struct vgate_fp_port {
@@ -74,21 +65,23 @@ struct vgate_fp_pair {
   __u32 outer_ifindex;
 };
 
-/* Per-CPU counters of the program itself, indexes of the stats array. */
-enum vgate_fp_stat {
-  VGATE_FP_STAT_HIT = 0,
-  VGATE_FP_STAT_MISS = 1,   /* not in the map: passed on (to the slow path once it exists) */
-  VGATE_FP_STAT_DENIED = 2, /* dropped by a deny entry */
-  VGATE_FP_STAT_NOT_FLOW =
-      3, /* ARP, neighbour discovery, fragments, other ethertypes: passed to the partner */
-  VGATE_FP_STAT_FAIL_CLOSED = 4, /* a miss while the dataplane is dead, fail-closed: dropped */
-  VGATE_FP_STAT_FAIL_OPEN = 5, /* a miss while the dataplane is dead, fail-open: sent to the port's partner */
-  VGATE_FP_STAT_TO_SLOW_PATH = 6,   /* a miss, tagged and sent down a trunk to the dataplane */
-  VGATE_FP_STAT_FROM_SLOW_PATH = 7, /* handed back by the dataplane and sent to its port */
-  VGATE_FP_STAT_BAD_TAG = 8,        /* on a trunk without a valid tag or for an unknown pair: dropped */
-  VGATE_FP_STAT_OVERSIZE = 9,       /* a miss whose frames are larger than the trunks carry: dropped */
-  VGATE_FP_STAT_COUNT = 10,
-};
+/* Per-CPU counters of the program itself, indexes of the stats array: X(ID, name, help), one line each. The
+ * enum (VGATE_FP_STAT_<ID>) and the user side's names (status keys, metric labels) come from this list. */
+#define VGATE_FP_STATS(X)                                                                                  \
+  X(HIT, hits, "packets of a known flow redirected to its other port")                                     \
+  X(MISS, misses, "packets of no known flow passed up the port's stack: no trunk, or a port not wired")    \
+  X(DENIED, denied, "packets dropped by a deny entry")                                                     \
+  X(NOT_FLOW, notFlow, "ARP, neighbour discovery, fragments, other ethertypes: passed to the partner")     \
+  X(FAIL_CLOSED, failClosedDrops, "misses dropped while the dataplane is dead, fail-closed")               \
+  X(FAIL_OPEN, failOpenPasses, "misses sent to the port's partner while the dataplane is dead, fail-open") \
+  X(TO_SLOW_PATH, toSlowPath, "misses tagged and sent down a trunk to the dataplane")                      \
+  X(FROM_SLOW_PATH, fromSlowPath, "packets handed back by the dataplane and sent to their port")           \
+  X(BAD_TAG, badTag, "packets on a trunk without a valid tag or for an unknown pair: dropped")             \
+  X(OVERSIZE, oversize, "misses whose frames are larger than the trunks carry: dropped")
+
+#define VGATE_FP_STAT_ENUMERATOR(id, name, help) VGATE_FP_STAT_##id,
+enum vgate_fp_stat { VGATE_FP_STATS(VGATE_FP_STAT_ENUMERATOR) VGATE_FP_STAT_COUNT };
+#undef VGATE_FP_STAT_ENUMERATOR
 
 #ifdef __cplusplus
 static_assert(sizeof(struct vgate_fp_config) == 24, "vgate_fp_config layout is shared with BPF");

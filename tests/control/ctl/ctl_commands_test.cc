@@ -154,5 +154,44 @@ TEST(CtlCommandsTest, StatusTextToleratesMissingFields) {
             "ports: none\n");
 }
 
+TEST(CtlCommandsTest, StatusTextShowsEveryCounterSummedOverWorkers) {
+  json result = json::parse(R"({"daemon":"0.1.0","failMode":"open","policy":null,
+    "workers":[{"id":0,"driver":"net_af_xdp","packets":10,"bytes":1500,"flows":2,"denied":1,"fragments":4,
+                "inspection":{"started":3,"windowExceeded":1},"parseStatus":{"ok":9,"fragment":1}},
+               {"id":1,"driver":"net_af_xdp","packets":5,"bytes":500,"flows":0,"denied":0,"fragments":0,
+                "inspection":{"started":1,"windowExceeded":0},"parseStatus":{"ok":5,"fragment":0}}],
+    "ports":[],
+    "fastPath":{"hits":5,"misses":6,"badTag":2},
+    "flowLog":{"recordsWritten":7,"writeErrors":0}})");
+  std::string text = formatStatusText(result);
+  EXPECT_NE(text.find("counters, summed over 2 worker(s):\n"
+                      "  worker: bytes 2000 denied 1 flows 2 fragments 4 packets 15\n"
+                      "  inspection: started 4 windowExceeded 1\n"
+                      "  parse: fragment 1 ok 14\n"
+                      "  fast path: badTag 2 hits 5 misses 6\n"
+                      "  flow log: recordsWritten 7 writeErrors 0\n"),
+            std::string::npos)
+      << text;
+}
+
+TEST(CtlCommandsTest, CounterLinesWrapAtTheLineWidth) {
+  json workers = json::array();
+  json worker = {{"id", 0}};
+  for (int i = 0; i < 30; ++i) worker["counterNumber" + std::to_string(i)] = 123456789u;
+  workers.push_back(worker);
+  std::string text = formatStatusText({{"workers", workers}, {"flowLog", {{"recordsWritten", 1}}}});
+  size_t start = text.find("counters");
+  ASSERT_NE(start, std::string::npos) << text;
+  size_t lines = 0;
+  for (size_t at = start, next; at < text.size(); at = next + 1) {
+    next = text.find('\n', at);
+    EXPECT_LE(next - at, 110u) << text.substr(at, next - at);
+    ++lines;
+  }
+  EXPECT_GT(lines, 5u) << text;
+  for (int i = 0; i < 30; ++i)
+    EXPECT_NE(text.find(" counterNumber" + std::to_string(i) + " 123456789"), std::string::npos) << i;
+}
+
 }  // namespace
 }  // namespace vgate::control

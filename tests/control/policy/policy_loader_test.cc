@@ -434,7 +434,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "      action: deny\n"
                   "      action: allow\n",
                   {"p.yaml:8:7: rule 'r': duplicate key 'action' (first at line 7)"}}),
-    [](const testing::TestParamInfo<ErrorCase>& info) { return std::string(info.param.label); });
+    [](const testing::TestParamInfo<ErrorCase>& test) { return std::string(test.param.label); });
 
 struct DocumentCase {
   const char* label;
@@ -524,7 +524,7 @@ INSTANTIATE_TEST_SUITE_P(
              "p.yaml:10:14: invalid port 'web': a port group lists numbers and ranges 'N-M' only",
              "p.yaml:14:57: rule 'r': invalid port 'webs': not a number, a range 'N-M' or a port group "
              "(spec.portGroups defines empty, nested, web)"}}),
-    [](const testing::TestParamInfo<DocumentCase>& info) { return std::string(info.param.label); });
+    [](const testing::TestParamInfo<DocumentCase>& test) { return std::string(test.param.label); });
 
 // family limits a rule to one IP version, "any address" included.
 TEST(PolicyLoader, FamilyLimitsARuleToOneIpVersion) {

@@ -94,7 +94,9 @@ void expectMatches(const ReassemblyBuffer& buffer, const Model& model, uint32_t 
   ASSERT_EQ(buffer.contiguousLength(), model.contiguous());
   ASSERT_EQ(buffer.truncated(), model.truncated());
   for (size_t i = 0; i < capacity; ++i) {
-    if (model.at(i)) ASSERT_EQ(buffer.data()[i], *model.at(i)) << "byte " << i;
+    if (model.at(i)) {
+      ASSERT_EQ(buffer.data()[i], *model.at(i)) << "byte " << i;
+    }
   }
 }
 

@@ -279,7 +279,9 @@ TEST_P(OpenSslHelloTest, FieldsAndFingerprints) {
   ASSERT_GT(generated.records.size(), 50u);
   ASSERT_EQ(records(generated.records), ClientHelloStatus::kComplete);
   EXPECT_EQ(hello_.hasSni, c.sni != nullptr);
-  if (c.sni != nullptr) EXPECT_EQ(std::string(hello_.sni, hello_.sniLength), c.sni);
+  if (c.sni != nullptr) {
+    EXPECT_EQ(std::string(hello_.sni, hello_.sniLength), c.sni);
+  }
   EXPECT_EQ(hello_.legacyVersion, c.maxVersion == TLS1_1_VERSION ? 0x0302 : 0x0303);
   EXPECT_EQ(hello_.maxSupportedVersion, c.expectedMaxVersion);
   ASSERT_EQ(hello_.alpnCount, c.alpn.size());
@@ -352,7 +354,7 @@ TEST_P(OpenSslHelloTest, EveryTruncationNeedsMoreData) {
 }
 
 INSTANTIATE_TEST_SUITE_P(OpenSsl, OpenSslHelloTest, ::testing::ValuesIn(kOpenSslCases),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& test) { return std::string(test.param.name); });
 
 // ---- Published reference values
 // --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // Offline replay: see replay.h. The main lcore reads the capture (net_pcap), dispatches packets to the
 // workers by a symmetric hash of their addresses, and drains the workers' record rings into the sink.
-#include "dataplane/worker/replay.h"
+#include "dataplane/replay/replay.h"
 
 #include <pcap/pcap.h>
 #include <rte_eal.h>
@@ -19,26 +19,23 @@
 #include <filesystem>
 #include <memory>
 
+#include "dataplane/eal/eal.h"
 #include "dataplane/flow/flow_key_builder.h"
+#include "dataplane/records/record_pools.h"
 #include "dataplane/verdict/policy_registry.h"
-#include "dataplane/worker/eal.h"
-#include "dataplane/worker/record_ring.h"
 
 namespace vgate::dataplane {
 
 namespace {
 
 constexpr uint32_t kInputRingSize = 1024;
-constexpr uint32_t kRecordRingSize = 8192;
-constexpr uint32_t kEndRecordsPerWorker = 4096;
-constexpr uint32_t kMetadataPerWorker = 512;
+constexpr RecordPoolSizes kRecordPoolSizes{8192, 4096, 512, 32, 8};
 constexpr uint32_t kSweepBudget = 64;
 constexpr uint16_t kMaxWorkers = 64;
 
 struct WorkerLane {
   std::unique_ptr<Worker> worker;
   rte_ring* input = nullptr;
-  rte_ring* records = nullptr;
   std::atomic<bool> finished{false};
   const std::atomic<bool>* inputDone = nullptr;
 };
@@ -68,27 +65,20 @@ int workerMain(void* argument) {
 
 struct Resources {
   rte_mempool* mbufs = nullptr;
-  rte_mempool* endRecords = nullptr;
-  rte_mempool* metadataRecords = nullptr;
+  std::unique_ptr<RecordPools> records;
   std::unique_ptr<PolicyRegistry> policies;  // outlives the workers, which unregister from it
   std::vector<std::unique_ptr<WorkerLane>> lanes;
   ~Resources() {
     for (auto& lane : lanes) {
       lane->worker.reset();
       rte_ring_free(lane->input);
-      rte_ring_free(lane->records);
     }
-    rte_mempool_free(endRecords);
-    rte_mempool_free(metadataRecords);
+    records.reset();
     rte_mempool_free(mbufs);
   }
 };
 
-void drainRecords(Resources& resources, RecordSink& sink) {
-  for (auto& lane : resources.lanes) {
-    drainRecordRing(lane->records, resources.endRecords, resources.metadataRecords, sink);
-  }
-}
+void drainRecords(Resources& resources, RecordSink& sink) { resources.records->drain(sink); }
 
 // DPDK device arguments cannot carry a comma; a capture whose path has one is reached through a symlink.
 class DevargsPath {
@@ -164,9 +154,9 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
 
   // Memory: per worker its flow table (~200 B per flow, measured), inspection pool and fragment table, plus
   // the mbuf and record pools, plus EAL's own needs.
-  uint64_t perWorker =
-      uint64_t{options.flowCapacity} * 256 + uint64_t{options.inspectionSlots} * sizeof(InspectionState) +
-      kEndRecordsPerWorker * 256 + kMetadataPerWorker * (sizeof(FlowMetadataRecord) + 128) + (8u << 20);
+  uint64_t perWorker = uint64_t{options.flowCapacity} * 256 +
+                       uint64_t{options.inspectionSlots} * sizeof(InspectionState) +
+                       kRecordPoolSizes.bytesPerWorker() + (8u << 20);
   uint64_t memoryMb = (perWorker * options.workers + (96u << 20)) >> 20;
   EalOptions ealOptions;
   ealOptions.programName = "vgated-replay";
@@ -182,17 +172,13 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
     uint32_t mbufCount = options.workers * (kInputRingSize + 2 * kBurstSize) + 4096;
     resources.mbufs =
         rte_pktmbuf_pool_create("vgate_replay_mbufs", mbufCount, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
-    resources.endRecords =
-        rte_mempool_create("vgate_end_records", kEndRecordsPerWorker * options.workers, sizeof(FlowEndRecord),
-                           32, 0, nullptr, nullptr, nullptr, nullptr, socket, 0);
-    resources.metadataRecords =
-        rte_mempool_create("vgate_metadata_records", kMetadataPerWorker * options.workers,
-                           sizeof(FlowMetadataRecord), 8, 0, nullptr, nullptr, nullptr, nullptr, socket, 0);
-    if (resources.mbufs == nullptr || resources.endRecords == nullptr ||
-        resources.metadataRecords == nullptr) {
+    if (resources.mbufs == nullptr) {
       return makeError(ENOMEM,
-                       "cannot create the replay's buffer pools: " + std::string(rte_strerror(rte_errno)));
+                       "cannot create the replay's mbuf pool: " + std::string(rte_strerror(rte_errno)));
     }
+    auto records = RecordPools::create("vgate_replay", options.workers, kRecordPoolSizes, socket);
+    if (!records) return records.error();
+    resources.records = std::move(records).value();
     if (options.policy != nullptr) {
       auto registry = PolicyRegistry::create(options.workers);
       if (!registry) return registry.error();
@@ -214,10 +200,9 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
       std::string suffix = std::to_string(id);
       lane->input = rte_ring_create(("vgate_in_" + suffix).c_str(), kInputRingSize, socket,
                                     RING_F_SP_ENQ | RING_F_SC_DEQ);
-      lane->records = rte_ring_create(("vgate_rec_" + suffix).c_str(), kRecordRingSize, socket,
-                                      RING_F_SP_ENQ | RING_F_SC_DEQ);
-      if (lane->input == nullptr || lane->records == nullptr) {
-        return makeError(ENOMEM, "cannot create worker rings: " + std::string(rte_strerror(rte_errno)));
+      if (lane->input == nullptr) {
+        return makeError(ENOMEM,
+                         "cannot create a worker's input ring: " + std::string(rte_strerror(rte_errno)));
       }
       WorkerConfig config;
       config.id = id;
@@ -225,9 +210,7 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
       config.flowCapacity = options.flowCapacity;
       config.inspectionSlots = options.inspectionSlots;
       config.timeouts = options.timeouts;
-      config.records = lane->records;
-      config.endRecords = resources.endRecords;
-      config.metadataRecords = resources.metadataRecords;
+      config.records = resources.records->channel(id);
       config.losslessRecords = true;
       config.policies = resources.policies.get();
       auto worker = Worker::create(config);

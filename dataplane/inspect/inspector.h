@@ -1,17 +1,21 @@
 // Application-layer inspection of a flow's first bytes: TLS ClientHello and server certificate, QUIC
 // Initials, HTTP/1 request head. State lives in a bounded per-worker pool, taken when a TCP/UDP flow starts
-// and given back as soon as the flow's L7 facts are known, so long-lived flows cost nothing here.
+// and given back as soon as the flow's L7 facts are known, so long-lived flows cost nothing here. What the
+// policy and the flow log need of it leaves through collectFacts and fillMetadata: nothing else reads the
+// state's parsers.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 
 #include "dataplane/http/http_request.h"
+#include "dataplane/l7match/l7_matcher.h"
 #include "dataplane/packet/packet_parser.h"
 #include "dataplane/quic/quic_initial.h"
 #include "dataplane/stream/reassembly_buffer.h"
 #include "dataplane/tls/client_hello.h"
 #include "dataplane/tls/server_flight.h"
+#include "vgate/counters.h"
 #include "vgate/flow_record.h"
 #include "vgate/result.h"
 
@@ -42,20 +46,37 @@ struct InspectionState {
   alignas(64) uint8_t storage[2][ReassemblyBuffer::storageBytes(kInspectionWindow)];
 };
 
+#define VGATE_INSPECTION_COUNTERS(X)                                                                     \
+  X(started, counter, "flows", "flows that got an inspection slot")                                      \
+  X(poolExhausted, counter, "flows", "flows that got no inspection slot: their L7 fields are not known") \
+  X(tlsClientHellos, counter, "messages", "TLS ClientHellos parsed whole")                               \
+  X(tlsClientHelloErrors, counter, "messages", "TLS ClientHellos that did not parse")                    \
+  X(tlsCertificates, counter, "messages", "server certificates parsed (TLS 1.2 and earlier)")            \
+  X(tlsServerErrors, counter, "messages", "server first flights that did not parse")                     \
+  X(quicInitials, counter, "packets", "QUIC client Initial packets looked at")                           \
+  X(quicDecryptFailures, counter, "packets", "QUIC Initial packets that did not decrypt")                \
+  X(quicClientHellos, counter, "messages", "ClientHellos read from QUIC Initials")                       \
+  X(httpRequests, counter, "messages", "HTTP/1 request heads parsed")                                    \
+  X(httpErrors, counter, "messages", "HTTP/1 request heads that did not parse")                          \
+  X(overlapConflicts, counter, "segments",                                                               \
+    "segments whose retransmitted bytes differ from the first copy (an evasion attempt)")                \
+  X(windowExceeded, counter, "flows",                                                                    \
+    "inspections given up because the window filled before the message ended")
+
 struct InspectionCounters {
-  uint64_t started = 0;
-  uint64_t poolExhausted = 0;  // flows that got no inspection state: their L7 fields are not known
-  uint64_t tlsClientHellos = 0;
-  uint64_t tlsClientHelloErrors = 0;
-  uint64_t tlsCertificates = 0;
-  uint64_t tlsServerErrors = 0;
-  uint64_t quicInitials = 0;
-  uint64_t quicDecryptFailures = 0;
-  uint64_t quicClientHellos = 0;
-  uint64_t httpRequests = 0;
-  uint64_t httpErrors = 0;
-  uint64_t overlapConflicts = 0;  // retransmitted bytes that differ from the first copy (an evasion attempt)
-  uint64_t windowExceeded = 0;    // inspection gave up because the window filled before the message ended
+  VGATE_COUNTER_MEMBERS(InspectionCounters, VGATE_INSPECTION_COUNTERS)
+};
+
+// A flow's L7 facts as the policy matches them. Views into the InspectionState they came from: valid while
+// that state is held, and not copyable (facts.alpn and facts.sans point into this object).
+struct InspectionFacts {
+  InspectionFacts() = default;
+  InspectionFacts(const InspectionFacts&) = delete;
+  InspectionFacts& operator=(const InspectionFacts&) = delete;
+
+  L7Facts facts;
+  std::string_view alpn[tls::kMaxAlpnEntries];
+  std::string_view sans[tls::kMaxSanEntries];
 };
 
 // A fixed pool of states with a free stack of indices. One per worker, no locks.
@@ -93,6 +114,9 @@ class Inspector {
   // the state.
   bool onPacket(InspectionState& state, const ParsedPacket& packet, const uint8_t* payload, int direction);
 
+  // What is known so far of the flow's L7 facts: the ClientHello, certificate and request once complete, and
+  // each direction's contiguous stream bytes.
+  static void collectFacts(const InspectionState& state, InspectionFacts& out);
   // The L7 facts as the flow log carries them. Returns false when there is nothing to report.
   static bool fillMetadata(const InspectionState& state, FlowMetadataRecord& record);
   // The flow's app_proto as the record names it.

@@ -1,11 +1,12 @@
-// Application-layer inspection: see inspection.h.
-#include "dataplane/worker/inspection.h"
+// Application-layer inspection: see inspector.h.
+#include "dataplane/inspect/inspector.h"
 
 #include <netinet/in.h>
 #include <rte_malloc.h>
 
 #include <cstddef>
 #include <cstring>
+#include <string_view>
 
 namespace vgate::dataplane {
 
@@ -24,6 +25,12 @@ void copyString(char (&out)[N], const char* in) {
   size_t length = strnlen(in, N - 1);
   std::memcpy(out, in, length);
   out[length] = '\0';
+}
+
+// The path of a request target, without its query.
+std::string_view pathOf(const char* url) {
+  std::string_view view(url);
+  return view.substr(0, view.find('?'));
 }
 
 }  // namespace
@@ -280,6 +287,39 @@ AppProto Inspector::appProto(const InspectionState& state) {
       return state.httpComplete ? AppProto::kHttp : AppProto::kFailed;
     default:
       return state.proto;
+  }
+}
+
+void Inspector::collectFacts(const InspectionState& state, InspectionFacts& out) {
+  L7Facts& facts = out.facts;
+  if (state.helloComplete) {
+    facts.sni = state.hello.sni;
+    for (uint8_t i = 0; i < state.hello.alpnCount; ++i) out.alpn[i] = state.hello.alpn[i];
+    facts.alpn = out.alpn;
+    facts.alpnCount = state.hello.alpnCount;
+    facts.presentFields |= (state.hello.hasSni ? kFactSni : 0) | kFactAlpn;
+  }
+  if (state.serverComplete && state.server.hasCertificate) {
+    const tls::ServerCertificate& certificate = state.server.certificate;
+    facts.certSubject = certificate.subject;
+    facts.certIssuer = certificate.issuer;
+    for (uint8_t i = 0; i < certificate.sanCount; ++i) out.sans[i] = certificate.sans[i];
+    facts.sans = out.sans;
+    facts.sanCount = certificate.sanCount;
+    facts.presentFields |= kFactCertSubject | kFactCertIssuer | kFactSan;
+  }
+  if (state.httpComplete) {
+    facts.httpHost = state.http.host;
+    facts.httpPath = pathOf(state.http.url);
+    facts.httpMethod = state.http.method;
+    facts.presentFields |= (state.http.hasHost ? kFactHttpHost : 0) | kFactHttpPath | kFactHttpMethod;
+  }
+  for (int direction = 0; direction < 2; ++direction) {
+    const ReassemblyBuffer& stream = state.stream[direction];
+    if (stream.contiguousLength() == 0) continue;
+    std::string_view bytes(reinterpret_cast<const char*>(stream.data()), stream.contiguousLength());
+    (direction == kToServer ? facts.payloadToServer : facts.payloadToClient) = bytes;
+    facts.presentFields |= direction == kToServer ? kFactPayloadToServer : kFactPayloadToClient;
   }
 }
 

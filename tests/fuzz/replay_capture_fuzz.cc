@@ -16,38 +16,32 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/records/record_pools.h"
 #include "dataplane/worker/worker.h"
 
 namespace {
 
 using namespace vgate::dataplane;
 
+// Checks what a record must always be: it never ends before it starts.
+struct CheckedSink : vgate::RecordSink {
+  void onMetadata(const vgate::FlowMetadataRecord&) override {}
+  void onEnd(const vgate::FlowEndRecord& record) override {
+    if (record.endUs < record.startUs) std::abort();
+  }
+};
+
 struct Harness {
   rte_mempool* mbufs;
-  rte_ring* records;
-  rte_mempool* ends;
-  rte_mempool* metadata;
+  std::unique_ptr<RecordPools> records;
+  CheckedSink sink;
   int timestampOffset;
   uint64_t timestampFlag;
 };
 
 Harness* harness = nullptr;
 
-void drain() {
-  void* objects[64];
-  unsigned count;
-  while ((count = rte_ring_sc_dequeue_burst(harness->records, objects, 64, nullptr)) > 0) {
-    for (unsigned i = 0; i < count; ++i) {
-      auto type = *static_cast<vgate::FlowMessageType*>(objects[i]);
-      if (type == vgate::FlowMessageType::kEnd) {
-        auto* record = static_cast<vgate::FlowEndRecord*>(objects[i]);
-        if (record->endUs < record->startUs) std::abort();  // a record must never end before it starts
-      }
-      rte_mempool_put(type == vgate::FlowMessageType::kMetadata ? harness->metadata : harness->ends,
-                      objects[i]);
-    }
-  }
-}
+void drain() { harness->records->drain(harness->sink); }
 
 }  // namespace
 
@@ -63,15 +57,13 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   harness = &state;
   // Small mbufs so that larger frames arrive as chains, as jumbo frames do from net_pcap.
   state.mbufs = rte_pktmbuf_pool_create("fuzz_mbufs", 4096, 0, 0, 512 + RTE_PKTMBUF_HEADROOM, 0);
-  state.records = rte_ring_create("fuzz_records", 8192, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  state.ends = rte_mempool_create("fuzz_ends", 2048, sizeof(vgate::FlowEndRecord), 0, 0, nullptr, nullptr,
-                                  nullptr, nullptr, 0, 0);
-  state.metadata = rte_mempool_create("fuzz_meta", 256, sizeof(vgate::FlowMetadataRecord), 0, 0, nullptr,
-                                      nullptr, nullptr, nullptr, 0, 0);
+  auto records = RecordPools::create("fuzz", 1, {8192, 2048, 256, 0, 0}, 0);
+  if (!records) std::abort();
+  state.records = std::move(records).value();
   uint64_t flag = 0;
   if (rte_mbuf_dyn_rx_timestamp_register(&state.timestampOffset, &flag) != 0) std::abort();
   state.timestampFlag = flag;
-  if (!state.mbufs || !state.records || !state.ends || !state.metadata) std::abort();
+  if (!state.mbufs) std::abort();
   return 0;
 }
 
@@ -85,9 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   config.flowCapacity = 64;  // tiny, so that eviction runs
   config.inspectionSlots = 4;
   config.fragmentFlows = 16;
-  config.records = harness->records;
-  config.endRecords = harness->ends;
-  config.metadataRecords = harness->metadata;
+  config.records = harness->records->channel(0);
   static int serial = 0;
   config.id = static_cast<uint16_t>(serial++ & 0xff);
   auto created = Worker::create(config);

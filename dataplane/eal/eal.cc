@@ -1,5 +1,5 @@
 // EAL start-up: see eal.h.
-#include "dataplane/worker/eal.h"
+#include "dataplane/eal/eal.h"
 
 #include <rte_dev.h>
 #include <rte_eal.h>
