@@ -22,7 +22,7 @@
 // every table's next line is requested before any is read (classifyBurst), for single packets too, so that
 // a packet's misses overlap rather than follow one another table by table.
 // bench/acl_classify_bench.cc has the figures.
-#include "dataplane/acl/l34_classifier.h"
+#include "dataplane/l34/l34_classifier.h"
 
 #include <netinet/in.h>
 #include <rte_acl.h>
