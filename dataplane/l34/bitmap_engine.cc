@@ -1,24 +1,11 @@
-// The bitmap engine. rte_acl at 100k rules split its tries three ways (83 MB, 23 s to build) and classified
-// at 1/11 of its 10-rule rate. Here each element goes to one of four parts:
-//  - the list part of the field (source, destination, destination port) where its range holds the fewest
-//    other elements' starts, if that is at most kListCrowd: the field's key space is cut at every boundary
-//    of the part's elements, and each piece lists copies of the elements that cover it, in policy order;
-//  - else the wide part (the catch-alls and near catch-alls: 4.5% at 100k rules in the benchmark): per field,
-//    groups of the key space with the bitmap of elements overlapping each and a summary bit per bitmap word;
-//    a packet's candidates are the AND of its four groups' bitmaps, walked in policy order.
-// A packet takes the first element that matches in each part, each walk stopping at the best found so far;
-// candidates are checked exactly, so lists and groups only need to over-approximate. Building is a few sorts
-// and passes over the elements (0.26 s at 100k rules). A group bitmap for every element was tried first:
-// /8 rules set bits in every group, the summaries never skip, and classify was 0.4x rte_acl at 100k.
-// What a lookup costs at 100k rules is not the candidates it checks (1.7 a packet on average in the
-// benchmark: 1.0 from the lists, 0.7 from the wide part; at most 122, in the wide part) but finding them:
-// the searches for its pieces, and the cache lines it reads from tables that outgrow the caches. So a
-// field's list pieces are cut at its wide groups' starts too and name their group, one search per field
-// instead of two; a piece's start, run and group share one line with its neighbours' (PieceLine), found
-// through a directory over the lines' first starts (KeyDirectory); and once the tables pass kStagedBytes
-// every table's next line is requested before any is read (classifyBurst), for single packets too, so that
-// a packet's misses overlap rather than follow one another table by table.
-// bench/acl_classify_bench.cc has the figures.
+// The bitmap engine, the default. Each element of the rules' cross product goes to one of four parts: the
+// list part of the field (source, destination, destination port) where its range holds the fewest other
+// elements' starts, if that is at most kListCrowd; else the wide part, per field groups of the key space
+// with the bitmap of the elements overlapping each, which a packet ANDs. A packet takes the first element
+// that matches in each part, each walk stopping at the best found so far; candidates are checked exactly,
+// so lists and groups only need to over-approximate. What a lookup costs at scale is not the candidates it
+// checks but the cache lines it reads finding them: hence one search per field (PieceLine, KeyDirectory),
+// and, once the tables pass kStagedBytes, every table's next line requested before any is read.
 #include "dataplane/l34/bitmap_engine.h"
 
 #include <emmintrin.h>
@@ -201,13 +188,10 @@ size_t countAtOrBelow(const Key* keys, Key key) {
 // holds the keys base + [s << shift, (s + 1) << shift) (base is the lowest key above the key space's floor;
 // keys below it go to slot 0, keys past the last slot to the last), and slots[s] is where the slot's first
 // key falls (slot 0's: the floor's). A key then falls at one of slots[s] .. slots[s + 1], found among those
-// keys in one branch-free compare of kWindow keys. With about two slots per key that is two short reads in a
-// row wherever the keys bunch, instead of one line per tree level (four at 100k rules, seven for IPv6), which
-// cost more than the misses once the tables were in cache. Slots spanning more than kWindow keys (keys
-// bunched tighter than the slots) are left to the caller's exact search. (Before the tree: a binary search
-// whose halvings clang compiled as branches; and a table by the top 16 bits of IPv4 keys, whose 256 KB missed
-// the cache on most packets: the directory is sized by the keys, and placed by their range rather than by
-// fixed bits.)
+// keys in one branch-free compare of kWindow keys. With about two slots per key that is two short reads
+// wherever the keys bunch, where a tree reads one line per level. Slots spanning more than kWindow keys
+// (keys bunched tighter than the slots) are left to the caller's exact search. Sized by the keys and placed
+// by their range, not by fixed bits, so that it stays small enough for the cache.
 template <typename Key>
 struct KeyDirectory {
   static constexpr size_t kWindow = 16;
@@ -290,8 +274,8 @@ struct SortedStarts {
     levels[1].resize(levels[1].size() + KeyDirectory<Key>::kWindow, keyMax<Key>());
     directory.build(levels[1].data(), sizes[1], [&](Key key) { return treeBlockOf(key) / kBlock; });
   }
-  // The index of the last start at or below key. (Lookups no longer prefetch between finding the level-0
-  // line and reading it: PieceIndex holds the pieces they read, this serves its fallback and the builds.)
+  // The index of the last start at or below key. No prefetch between finding the level-0 line and reading
+  // it: lookups read PieceIndex, and this serves its fallback and the builds.
   uint32_t find(Key key) const {
     size_t found = directory.built() ? directory.find(levels[1].data(), key) : KeyDirectory<Key>::kNone;
     size_t block = found != KeyDirectory<Key>::kNone ? found * kBlock : treeBlockOf(key);
@@ -320,9 +304,8 @@ struct Run {
 };
 
 // One cache line (two for IPv6) holding all a packet needs from up to kPieces consecutive pieces: their
-// starts, the bounds of their runs and their groups. Before, starts, run offsets and groups were three
-// arrays: three lines a field (four when a run ended on the next line), and at 100k rules a packet's
-// lookup was bound by how many lines it missed, not by what it computed.
+// starts, the bounds of their runs and their groups. A large policy's lookup is bound by the lines it
+// misses, so a field costs one line here rather than one per array.
 template <typename Key>
 struct alignas(64) PieceLine {
   static constexpr size_t kPieces = sizeof(Key) == 4 ? 6 : 5;
@@ -604,7 +587,7 @@ struct BitmapPart {
 // space is cut at every boundary of the part's elements; each piece lists, in policy order, copies of the
 // elements that cover it, so a packet reads one short run of consecutive elements. The key space is cut at
 // the starts of the wide part's groups of the field too, and each piece names its group: one search finds
-// both (before, the groups had their own, and a packet's six searches cost more than its misses).
+// both: searches cost a lookup more than its misses do.
 template <typename Key, typename FieldKey>
 struct ListPart {
   PieceIndex<FieldKey> pieces;
@@ -678,8 +661,7 @@ struct BitmapFamily {
   BitmapPart<Key> wide;
   uint32_t listed[3] = {};
   // Whether lookups go through classifyBurst's stages: worth it only once the tables outgrow the L1 and L2
-  // caches (measured one tuple per call: at 10 rules the stages cost 1.45x a plain lookup, at 1k about the
-  // same; in bursts at 10k rules, 0.88 MB, they save about a third).
+  // caches; below, they cost more than they save.
   bool staged = false;
   static constexpr size_t kStagedBytes = size_t{256} << 10;
 
@@ -778,9 +760,8 @@ struct BitmapFamily {
   // classify() for tuples[indexes[0..count)] (at most kBurst), in stages over the whole burst so that the
   // cache misses of different packets, and of one packet's tables, overlap: find the pieces' lines and
   // prefetch them; find the runs, prefetch the lists' first entries and the groups' rows; prefetch the first
-  // bitmap words; then walk. Used for single packets too once the tables outgrow the caches: at 100k rules
-  // a miss costs about 150 ns here, and a packet's tables are then read side by side rather than one after
-  // another.
+  // bitmap words; then walk. Used for single packets too once the tables outgrow the caches: a packet's
+  // tables are then read side by side rather than one after another.
   void classifyBurst(const L34Tuple* const* tuples, const uint32_t* indexes, uint32_t count,
                      uint32_t* ruleIds) const {
     Probe<Key> probes[kBurst];
