@@ -20,7 +20,7 @@
 #include <rte_acl.h>
 
 #include "bench/bench_support.h"
-#include "dataplane/acl/l34_classifier.h"
+#include "dataplane/l34/l34_classifier.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/acl/l34_classifier.h"
+#include "dataplane/l34/l34_classifier.h"
 #include "dataplane/l7match/l7_matcher.h"
 #include "vgate/flow_record.h"
 #include "vgate/policy.h"

@@ -1,5 +1,5 @@
 // The policy model: what a vgate policy document says, after loading and validation, before compilation.
-// control/policy loads YAML into it; dataplane/verdict compiles it (dataplane/acl's L3/L4 classifiers:
+// control/policy loads YAML into it; dataplane/verdict compiles it (dataplane/l34's L3/L4 classifiers:
 // field lists by default, rte_acl selectable; Hyperscan for L7).
 //
 // Evaluation (first match wins, in rule order):

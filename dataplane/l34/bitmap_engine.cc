@@ -1,384 +1,25 @@
-// Builds the classifier's index from L34Rules (one element per item of each rule's cross product): the
-// bitmap engine by default, or rte_acl contexts; and classifies bursts of tuples through it.
-//
-// The bitmap engine. rte_acl at 100k rules split its tries three ways (83 MB, 23 s to build) and classified
-// at 1/11 of its 10-rule rate. Here each element goes to one of four parts:
-//  - the list part of the field (source, destination, destination port) where its range holds the fewest
-//    other elements' starts, if that is at most kListCrowd: the field's key space is cut at every boundary
-//    of the part's elements, and each piece lists copies of the elements that cover it, in policy order;
-//  - else the wide part (the catch-alls and near catch-alls: 4.5% at 100k rules in the benchmark): per field,
-//    groups of the key space with the bitmap of elements overlapping each and a summary bit per bitmap word;
-//    a packet's candidates are the AND of its four groups' bitmaps, walked in policy order.
-// A packet takes the first element that matches in each part, each walk stopping at the best found so far;
-// candidates are checked exactly, so lists and groups only need to over-approximate. Building is a few sorts
-// and passes over the elements (0.26 s at 100k rules). A group bitmap for every element was tried first:
-// /8 rules set bits in every group, the summaries never skip, and classify was 0.4x rte_acl at 100k.
-// What a lookup costs at 100k rules is not the candidates it checks (1.7 a packet on average in the
-// benchmark: 1.0 from the lists, 0.7 from the wide part; at most 122, in the wide part) but finding them:
-// the searches for its pieces, and the cache lines it reads from tables that outgrow the caches. So a
-// field's list pieces are cut at its wide groups' starts too and name their group, one search per field
-// instead of two; a piece's start, run and group share one line with its neighbours' (PieceLine), found
-// through a directory over the lines' first starts (KeyDirectory); and once the tables pass kStagedBytes
-// every table's next line is requested before any is read (classifyBurst), for single packets too, so that
-// a packet's misses overlap rather than follow one another table by table.
-// bench/acl_classify_bench.cc has the figures.
-#include "dataplane/acl/l34_classifier.h"
-
-#include <netinet/in.h>
-#include <rte_acl.h>
-#include <rte_byteorder.h>
-#include <rte_errno.h>
-#include <rte_malloc.h>
-#include <rte_memory.h>
+// The bitmap engine, the default. Each element of the rules' cross product goes to one of four parts: the
+// list part of the field (source, destination, destination port) where its range holds the fewest other
+// elements' starts, if that is at most kListCrowd; else the wide part, per field groups of the key space
+// with the bitmap of the elements overlapping each, which a packet ANDs. A packet takes the first element
+// that matches in each part, each walk stopping at the best found so far; candidates are checked exactly,
+// so lists and groups only need to over-approximate. What a lookup costs at scale is not the candidates it
+// checks but the cache lines it reads finding them: hence one search per field (PieceLine, KeyDirectory),
+// and, once the tables pass kStagedBytes, every table's next line requested before any is read.
+#include "dataplane/l34/bitmap_engine.h"
 
 #include <emmintrin.h>
 
 #include <algorithm>
 #include <bit>
-#include <chrono>
 #include <compare>
-#include <cstring>
 #include <limits>
 #include <new>
 #include <type_traits>
+#include <utility>
 
-namespace vgate::dataplane {
+namespace vgate::dataplane::l34 {
 namespace {
-
-// The classifier's input layouts. rte_acl reads the first field as one byte, then every further input index
-// as four consecutive bytes, all in network order, hence the padding after the protocol.
-struct Ipv4Input {
-  uint8_t protocol;
-  uint8_t pad[3];
-  uint8_t src[4];
-  uint8_t dst[4];
-  uint16_t srcPort;  // network order
-  uint16_t dstPort;
-};
-static_assert(sizeof(Ipv4Input) == 16);
-
-struct Ipv6Input {
-  uint8_t protocol;
-  uint8_t pad[3];
-  uint8_t src[16];
-  uint8_t dst[16];
-  uint16_t srcPort;
-  uint16_t dstPort;
-};
-static_assert(sizeof(Ipv6Input) == 40);
-
-enum Ipv4Field { kV4Proto, kV4Src, kV4Dst, kV4SrcPort, kV4DstPort, kV4Fields };
-enum Ipv6Field { kV6Proto, kV6Src0, kV6Dst0 = kV6Src0 + 4, kV6SrcPort = kV6Dst0 + 4, kV6DstPort, kV6Fields };
-
-RTE_ACL_RULE_DEF(Ipv4AclRule, kV4Fields);
-RTE_ACL_RULE_DEF(Ipv6AclRule, kV6Fields);
-
-constexpr uint32_t kBurst = 64;
-// Rules are handed to rte_acl in chunks, so that expanding a large policy never holds it all in the C++ heap
-// as well as in the context.
-constexpr size_t kAddChunk = 4096;
-constexpr uint8_t kPortProtocols[] = {IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP};
-
-// Field order is DPDK's examples' (protocol, source, destination, ports). Ports first was tried: it grew the
-// tries (5 instead of 3 at 100k rules, 900 MB) and gave wrong answers in the differential test.
-rte_acl_config ipv4Config() {
-  rte_acl_config config{};
-  config.num_categories = 1;
-  config.num_fields = kV4Fields;
-  config.defs[0] = {RTE_ACL_FIELD_TYPE_BITMASK, 1, kV4Proto, 0, offsetof(Ipv4Input, protocol)};
-  config.defs[1] = {RTE_ACL_FIELD_TYPE_MASK, 4, kV4Src, 1, offsetof(Ipv4Input, src)};
-  config.defs[2] = {RTE_ACL_FIELD_TYPE_MASK, 4, kV4Dst, 2, offsetof(Ipv4Input, dst)};
-  // Both ports share one four-byte input index.
-  config.defs[3] = {RTE_ACL_FIELD_TYPE_RANGE, 2, kV4SrcPort, 3, offsetof(Ipv4Input, srcPort)};
-  config.defs[4] = {RTE_ACL_FIELD_TYPE_RANGE, 2, kV4DstPort, 3, offsetof(Ipv4Input, dstPort)};
-  return config;
-}
-
-rte_acl_config ipv6Config() {
-  rte_acl_config config{};
-  config.num_categories = 1;
-  config.num_fields = kV6Fields;
-  config.defs[0] = {RTE_ACL_FIELD_TYPE_BITMASK, 1, kV6Proto, 0, offsetof(Ipv6Input, protocol)};
-  for (uint8_t word = 0; word < 4; ++word) {
-    config.defs[1 + word] = {RTE_ACL_FIELD_TYPE_MASK, 4, static_cast<uint8_t>(kV6Src0 + word),
-                             static_cast<uint8_t>(1 + word),
-                             static_cast<uint32_t>(offsetof(Ipv6Input, src) + 4u * word)};
-    config.defs[5 + word] = {RTE_ACL_FIELD_TYPE_MASK, 4, static_cast<uint8_t>(kV6Dst0 + word),
-                             static_cast<uint8_t>(5 + word),
-                             static_cast<uint32_t>(offsetof(Ipv6Input, dst) + 4u * word)};
-  }
-  config.defs[9] = {RTE_ACL_FIELD_TYPE_RANGE, 2, kV6SrcPort, 9, offsetof(Ipv6Input, srcPort)};
-  config.defs[10] = {RTE_ACL_FIELD_TYPE_RANGE, 2, kV6DstPort, 9, offsetof(Ipv6Input, dstPort)};
-  return config;
-}
-
-uint32_t loadBigEndian32(const uint8_t* bytes) {
-  return uint32_t{bytes[0]} << 24 | uint32_t{bytes[1]} << 16 | uint32_t{bytes[2]} << 8 | bytes[3];
-}
-
-// One address constraint in a family's context: the CIDR's words (host order) and their prefix lengths.
-struct Prefix {
-  uint32_t words[4] = {};
-  uint8_t lengths[4] = {};
-};
-
-Prefix toPrefix(const policy::Cidr& cidr) {
-  Prefix prefix;
-  int remaining = cidr.prefixLength;
-  int words = cidr.family == 4 ? 1 : 4;
-  for (int word = 0; word < words; ++word) {
-    int length = std::clamp(remaining - 32 * word, 0, 32);
-    uint32_t mask = length == 0 ? 0 : ~uint32_t{0} << (32 - length);
-    // Host bits are cleared here too: the model promises it, but a stray one would silently never match.
-    prefix.words[word] = loadBigEndian32(cidr.address + 4 * word) & mask;
-    prefix.lengths[word] = static_cast<uint8_t>(length);
-  }
-  return prefix;
-}
-
-// The address constraints of one side of a rule within one family; "any" when the side lists no CIDR, empty
-// when it lists CIDRs of the other family only (the rule then has no element in this family's context).
-std::vector<Prefix> prefixesOf(const std::vector<policy::Cidr>& cidrs, uint8_t family) {
-  if (cidrs.empty()) return {Prefix{}};
-  std::vector<Prefix> prefixes;
-  for (const auto& cidr : cidrs) {
-    if (cidr.family == family) prefixes.push_back(toPrefix(cidr));
-  }
-  return prefixes;
-}
-
-// Protocol values to put in the context: a rule with ports matches only protocols that carry them, so "any
-// protocol with ports" becomes TCP, UDP and SCTP, and "ICMP with ports" becomes nothing.
-std::vector<uint8_t> protocolsOf(const L34Rule& rule) {
-  bool hasPorts = !rule.sourcePorts.empty() || !rule.destinationPorts.empty();
-  if (!hasPorts) return {rule.protocol};
-  if (rule.protocol == 0) return {std::begin(kPortProtocols), std::end(kPortProtocols)};
-  if (std::find(std::begin(kPortProtocols), std::end(kPortProtocols), rule.protocol) !=
-      std::end(kPortProtocols))
-    return {rule.protocol};
-  return {};
-}
-
-bool carriesIcmpType(uint8_t protocol) { return protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6; }
-
-std::vector<policy::PortRange> rangesOf(const std::vector<policy::PortRange>& ranges) {
-  if (ranges.empty()) return {policy::PortRange{0, 65535}};
-  return ranges;
-}
-
-// Product of the sizes, saturating at UINT64_MAX.
-uint64_t product(std::initializer_list<size_t> sizes) {
-  uint64_t total = 1;
-  for (size_t size : sizes) {
-    if (size == 0) return 0;
-    if (total > UINT64_MAX / size) return UINT64_MAX;
-    total *= size;
-  }
-  return total;
-}
-
-uint64_t saturatingAdd(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
-
-Result<void> validate(const std::vector<L34Rule>& rules, L34Engine engine) {
-  for (const auto& rule : rules) {
-    std::string which = "rule " + std::to_string(rule.ruleId) + ": ";
-    if (rule.ruleId == kNoRule) return makeError(EINVAL, which + "id UINT32_MAX is reserved for 'no rule'");
-    if (rule.direction > kDirectionIngress)
-      return makeError(EINVAL, which + "direction " + std::to_string(rule.direction) + " is unknown");
-    // rte_acl's fields are the packet's; a direction would need categories per direction, and rte_acl is
-    // kept for comparison only.
-    if (rule.direction != kDirectionUnknown && engine == L34Engine::kRteAcl)
-      return makeError(ENOTSUP,
-                       which + "the rte_acl engine cannot match a direction (the bitmap engine can)");
-    for (const auto* cidrs : {&rule.sources, &rule.destinations}) {
-      for (const auto& cidr : *cidrs) {
-        if (cidr.family != 4 && cidr.family != 6)
-          return makeError(EINVAL,
-                           which + "CIDR family " + std::to_string(cidr.family) + " is neither 4 nor 6");
-        if (cidr.prefixLength > (cidr.family == 4 ? 32 : 128))
-          return makeError(EINVAL,
-                           which + "prefix length " + std::to_string(cidr.prefixLength) + " too long");
-      }
-    }
-    for (const auto* ranges : {&rule.sourcePorts, &rule.destinationPorts}) {
-      for (const auto& range : *ranges) {
-        if (range.low > range.high) return makeError(EINVAL, which + "port range low above high");
-      }
-    }
-    if (!rule.icmpTypes.empty()) {
-      if (!carriesIcmpType(rule.protocol))
-        return makeError(EINVAL, which + "ICMP types need protocol ICMP or ICMPv6");
-      if (!rule.sourcePorts.empty() || !rule.destinationPorts.empty())
-        return makeError(EINVAL, which + "ICMP types and ports together");
-      for (const auto& range : rule.icmpTypes) {
-        if (range.low > range.high || range.high > 255)
-          return makeError(EINVAL, which + "ICMP type range not within 0..255 or low above high");
-      }
-    }
-  }
-  return {};
-}
-
-struct Expansion {
-  std::vector<uint8_t> protocols;
-  std::vector<Prefix> sources, destinations;
-  std::vector<policy::PortRange> sourcePorts, destinationPorts;
-
-  uint64_t count() const {
-    return product(
-        {protocols.size(), sources.size(), destinations.size(), sourcePorts.size(), destinationPorts.size()});
-  }
-};
-
-// ICMP types take the destination port's place (validate() keeps them from rules with ports): both engines
-// then compare a packet's type where they compare its destination port.
-Expansion expand(const L34Rule& rule, uint8_t family) {
-  if (rule.family != 0 && rule.family != family) return Expansion{};  // no element in this family
-  return Expansion{protocolsOf(rule), prefixesOf(rule.sources, family), prefixesOf(rule.destinations, family),
-                   rangesOf(rule.sourcePorts),
-                   rangesOf(rule.icmpTypes.empty() ? rule.destinationPorts : rule.icmpTypes)};
-}
-
-template <typename AclRule>
-void fillCommon(AclRule& acl, int32_t priority, uint32_t userdata, uint8_t protocol, int protoField,
-                int srcPortField, int dstPortField, const policy::PortRange& sp,
-                const policy::PortRange& dp) {
-  acl.data.category_mask = 1;
-  acl.data.priority = priority;
-  acl.data.userdata = userdata;
-  acl.field[protoField].value.u8 = protocol;
-  acl.field[protoField].mask_range.u8 = protocol == 0 ? 0 : 0xff;
-  acl.field[srcPortField].value.u16 = sp.low;
-  acl.field[srcPortField].mask_range.u16 = sp.high;
-  acl.field[dstPortField].value.u16 = dp.low;
-  acl.field[dstPortField].mask_range.u16 = dp.high;
-}
-
-// Emits every element of the rule's cross product in this family's rule layout.
-template <typename AclRule, typename Sink>
-void emit(const Expansion& expansion, int32_t priority, uint32_t userdata, Sink&& sink) {
-  for (uint8_t protocol : expansion.protocols) {
-    for (const auto& src : expansion.sources) {
-      for (const auto& dst : expansion.destinations) {
-        for (const auto& sp : expansion.sourcePorts) {
-          for (const auto& dp : expansion.destinationPorts) {
-            AclRule acl{};
-            // Chosen by type, not by `family`, so that the IPv4 layout never sees IPv6 field indexes.
-            if constexpr (std::is_same_v<AclRule, Ipv4AclRule>) {
-              fillCommon(acl, priority, userdata, protocol, kV4Proto, kV4SrcPort, kV4DstPort, sp, dp);
-              acl.field[kV4Src].value.u32 = src.words[0];
-              acl.field[kV4Src].mask_range.u32 = src.lengths[0];
-              acl.field[kV4Dst].value.u32 = dst.words[0];
-              acl.field[kV4Dst].mask_range.u32 = dst.lengths[0];
-            } else {
-              fillCommon(acl, priority, userdata, protocol, kV6Proto, kV6SrcPort, kV6DstPort, sp, dp);
-              for (int word = 0; word < 4; ++word) {
-                acl.field[kV6Src0 + word].value.u32 = src.words[word];
-                acl.field[kV6Src0 + word].mask_range.u32 = src.lengths[word];
-                acl.field[kV6Dst0 + word].value.u32 = dst.words[word];
-                acl.field[kV6Dst0 + word].mask_range.u32 = dst.lengths[word];
-              }
-            }
-            sink(acl);
-          }
-        }
-      }
-    }
-  }
-}
-
-uint64_t heapAllocatedBytes() {
-  uint64_t total = 0;
-  for (unsigned i = 0; i < rte_socket_count(); ++i) {
-    rte_malloc_socket_stats stats{};
-    if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &stats) == 0) total += stats.heap_allocsz_bytes;
-  }
-  return total;
-}
-
-struct AlgorithmName {
-  enum rte_acl_classify_alg algorithm;
-  const char* name;
-};
-
-// rte_acl's own preference order (acl_get_best_alg); set explicitly so that stats() can say which one runs.
-// AVX-512 is refused unless EAL runs with --force-max-simd-bitwidth=512.
-constexpr AlgorithmName kAlgorithms[] = {
-    {RTE_ACL_CLASSIFY_AVX512X32, "avx512x32"}, {RTE_ACL_CLASSIFY_AVX512X16, "avx512x16"},
-    {RTE_ACL_CLASSIFY_AVX2, "avx2"},           {RTE_ACL_CLASSIFY_SSE, "sse"},
-    {RTE_ACL_CLASSIFY_NEON, "neon"},           {RTE_ACL_CLASSIFY_ALTIVEC, "altivec"},
-    {RTE_ACL_CLASSIFY_SCALAR, "scalar"},
-};
-
-// Sets the requested algorithm, or the best one supported; its name, or null if the requested one is not.
-const char* selectAlgorithm(rte_acl_ctx* ctx, int requested) {
-  for (const auto& candidate : kAlgorithms) {
-    if (requested != 0 && candidate.algorithm != requested) continue;
-    if (rte_acl_set_ctx_classify(ctx, candidate.algorithm) == 0) return candidate.name;
-  }
-  return nullptr;
-}
-
-// Creates, fills and builds one family's context; null (and no error) when no rule has an element in it.
-template <typename AclRule>
-Result<rte_acl_ctx*> buildContext(const std::vector<L34Rule>& rules, const std::vector<Expansion>& expansions,
-                                  uint64_t count, uint8_t family, const std::string& name, int socket,
-                                  const L34ClassifierConfig& config) {
-  if (count == 0) return static_cast<rte_acl_ctx*>(nullptr);
-  if (rte_acl_find_existing(name.c_str()) != nullptr)
-    // rte_acl_create would hand back the existing context, which two owners would then both free.
-    return makeError(EEXIST, "rte_acl context " + name + " already exists");
-  rte_acl_param param{};
-  param.name = name.c_str();
-  param.socket_id = socket;
-  param.rule_size = sizeof(AclRule);
-  param.max_rule_num = static_cast<uint32_t>(count);
-  rte_acl_ctx* ctx = rte_acl_create(&param);
-  if (ctx == nullptr)
-    return makeError(ENOMEM,
-                     "rte_acl_create " + name + " failed (rte_errno " + std::to_string(rte_errno) + ")");
-  std::vector<AclRule> chunk;
-  chunk.reserve(kAddChunk);
-  int status = 0;
-  auto flush = [&] {
-    if (status == 0 && !chunk.empty())
-      status = rte_acl_add_rules(ctx, reinterpret_cast<const rte_acl_rule*>(chunk.data()),
-                                 static_cast<uint32_t>(chunk.size()));
-    chunk.clear();
-  };
-  for (size_t i = 0; i < rules.size() && status == 0; ++i) {
-    // Earlier rules get higher priorities: rte_acl returns the highest-priority match.
-    auto priority = static_cast<int32_t>(RTE_ACL_MAX_PRIORITY - i);
-    emit<AclRule>(expansions[i], priority, rules[i].ruleId + 1, [&](const AclRule& acl) {
-      chunk.push_back(acl);
-      if (chunk.size() == kAddChunk) flush();
-    });
-  }
-  flush();
-  if (status != 0) {
-    rte_acl_free(ctx);
-    return makeError(-status, "rte_acl_add_rules " + name + " failed: " + std::strerror(-status));
-  }
-  rte_acl_config aclConfig = family == 4 ? ipv4Config() : ipv6Config();
-  aclConfig.max_size = config.maxTrieBytes;
-  status = rte_acl_build(ctx, &aclConfig);
-  if (status != 0) {
-    rte_acl_free(ctx);
-    std::string why =
-        status == -ERANGE ? " (the tries exceed maxTrieBytes even split RTE_ACL_MAX_TRIES ways)" : "";
-    return makeError(-status, "rte_acl_build " + name + " (" + std::to_string(count) +
-                                  " rules) failed: " + std::strerror(-status) + why);
-  }
-  return ctx;
-}
-
-// What rte_acl compares with the destination port ranges: an ICMP/ICMPv6 packet's type, where ICMP rules
-// keep their types (expand()); the port otherwise.
-uint16_t dstPortOf(const L34Tuple& tuple) {
-  return carriesIcmpType(tuple.protocol) ? tuple.icmpType : tuple.dstPort;
-}
-
-// ---- The bitmap engine ----
 
 // A 128-bit address in host order, compared as an unsigned number (hi first).
 struct Key128 {
@@ -435,10 +76,6 @@ void prefixRange(const Prefix& prefix, Key& low, Key& high) {
     low = prefix.words[0];
     high = prefix.words[0] | ~wordMask(0);
   }
-}
-
-bool carriesPorts(uint8_t protocol) {
-  return protocol == IPPROTO_TCP || protocol == IPPROTO_UDP || protocol == IPPROTO_SCTP;
 }
 
 // What a packet is compared with: its fields in the index's key form.
@@ -551,13 +188,10 @@ size_t countAtOrBelow(const Key* keys, Key key) {
 // holds the keys base + [s << shift, (s + 1) << shift) (base is the lowest key above the key space's floor;
 // keys below it go to slot 0, keys past the last slot to the last), and slots[s] is where the slot's first
 // key falls (slot 0's: the floor's). A key then falls at one of slots[s] .. slots[s + 1], found among those
-// keys in one branch-free compare of kWindow keys. With about two slots per key that is two short reads in a
-// row wherever the keys bunch, instead of one line per tree level (four at 100k rules, seven for IPv6), which
-// cost more than the misses once the tables were in cache. Slots spanning more than kWindow keys (keys
-// bunched tighter than the slots) are left to the caller's exact search. (Before the tree: a binary search
-// whose halvings clang compiled as branches; and a table by the top 16 bits of IPv4 keys, whose 256 KB missed
-// the cache on most packets: the directory is sized by the keys, and placed by their range rather than by
-// fixed bits.)
+// keys in one branch-free compare of kWindow keys. With about two slots per key that is two short reads
+// wherever the keys bunch, where a tree reads one line per level. Slots spanning more than kWindow keys
+// (keys bunched tighter than the slots) are left to the caller's exact search. Sized by the keys and placed
+// by their range, not by fixed bits, so that it stays small enough for the cache.
 template <typename Key>
 struct KeyDirectory {
   static constexpr size_t kWindow = 16;
@@ -640,8 +274,8 @@ struct SortedStarts {
     levels[1].resize(levels[1].size() + KeyDirectory<Key>::kWindow, keyMax<Key>());
     directory.build(levels[1].data(), sizes[1], [&](Key key) { return treeBlockOf(key) / kBlock; });
   }
-  // The index of the last start at or below key. (Lookups no longer prefetch between finding the level-0
-  // line and reading it: PieceIndex holds the pieces they read, this serves its fallback and the builds.)
+  // The index of the last start at or below key. No prefetch between finding the level-0 line and reading
+  // it: lookups read PieceIndex, and this serves its fallback and the builds.
   uint32_t find(Key key) const {
     size_t found = directory.built() ? directory.find(levels[1].data(), key) : KeyDirectory<Key>::kNone;
     size_t block = found != KeyDirectory<Key>::kNone ? found * kBlock : treeBlockOf(key);
@@ -670,9 +304,8 @@ struct Run {
 };
 
 // One cache line (two for IPv6) holding all a packet needs from up to kPieces consecutive pieces: their
-// starts, the bounds of their runs and their groups. Before, starts, run offsets and groups were three
-// arrays: three lines a field (four when a run ended on the next line), and at 100k rules a packet's
-// lookup was bound by how many lines it missed, not by what it computed.
+// starts, the bounds of their runs and their groups. A large policy's lookup is bound by the lines it
+// misses, so a field costs one line here rather than one per array.
 template <typename Key>
 struct alignas(64) PieceLine {
   static constexpr size_t kPieces = sizeof(Key) == 4 ? 6 : 5;
@@ -954,7 +587,7 @@ struct BitmapPart {
 // space is cut at every boundary of the part's elements; each piece lists, in policy order, copies of the
 // elements that cover it, so a packet reads one short run of consecutive elements. The key space is cut at
 // the starts of the wide part's groups of the field too, and each piece names its group: one search finds
-// both (before, the groups had their own, and a packet's six searches cost more than its misses).
+// both: searches cost a lookup more than its misses do.
 template <typename Key, typename FieldKey>
 struct ListPart {
   PieceIndex<FieldKey> pieces;
@@ -1028,8 +661,7 @@ struct BitmapFamily {
   BitmapPart<Key> wide;
   uint32_t listed[3] = {};
   // Whether lookups go through classifyBurst's stages: worth it only once the tables outgrow the L1 and L2
-  // caches (measured one tuple per call: at 10 rules the stages cost 1.45x a plain lookup, at 1k about the
-  // same; in bursts at 10k rules, 0.88 MB, they save about a third).
+  // caches; below, they cost more than they save.
   bool staged = false;
   static constexpr size_t kStagedBytes = size_t{256} << 10;
 
@@ -1128,9 +760,8 @@ struct BitmapFamily {
   // classify() for tuples[indexes[0..count)] (at most kBurst), in stages over the whole burst so that the
   // cache misses of different packets, and of one packet's tables, overlap: find the pieces' lines and
   // prefetch them; find the runs, prefetch the lists' first entries and the groups' rows; prefetch the first
-  // bitmap words; then walk. Used for single packets too once the tables outgrow the caches: at 100k rules
-  // a miss costs about 150 ns here, and a packet's tables are then read side by side rather than one after
-  // another.
+  // bitmap words; then walk. Used for single packets too once the tables outgrow the caches: a packet's
+  // tables are then read side by side rather than one after another.
   void classifyBurst(const L34Tuple* const* tuples, const uint32_t* indexes, uint32_t count,
                      uint32_t* ruleIds) const {
     Probe<Key> probes[kBurst];
@@ -1217,173 +848,72 @@ void addElements(BitmapFamily<Key>& family, const L34Rule& rule, const Expansion
   }
 }
 
-// The element count of a rule in the bitmap engine: "any protocol with ports" stays one element.
-uint64_t bitmapCount(const Expansion& expansion) {
+class BitmapEngine final : public Engine {
+ public:
+  void build(const std::vector<L34Rule>& rules, ExpandedRules expanded, const L34ClassifierConfig& config,
+             L34ClassifierStats& stats);
+  void classifyBurst(const L34Tuple* const* tuples, uint32_t count, uint32_t* ruleIds) const override;
+
+ private:
+  BitmapFamily<uint32_t> ipv4_;
+  BitmapFamily<Key128> ipv6_;
+};
+
+void BitmapEngine::build(const std::vector<L34Rule>& rules, ExpandedRules expanded,
+                         const L34ClassifierConfig& config, L34ClassifierStats& stats) {
+  ipv4_.elements.reserve(expanded.ipv4Elements);
+  ipv4_.ruleIdOf.reserve(expanded.ipv4Elements);
+  ipv6_.elements.reserve(expanded.ipv6Elements);
+  ipv6_.ruleIdOf.reserve(expanded.ipv6Elements);
+  for (size_t i = 0; i < rules.size(); ++i) {
+    addElements(ipv4_, rules[i], expanded.ipv4[i]);
+    addElements(ipv6_, rules[i], expanded.ipv6[i]);
+  }
+  expanded.ipv4.clear();
+  expanded.ipv6.clear();
+  ipv4_.build(config.bitmapFieldBytes);
+  ipv6_.build(config.bitmapFieldBytes);
+  stats.memoryBytes = ipv4_.memoryBytes() + ipv6_.memoryBytes();
+  for (int part = 0; part < 3; ++part) stats.listed[part] = ipv4_.listed[part] + ipv6_.listed[part];
+  stats.algorithm = "bitmap";
+}
+
+void BitmapEngine::classifyBurst(const L34Tuple* const* tuples, uint32_t count, uint32_t* ruleIds) const {
+  if (!ipv4_.staged && !ipv6_.staged) {
+    // Tables that fit the caches: no stages.
+    for (uint32_t i = 0; i < count; ++i) {
+      const L34Tuple& tuple = *tuples[i];
+      ruleIds[i] = tuple.ipVersion == 4   ? ipv4_.classify(tuple)
+                   : tuple.ipVersion == 6 ? ipv6_.classify(tuple)
+                                          : kNoRule;
+    }
+    return;
+  }
+  uint32_t v4Index[kBurst], v6Index[kBurst];
+  uint32_t v4Count = 0, v6Count = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    uint8_t version = tuples[i]->ipVersion;
+    ruleIds[i] = kNoRule;
+    if (version == 4) v4Index[v4Count++] = i;
+    if (version == 6) v6Index[v6Count++] = i;
+  }
+  if (v4Count > 0) ipv4_.classifyBurst(tuples, v4Index, v4Count, ruleIds);
+  if (v6Count > 0) ipv6_.classifyBurst(tuples, v6Index, v6Count, ruleIds);
+}
+
+}  // namespace
+
+uint64_t bitmapElementCount(const Expansion& expansion) {
   if (expansion.protocols.empty()) return 0;
   return product({expansion.sources.size(), expansion.destinations.size(), expansion.sourcePorts.size(),
                   expansion.destinationPorts.size()});
 }
 
-}  // namespace
-
-struct L34Classifier::BitmapIndex {
-  BitmapFamily<uint32_t> ipv4;
-  BitmapFamily<Key128> ipv6;
-};
-
-Result<std::unique_ptr<L34Classifier>> L34Classifier::build(const std::vector<L34Rule>& rules,
-                                                            const std::string& name, int socket,
-                                                            const L34ClassifierConfig& config) {
-  auto started = std::chrono::steady_clock::now();
-  bool acl = config.engine == L34Engine::kRteAcl;
-  if (name.empty() || name.size() + 3 >= RTE_ACL_NAMESIZE)
-    return makeError(EINVAL,
-                     "classifier name must be 1.." + std::to_string(RTE_ACL_NAMESIZE - 4) + " characters");
-  // Priorities run from RTE_ACL_MAX_PRIORITY down, one per rule, and must stay at or above the minimum.
-  if (acl && rules.size() > uint64_t{RTE_ACL_MAX_PRIORITY} - RTE_ACL_MIN_PRIORITY + 1)
-    return makeError(E2BIG, std::to_string(rules.size()) + " rules exceed rte_acl's " +
-                                std::to_string(RTE_ACL_MAX_PRIORITY) + " priorities");
-  if (auto valid = validate(rules, config.engine); !valid) return valid.error();
-
-  std::vector<Expansion> v4, v6;
-  v4.reserve(rules.size());
-  v6.reserve(rules.size());
-  uint64_t v4Count = 0, v6Count = 0;
-  for (const auto& rule : rules) {
-    v4.push_back(expand(rule, 4));
-    v6.push_back(expand(rule, 6));
-    v4Count = saturatingAdd(v4Count, acl ? v4.back().count() : bitmapCount(v4.back()));
-    v6Count = saturatingAdd(v6Count, acl ? v6.back().count() : bitmapCount(v6.back()));
-    if (saturatingAdd(v4Count, v6Count) > config.maxAclRules)
-      return makeError(E2BIG, "rules expand to more than " + std::to_string(config.maxAclRules) +
-                                  " elements (the cross product of each rule's CIDRs, ports and protocols); "
-                                  "stopped at rule " +
-                                  std::to_string(rule.ruleId));
-  }
-  uint64_t maxIndex = acl ? uint64_t{RTE_ACL_MAX_INDEX} : uint64_t{UINT32_MAX};
-  if (v4Count > maxIndex || v6Count > maxIndex)
-    return makeError(E2BIG, "more elements than the classifier can index");
-
-  std::unique_ptr<L34Classifier> classifier(new L34Classifier());
-  auto& stats = classifier->stats_;
-  stats.rules = static_cast<uint32_t>(rules.size());
-  stats.ipv4AclRules = v4Count;
-  stats.ipv6AclRules = v6Count;
-  if (!acl) {
-    auto index = std::make_unique<BitmapIndex>();
-    index->ipv4.elements.reserve(v4Count);
-    index->ipv4.ruleIdOf.reserve(v4Count);
-    index->ipv6.elements.reserve(v6Count);
-    index->ipv6.ruleIdOf.reserve(v6Count);
-    for (size_t i = 0; i < rules.size(); ++i) {
-      addElements(index->ipv4, rules[i], v4[i]);
-      addElements(index->ipv6, rules[i], v6[i]);
-    }
-    v4.clear();
-    v6.clear();
-    index->ipv4.build(config.bitmapFieldBytes);
-    index->ipv6.build(config.bitmapFieldBytes);
-    stats.memoryBytes = index->ipv4.memoryBytes() + index->ipv6.memoryBytes();
-    for (int part = 0; part < 3; ++part)
-      stats.listed[part] = index->ipv4.listed[part] + index->ipv6.listed[part];
-    stats.algorithm = "bitmap";
-    classifier->bitmaps_ = std::move(index);
-  } else {
-    uint64_t heapBefore = heapAllocatedBytes();
-    auto ipv4 = buildContext<Ipv4AclRule>(rules, v4, v4Count, 4, name + "_v4", socket, config);
-    if (!ipv4) return ipv4.error();
-    classifier->ipv4_ = ipv4.value();
-    auto ipv6 = buildContext<Ipv6AclRule>(rules, v6, v6Count, 6, name + "_v6", socket, config);
-    if (!ipv6) return ipv6.error();  // the destructor frees the IPv4 context
-    classifier->ipv6_ = ipv6.value();
-    uint64_t heapAfter = heapAllocatedBytes();
-    stats.memoryBytes = heapAfter > heapBefore ? heapAfter - heapBefore : 0;
-    for (rte_acl_ctx* ctx : {classifier->ipv4_, classifier->ipv6_}) {
-      if (ctx == nullptr) continue;
-      stats.algorithm = selectAlgorithm(ctx, config.algorithm);
-      if (stats.algorithm == nullptr)
-        return makeError(ENOTSUP, "rte_acl classify algorithm " + std::to_string(config.algorithm) +
-                                      " is not supported on this CPU (or above EAL's max SIMD width)");
-    }
-  }
-  stats.buildNanoseconds = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started)
-          .count());
-  return classifier;
+std::unique_ptr<Engine> buildBitmapEngine(const std::vector<L34Rule>& rules, ExpandedRules expanded,
+                                          const L34ClassifierConfig& config, L34ClassifierStats& stats) {
+  auto engine = std::make_unique<BitmapEngine>();
+  engine->build(rules, std::move(expanded), config, stats);
+  return engine;
 }
 
-L34Classifier::~L34Classifier() {
-  rte_acl_free(ipv4_);  // null-safe
-  rte_acl_free(ipv6_);
-}
-
-void L34Classifier::classify(const L34Tuple* const* tuples, uint32_t count, uint32_t* ruleIds) const {
-  for (uint32_t done = 0; done < count; done += kBurst) {
-    classifyBurst(tuples + done, std::min(kBurst, count - done), ruleIds + done);
-  }
-}
-
-void L34Classifier::classifyBurst(const L34Tuple* const* tuples, uint32_t count, uint32_t* ruleIds) const {
-  if (bitmaps_ != nullptr) {
-    if (!bitmaps_->ipv4.staged && !bitmaps_->ipv6.staged) {
-      // Tables that fit the caches: no stages.
-      for (uint32_t i = 0; i < count; ++i) {
-        const L34Tuple& tuple = *tuples[i];
-        ruleIds[i] = tuple.ipVersion == 4   ? bitmaps_->ipv4.classify(tuple)
-                     : tuple.ipVersion == 6 ? bitmaps_->ipv6.classify(tuple)
-                                            : kNoRule;
-      }
-      return;
-    }
-    uint32_t v4Index[kBurst], v6Index[kBurst];
-    uint32_t v4Count = 0, v6Count = 0;
-    for (uint32_t i = 0; i < count; ++i) {
-      uint8_t version = tuples[i]->ipVersion;
-      ruleIds[i] = kNoRule;
-      if (version == 4) v4Index[v4Count++] = i;
-      if (version == 6) v6Index[v6Count++] = i;
-    }
-    if (v4Count > 0) bitmaps_->ipv4.classifyBurst(tuples, v4Index, v4Count, ruleIds);
-    if (v6Count > 0) bitmaps_->ipv6.classifyBurst(tuples, v6Index, v6Count, ruleIds);
-    return;
-  }
-  Ipv4Input v4[kBurst];
-  Ipv6Input v6[kBurst];
-  const uint8_t* v4Data[kBurst];
-  const uint8_t* v6Data[kBurst];
-  uint32_t v4Index[kBurst], v6Index[kBurst];
-  uint32_t v4Count = 0, v6Count = 0;
-  for (uint32_t i = 0; i < count; ++i) {
-    const L34Tuple& tuple = *tuples[i];
-    ruleIds[i] = kNoRule;
-    if (tuple.ipVersion == 4 && ipv4_ != nullptr) {
-      Ipv4Input& input = v4[v4Count];
-      input.protocol = tuple.protocol;
-      std::memcpy(input.src, tuple.src, 4);
-      std::memcpy(input.dst, tuple.dst, 4);
-      input.srcPort = rte_cpu_to_be_16(tuple.srcPort);
-      input.dstPort = rte_cpu_to_be_16(dstPortOf(tuple));
-      v4Data[v4Count] = reinterpret_cast<const uint8_t*>(&input);
-      v4Index[v4Count++] = i;
-    } else if (tuple.ipVersion == 6 && ipv6_ != nullptr) {
-      Ipv6Input& input = v6[v6Count];
-      input.protocol = tuple.protocol;
-      std::memcpy(input.src, tuple.src, 16);
-      std::memcpy(input.dst, tuple.dst, 16);
-      input.srcPort = rte_cpu_to_be_16(tuple.srcPort);
-      input.dstPort = rte_cpu_to_be_16(dstPortOf(tuple));
-      v6Data[v6Count] = reinterpret_cast<const uint8_t*>(&input);
-      v6Index[v6Count++] = i;
-    }
-  }
-  // Results are userdata (ruleId + 1) or 0 for no match, so that subtracting one maps "none" to kNoRule.
-  uint32_t results[kBurst];
-  if (v4Count > 0 && rte_acl_classify(ipv4_, v4Data, results, v4Count, 1) == 0) {
-    for (uint32_t i = 0; i < v4Count; ++i) ruleIds[v4Index[i]] = results[i] - 1;
-  }
-  if (v6Count > 0 && rte_acl_classify(ipv6_, v6Data, results, v6Count, 1) == 0) {
-    for (uint32_t i = 0; i < v6Count; ++i) ruleIds[v6Index[i]] = results[i] - 1;
-  }
-}
-
-}  // namespace vgate::dataplane
+}  // namespace vgate::dataplane::l34

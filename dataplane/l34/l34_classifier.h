@@ -1,6 +1,6 @@
 // The L3/L4 classifier: the first rule (in policy order) whose protocol, addresses and ports (or ICMP types)
 // match a flow's first packet. One IPv4 and one IPv6 index, built once, then shared read-only by workers. Two
-// engines: rule bitmaps (the default, see l34_classifier.cc) and DPDK rte_acl (kept for comparison).
+// engines: rule bitmaps (the default, see bitmap_engine.cc) and DPDK rte_acl (kept for comparison).
 #pragma once
 
 #include <cstddef>
@@ -12,9 +12,11 @@
 #include "vgate/policy.h"
 #include "vgate/result.h"
 
-struct rte_acl_ctx;
-
 namespace vgate::dataplane {
+
+namespace l34 {
+class Engine;  // l34_engine.h
+}
 
 inline constexpr uint32_t kNoRule = UINT32_MAX;
 
@@ -53,7 +55,7 @@ struct L34Tuple {
 
 enum class L34Engine : uint8_t {
   // Elements narrow in one field (source, destination or destination port) in sorted lists over that field;
-  // the few wide in every field in per-field group bitmaps that classify ANDs. See l34_classifier.cc.
+  // the few wide in every field in per-field group bitmaps that classify ANDs. See bitmap_engine.cc.
   kBitmap,
   kRteAcl,
 };
@@ -110,12 +112,8 @@ class L34Classifier {
 
  private:
   L34Classifier() = default;
-  void classifyBurst(const L34Tuple* const* tuples, uint32_t count, uint32_t* ruleIds) const;
 
-  struct BitmapIndex;                     // l34_classifier.cc
-  std::unique_ptr<BitmapIndex> bitmaps_;  // kBitmap
-  rte_acl_ctx* ipv4_ = nullptr;           // kRteAcl; null when no rule applies to IPv4
-  rte_acl_ctx* ipv6_ = nullptr;
+  std::unique_ptr<l34::Engine> engine_;  // the one config.engine names
   L34ClassifierStats stats_;
 };
 

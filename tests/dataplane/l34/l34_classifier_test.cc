@@ -1,6 +1,6 @@
 // L3/L4 classifier: first match in policy order across protocols, CIDRs of both families, port ranges and
 // their cross products, checked case by case and against a linear scan on random policies.
-#include "dataplane/acl/l34_classifier.h"
+#include "dataplane/l34/l34_classifier.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
