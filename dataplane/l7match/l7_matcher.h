@@ -65,6 +65,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dataplane/l7match/l7_patterns.h"
 #include "vgate/policy.h"
 #include "vgate/result.h"
 
@@ -253,6 +254,8 @@ class L7Matcher {
   const L7MatcherStats& stats() const { return stats_; }
 
  private:
+  class Compiler;  // compile()'s steps
+
   L7Matcher() = default;
   static int onMatch(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags,
                      void* context);
@@ -285,11 +288,5 @@ class L7Matcher {
   uint32_t payloadWindow_ = 0;
   L7MatcherStats stats_;
 };
-
-// The translations described at the top of this file, exposed for tests and for the loader's messages.
-std::string l7HostPattern(std::string_view pattern);
-std::string l7PathPattern(std::string_view glob);
-std::string l7DnPattern(std::string_view glob);
-std::string l7ExactPattern(std::string_view text);
 
 }  // namespace vgate::dataplane
