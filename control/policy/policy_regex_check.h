@@ -1,5 +1,6 @@
-// The checks of a policy's regexes (tls.sniRegex, payload.regex): each given to Hyperscan's parser as l7match
-// translates it, so that what validates is what the matcher compiles; made ahead of the walk on threads.
+// The checks of a policy's regexes (tls.sniRegex, payload.regex): Hyperscan's parser and analysis, without a
+// database, on what l7match compiles, so that what validates is what the matcher compiles (only a database
+// too large is left for the matcher to report). Each call is slow, so checks are made ahead on threads.
 #pragma once
 
 #include <cstddef>

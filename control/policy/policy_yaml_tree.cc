@@ -151,16 +151,11 @@ class TreeBuilder : public YAML::EventHandler {
 
 namespace {
 
-// Feeds a TreeBuilder from libyaml, which parses several times faster than yaml-cpp. yaml-cpp stays the
-// reference: whatever yaml-cpp would give must come out unchanged, so this path only takes documents on
-// which the two are known to agree, and returns false (the caller then parses with yaml-cpp, whose error
-// messages are the ones reported) on anything else: a libyaml error, anchors and aliases, tags,
-// directives, a second document, empty nodes other than block map values and sequence items, '?' in flow
-// context, block scalars that keep trailing lines, deep nesting, no final line break, and any byte other
-// than printable ASCII and line breaks (yaml-cpp counts columns in bytes and libyaml in characters, and the
-// two disagree on which characters break lines). The '?' and trailing-lines rules answer differences that a
-// differential test of the two parsers found on mutated policies; the other rules avoid what the test
-// did not reach or what is rare in a policy.
+// Feeds a TreeBuilder from libyaml, which is faster, on documents where it gives what yaml-cpp would; false
+// (parse with yaml-cpp instead, whose errors are the ones reported) on anything else: a libyaml error,
+// anchors and aliases, tags, directives, a second document, empty nodes other than block map values and
+// sequence items, '?' in flow context, block scalars that keep trailing lines, deep nesting, no final line
+// break, and any byte other than printable ASCII and line breaks.
 class LibyamlParser {
  public:
   explicit LibyamlParser(const std::string& text) : text_(text) {}
@@ -392,8 +387,7 @@ class LibyamlParser {
 // The reference parser, for what the libyaml path does not take: builds the first document and reports
 // yaml-cpp's errors; false when there is no tree to validate.
 bool parseWithYamlCpp(const std::string& text, TreeBuilder* builder, const YamlTree::Report& report) {
-  // One parser for both jobs: it builds the first document, then goes on to look for a second. Parsing the
-  // text twice (YAML::Load, then counting documents from the start) was a third of the load time.
+  // One parser for both jobs: it builds the first document, then goes on to look for a second.
   std::istringstream in(text);
   std::optional<YAML::Parser> parser;
   try {

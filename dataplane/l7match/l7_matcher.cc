@@ -114,7 +114,7 @@ hs_error_t compileOnce(const Members& members, const std::vector<unsigned int>& 
                               static_cast<unsigned int>(count), HS_MODE_BLOCK, nullptr, database, error);
 }
 
-// Compiles without HS_FLAG_ALLOWEMPTY first (it slows compilation by about a fifth); only if Hyperscan then
+// Compiles without HS_FLAG_ALLOWEMPTY first (it slows compilation); only if Hyperscan then
 // refuses a pattern for matching the empty string are the patterns analysed, and the flag added to those
 // that can. The result is the same as with the flag on every pattern.
 // On failure, `failedRule` is the rule the message names (UINT32_MAX: none).
@@ -282,8 +282,8 @@ class L7Matcher::Compiler {
 
   // Every rule's L7 conditions, into the host tables or their field's patterns.
   void collect();
-  // Each field's distinct patterns in chunks by hash (see the top of the header); fails on a pattern that
-  // cannot be translated.
+  // Each field's distinct patterns in chunks chosen by hash, so that a chunk depends on its patterns only;
+  // fails on a pattern that cannot be translated.
   Result<void> plan();
   // Each chunk from the cache, or compiled (and written to the cache), on parallel threads.
   void build();
