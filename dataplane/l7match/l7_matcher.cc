@@ -1,25 +1,19 @@
-// The L7 matcher: pattern translation, Hyperscan compilation with a serialized-database cache, and the
-// allocation-free match over a flow's L7 facts.
+// The L7 matcher: the policy's L7 conditions compiled into Hyperscan databases chunk by chunk (from the cache
+// where it can), and the allocation-free match over a flow's L7 facts.
 #include "dataplane/l7match/l7_matcher.h"
-
-#include <fcntl.h>
-#include <openssl/evp.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <filesystem>
 #include <optional>
 #include <thread>
 #include <unordered_set>
 #include <utility>
+
+#include "dataplane/l7match/l7_database_cache.h"
 
 namespace vgate::dataplane {
 
@@ -28,135 +22,12 @@ namespace {
 constexpr const char* kFieldNames[kL7FieldCount] = {
     "sni", "alpn", "cert-subject", "cert-issuer", "san", "http-host", "http-path", "http-method", "payload"};
 
-// Bumped whenever the translation or the cache file layout changes, so that old files are rebuilt.
-constexpr uint32_t kCacheFormat = 3;
-constexpr char kCacheMagic[8] = {'V', 'G', 'L', '7', 'H', 'S', 'D', 'B'};
-constexpr std::string_view kCacheSuffix = ".hsdb";
-// A temporary file older than this is a crashed writer's and is removed by the sweep.
-constexpr auto kStaleTemporary = std::chrono::hours(1);
-
-struct CacheHeader {
-  char magic[8];
-  uint32_t format;
-  uint32_t patternCount;
-  uint64_t length;         // bytes of serialized database after the header
-  uint8_t key[32];         // the chunk's key (see chunkKey); the file name is its first half
-  uint8_t dataDigest[32];  // SHA-256 of the serialized database
-};
-
-// Whole-string end: `$` would also match before a trailing newline, which would let "host\n" pass as "host".
-constexpr std::string_view kEnd = "\\z";
-
-bool isPlain(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
-
-// Everything but ASCII letters and digits goes in as \xHH: no metacharacter, NUL or UTF-8 byte can leak.
-void appendEscaped(std::string& out, char c) {
-  if (isPlain(c)) {
-    out.push_back(c);
-    return;
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  auto byte = static_cast<unsigned char>(c);
-  out += "\\x";
-  out.push_back(kHex[byte >> 4]);
-  out.push_back(kHex[byte & 15]);
-}
-
-std::string globPattern(std::string_view glob, std::string_view star, std::string_view question) {
-  std::string out = "^";
-  for (char c : glob) {
-    if (c == '*') {
-      out += star;
-    } else if (c == '?') {
-      out += question;
-    } else {
-      appendEscaped(out, c);
-    }
-  }
-  out += kEnd;
-  return out;
-}
-
-struct Pattern {
-  std::string expression;
-  unsigned int flags = 0;
+// One policy value as Hyperscan compiles it, with the rule that has it.
+struct Pattern : L7Expression {
   unsigned int id = 0;
-  uint32_t maxOffset = 0;  // payload only: the rule's window
-  const char* condition = "";
+  L7Condition condition = L7Condition::kSni;
   const std::string* source = nullptr;  // the pattern as the user wrote it
 };
-
-struct FieldPatterns {
-  std::vector<Pattern> patterns;
-};
-
-// HS_FLAG_ALLOWEMPTY is added per pattern, where it can match the empty string (see withAllowEmpty).
-constexpr unsigned int kBaseFlags = HS_FLAG_SINGLEMATCH;
-
-void addAll(FieldPatterns& field, const std::vector<std::string>& sources, uint32_t rule,
-            const char* condition, unsigned int flags, std::string (*translate)(std::string_view),
-            uint32_t maxOffset = 0) {
-  for (const auto& source : sources) {
-    field.patterns.push_back(
-        Pattern{translate(source), kBaseFlags | flags, rule, maxOffset, condition, &source});
-  }
-}
-
-std::string sniRegexPattern(std::string_view regex) {
-  std::string out = "^(?:";
-  out += regex;
-  out += ")";
-  out += kEnd;
-  return out;
-}
-
-// Whether `regex` has balanced groups, so that wrapping it as ^(?:regex)\z cannot be escaped: "a)|(b" alone
-// is invalid, but wrapped it would parse as an unanchored alternative. Skips escapes, \Q..\E and classes.
-bool groupsBalanced(std::string_view regex) {
-  int depth = 0;
-  size_t i = 0;
-  while (i < regex.size()) {
-    char c = regex[i];
-    if (c == '\\') {
-      if (i + 1 < regex.size() && regex[i + 1] == 'Q') {
-        size_t end = regex.find("\\E", i + 2);
-        i = end == std::string_view::npos ? regex.size() : end + 2;
-      } else {
-        i += 2;
-      }
-      continue;
-    }
-    if (c == '[') {
-      // A class: a leading ']' (after an optional '^') is literal; "[:name:]" inside is a POSIX class.
-      ++i;
-      if (i < regex.size() && regex[i] == '^') ++i;
-      if (i < regex.size() && regex[i] == ']') ++i;
-      while (i < regex.size() && regex[i] != ']') {
-        if (regex[i] == '\\') {
-          i += 2;
-        } else if (regex[i] == '[' && i + 1 < regex.size() && regex[i + 1] == ':') {
-          size_t end = regex.find(":]", i + 2);
-          i = end == std::string_view::npos ? regex.size() : end + 2;
-        } else {
-          ++i;
-        }
-      }
-      ++i;
-      continue;
-    }
-    if (c == '(') ++depth;
-    if (c == ')' && --depth < 0) return false;
-    ++i;
-  }
-  return depth == 0;
-}
-
-std::string asIs(std::string_view regex) { return std::string(regex); }
-
-void sha256(const void* data, size_t length, uint8_t (&out)[32]) {
-  unsigned int outLength = 0;
-  EVP_Digest(data, length, out, &outLength, EVP_sha256(), nullptr);
-}
 
 // One Hyperscan pattern of a field, with every rule that uses it (in rule order).
 struct Distinct {
@@ -202,188 +73,20 @@ bool patternBefore(const Distinct* a, const Distinct* b) {
   return a->first->maxOffset < b->first->maxOffset;
 }
 
-// What a serialized database is a function of, besides its patterns: this build's layout and Hyperscan, and
-// the CPU it compiles for (compile() passes no platform, so Hyperscan tunes for this host).
-const std::string& cacheContext() {
-  static const std::string context = [] {
-    hs_platform_info_t platform{};
-    hs_populate_platform(&platform);
-    return "vgate-l7/" + std::to_string(kCacheFormat) + "/" + hs_version() + "/" +
-           std::to_string(platform.tune) + "/" + std::to_string(platform.cpu_features) + "/" +
-           std::to_string(HS_MODE_BLOCK) + "\n";
-  }();
-  return context;
-}
-
-// The chunk's key: the context, then each pattern's expression, flags and window in id order. Rule indices
-// are not in it: they live in the table beside the database.
-void chunkKey(const Members& members, uint8_t (&out)[32]) {
-  std::string all = cacheContext();
-  for (const auto* member : members) {
-    const Pattern& pattern = *member->first;
-    all += pattern.expression;
-    all.push_back('\0');
-    all += std::to_string(pattern.flags) + "/" + std::to_string(pattern.maxOffset);
-    all.push_back('\0');
-  }
-  sha256(all.data(), all.size(), out);
-}
-
-// Hex digits only, so that nothing from a policy can reach a path.
-std::string cacheFileName(const uint8_t (&key)[32]) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string name;
-  for (size_t i = 0; i < 16; ++i) {
-    name.push_back(kHex[key[i] >> 4]);
-    name.push_back(kHex[key[i] & 15]);
-  }
-  return name + std::string(kCacheSuffix);
-}
-
-// Whether the pattern can match the empty string (Hyperscan then needs HS_FLAG_ALLOWEMPTY). A pattern
-// Hyperscan cannot parse counts as one that can, so that compiling it reports the real error.
-bool canMatchEmpty(const Pattern& pattern) {
-  hs_expr_info_t* info = nullptr;
-  hs_compile_error_t* error = nullptr;
-  hs_expr_ext_t ext{};
-  if (pattern.maxOffset > 0) {
-    ext.flags = HS_EXT_FLAG_MAX_OFFSET;
-    ext.max_offset = pattern.maxOffset;
-  }
-  if (hs_expression_ext_info(pattern.expression.c_str(), pattern.flags | HS_FLAG_ALLOWEMPTY,
-                             pattern.maxOffset > 0 ? &ext : nullptr, &info, &error) != HS_SUCCESS) {
-    if (error != nullptr) hs_free_compile_error(error);
-    return true;
-  }
-  bool empty = info->min_width == 0;
-  std::free(info);
-  return empty;
-}
-
-// A usable database from the cache, or nullptr (absent, corrupt, another key, platform or version).
-hs_database_t* loadCached(const std::string& path, const uint8_t (&key)[32], size_t patternCount,
-                          bool& rejected) {
-  rejected = false;
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) return nullptr;
-  rejected = true;
-  CacheHeader header;
-  std::string data;
-  struct stat status {};
-  bool readOk = ::fstat(::fileno(file), &status) == 0 && std::fread(&header, sizeof(header), 1, file) == 1;
-  // The file must be exactly the header and the length it promises: no longer (not what was written), and
-  // no shorter, which also keeps a corrupt length from sizing a huge buffer.
-  if (readOk && std::memcmp(header.magic, kCacheMagic, sizeof(kCacheMagic)) == 0 &&
-      header.format == kCacheFormat && header.patternCount == patternCount &&
-      std::memcmp(header.key, key, sizeof(key)) == 0 && header.length > 0 &&
-      static_cast<uint64_t>(status.st_size) == sizeof(header) + header.length) {
-    data.resize(header.length);
-    readOk = std::fread(data.data(), 1, data.size(), file) == data.size();
-  } else {
-    readOk = false;
-  }
-  std::fclose(file);
-  if (!readOk) return nullptr;
-  uint8_t digest[32];
-  sha256(data.data(), data.size(), digest);
-  if (std::memcmp(digest, header.dataDigest, 32) != 0) return nullptr;
-  // Asks Hyperscan whether this build and this CPU can run it before handing it over.
-  char* info = nullptr;
-  if (hs_serialized_database_info(data.data(), data.size(), &info) != HS_SUCCESS) return nullptr;
-  std::free(info);
-  hs_database_t* database = nullptr;
-  if (hs_deserialize_database(data.data(), data.size(), &database) != HS_SUCCESS) return nullptr;
-  rejected = false;
-  // Marks the file recently used, for the sweep's LRU order.
-  ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
-  return database;
-}
-
-// Best effort: a cache that cannot be written only costs the next compile its time.
-bool storeCached(const std::string& directory, const std::string& path, const uint8_t (&key)[32],
-                 size_t patternCount, const hs_database_t* database) {
-  static std::atomic<uint64_t> temporaries{0};
-  std::error_code error;
-  std::filesystem::create_directories(directory, error);
-  char* bytes = nullptr;
-  size_t length = 0;
-  if (hs_serialize_database(database, &bytes, &length) != HS_SUCCESS) return false;
-  CacheHeader header{};
-  std::memcpy(header.magic, kCacheMagic, sizeof(kCacheMagic));
-  header.format = kCacheFormat;
-  header.patternCount = static_cast<uint32_t>(patternCount);
-  header.length = length;
-  std::memcpy(header.key, key, sizeof(key));
-  sha256(bytes, length, header.dataDigest);
-  // Written aside under a name no other writer uses (process and counter) and renamed, so that a concurrent
-  // compile never reads half a file and two writers of one chunk never interleave.
-  std::string temporary =
-      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(temporaries.fetch_add(1));
-  bool ok = false;
-  if (std::FILE* file = std::fopen(temporary.c_str(), "wb")) {
-    ok = std::fwrite(&header, sizeof(header), 1, file) == 1 && std::fwrite(bytes, 1, length, file) == length;
-    ok = std::fclose(file) == 0 && ok;
-  }
-  std::free(bytes);
-  if (ok) ok = std::rename(temporary.c_str(), path.c_str()) == 0;
-  if (!ok) std::remove(temporary.c_str());
-  return ok;
-}
-
-// Bounds the directory: keeps `used`, and of the other cache files the most recently used
-// max(kCacheKeepOther, used.size()); removes temporary files left by crashed writers. Returns the removals.
-size_t sweepCache(const std::string& directory, const std::unordered_set<std::string>& used) {
-  struct Entry {
-    std::filesystem::file_time_type time;
-    std::filesystem::path path;
-  };
-  std::vector<Entry> others;
-  size_t removed = 0;
-  std::error_code error;
-  auto now = std::filesystem::file_time_type::clock::now();
-  for (std::filesystem::directory_iterator it(directory, error), end; !error && it != end;
-       it.increment(error)) {
-    std::string name = it->path().filename().string();
-    auto time = it->last_write_time(error);
-    if (error) {
-      error.clear();
-      continue;
-    }
-    if (name.find(std::string(kCacheSuffix) + ".tmp.") != std::string::npos) {
-      if (now - time > kStaleTemporary && std::filesystem::remove(it->path(), error)) ++removed;
-      error.clear();
-      continue;
-    }
-    if (!name.ends_with(kCacheSuffix) || used.count(name) != 0) continue;
-    others.push_back(Entry{time, it->path()});
-  }
-  size_t keep = std::max(kCacheKeepOther, used.size());
-  if (others.size() <= keep) return removed;
-  std::sort(others.begin(), others.end(), [](const Entry& a, const Entry& b) { return a.time > b.time; });
-  for (size_t i = keep; i < others.size(); ++i) {
-    if (std::filesystem::remove(others[i].path, error)) ++removed;
-    error.clear();
-  }
-  return removed;
-}
-
 std::string describe(const policy::Policy& policy, const Pattern& pattern) {
   const auto& rule = policy.rules[pattern.id];
   std::string message = "rule '" + rule.name + "'";
   if (!rule.location.file.empty() || rule.location.line > 0) {
     message += " (" + rule.location.file + ":" + std::to_string(rule.location.line) + ")";
   }
-  return message + ": " + std::string(pattern.condition) + " '" + *pattern.source + "': ";
+  return message + ": " + l7ConditionName(pattern.condition) + " '" + *pattern.source + "': ";
 }
 
 // What Hyperscan cannot see once a pattern is a C string and wrapped.
-Result<void> checkPatterns(const policy::Policy& policy, const FieldPatterns& patterns) {
-  for (const auto& pattern : patterns.patterns) {
-    if (pattern.source->find('\0') != std::string::npos) {
-      return makeError(EINVAL, describe(policy, pattern) + "contains a NUL byte (write \\x00)");
-    }
-    if (std::strcmp(pattern.condition, "tls.sniRegex") == 0 && !groupsBalanced(*pattern.source)) {
-      return makeError(EINVAL, describe(policy, pattern) + "unbalanced parentheses");
+Result<void> checkPatterns(const policy::Policy& policy, const std::vector<Pattern>& patterns) {
+  for (const auto& pattern : patterns) {
+    if (const char* problem = l7ValueProblem(pattern.condition, *pattern.source)) {
+      return makeError(EINVAL, describe(policy, pattern) + problem);
     }
   }
   return {};
@@ -411,7 +114,7 @@ hs_error_t compileOnce(const Members& members, const std::vector<unsigned int>& 
                               static_cast<unsigned int>(count), HS_MODE_BLOCK, nullptr, database, error);
 }
 
-// Compiles without HS_FLAG_ALLOWEMPTY first (it slows compilation by about a fifth); only if Hyperscan then
+// Compiles without HS_FLAG_ALLOWEMPTY first (it slows compilation); only if Hyperscan then
 // refuses a pattern for matching the empty string are the patterns analysed, and the flag added to those
 // that can. The result is the same as with the flag on every pattern.
 // On failure, `failedRule` is the rule the message names (UINT32_MAX: none).
@@ -429,7 +132,7 @@ Result<hs_database_t*> compileChunk(const policy::Policy& policy, L7Field field,
     hs_free_compile_error(error);
     error = nullptr;
     for (size_t i = 0; i < count; ++i) {
-      if (canMatchEmpty(*members[i]->first)) flags[i] |= HS_FLAG_ALLOWEMPTY;
+      if (l7CanMatchEmpty(*members[i]->first)) flags[i] |= HS_FLAG_ALLOWEMPTY;
     }
     status = compileOnce(members, flags, &database, &error);
   }
@@ -455,30 +158,6 @@ void setBit(std::vector<uint64_t>& words, uint32_t bit) { words[bit >> 6] |= uin
 }  // namespace
 
 const char* l7FieldName(L7Field field) { return kFieldNames[static_cast<size_t>(field)]; }
-
-std::string l7HostPattern(std::string_view pattern) {
-  // One or more whole labels: the "any name under" of "*.example.com", never the apex, never "xexample.com".
-  constexpr std::string_view kLabels = "[^.]+(?:\\.[^.]+)*";
-  if (pattern == "*") return "^" + std::string(kLabels) + std::string(kEnd);
-  std::string prefix;
-  if (pattern.starts_with("*.")) {
-    prefix = std::string(kLabels) + "\\.";
-    pattern.remove_prefix(2);
-  }
-  std::string rest = globPattern(pattern, "[^.]*", "[^.]");
-  return "^" + prefix + rest.substr(1);
-}
-
-std::string l7PathPattern(std::string_view glob) { return globPattern(glob, ".*", "[^/]"); }
-
-std::string l7DnPattern(std::string_view glob) { return globPattern(glob, ".*", "."); }
-
-std::string l7ExactPattern(std::string_view text) {
-  std::string out = "^";
-  for (char c : text) appendEscaped(out, c);
-  out += kEnd;
-  return out;
-}
 
 size_t CaselessHash::operator()(std::string_view text) const {
   // FNV-1a over the lowered bytes: names are short, and this keeps lookups free of any copy.
@@ -589,133 +268,198 @@ std::vector<std::string> L7Matcher::cacheFiles(L7Field field) const {
   return names;
 }
 
-Result<std::shared_ptr<const L7Matcher>> L7Matcher::compile(const policy::Policy& policy,
-                                                            const CompileOptions& options) {
-  auto started = std::chrono::steady_clock::now();
-  if (hs_valid_platform() != HS_SUCCESS) return makeError(ENOTSUP, "Hyperscan: CPU lacks SSSE3");
-  std::shared_ptr<L7Matcher> matcher(new L7Matcher());
-  size_t ruleCount = policy.rules.size();
-  if (ruleCount > UINT32_MAX / 2) return makeError(E2BIG, "too many rules for the L7 matcher");
-  matcher->ruleCount_ = ruleCount;
-  matcher->words_ = (ruleCount + 63) / 64;
-  matcher->l7Rules_.assign(matcher->words_, 0);
-  matcher->stats_.ruleCount = ruleCount;
+// ---- compile ----
 
-  std::array<FieldPatterns, kL7FieldCount> fields;
-  auto at = [&](L7Field field) -> FieldPatterns& { return fields[static_cast<size_t>(field)]; };
-  auto require = [&](L7Field field, uint32_t rule) {
-    auto& required = matcher->required_[static_cast<size_t>(field)];
-    if (required.empty()) required.assign(matcher->words_, 0);
-    setBit(required, rule);
-  };
-  // Exact names and "*.suffix" go to the host tables; every other host pattern to Hyperscan.
-  auto addHosts = [&](L7Field field, const std::vector<std::string>& sources, uint32_t rule,
-                      const char* condition) {
-    auto f = static_cast<size_t>(field);
-    for (const auto& source : sources) {
-      std::string_view text = source;
-      bool under = text.starts_with("*.");
-      if (under) text.remove_prefix(2);
-      if (text.empty() || text.find_first_of("*?") != std::string_view::npos) {
-        fields[f].patterns.push_back(
-            Pattern{l7HostPattern(source), kBaseFlags | HS_FLAG_CASELESS, rule, 0, condition, &source});
-        continue;
-      }
-      std::string key(text);
-      for (char& c : key) c = asciiLower(c);
-      auto& rules = (under ? matcher->tables_[f].under : matcher->tables_[f].exact)[std::move(key)];
-      if (rules.empty() || rules.back() != rule) rules.push_back(rule);
-      ++matcher->stats_.tablePatterns[f];
-      ++matcher->stats_.patternCount[f];
-    }
-  };
-  for (uint32_t index = 0; index < ruleCount; ++index) {
-    const auto& rule = policy.rules[index];
-    if (!rule.hasL7()) continue;
-    setBit(matcher->l7Rules_, index);
-    ++matcher->stats_.l7RuleCount;
-    addHosts(L7Field::kSni, rule.tls.sni, index, "tls.sni");
-    addAll(at(L7Field::kSni), rule.tls.sniRegex, index, "tls.sniRegex", HS_FLAG_CASELESS, sniRegexPattern);
-    addAll(at(L7Field::kAlpn), rule.tls.alpn, index, "tls.alpn", 0, l7ExactPattern);
-    addAll(at(L7Field::kCertSubject), rule.tls.certificate.subject, index, "tls.certificate.subject",
-           HS_FLAG_CASELESS, l7DnPattern);
-    addAll(at(L7Field::kCertIssuer), rule.tls.certificate.issuer, index, "tls.certificate.issuer",
-           HS_FLAG_CASELESS, l7DnPattern);
-    addHosts(L7Field::kSan, rule.tls.certificate.san, index, "tls.certificate.san");
-    addHosts(L7Field::kHttpHost, rule.http.host, index, "http.host");
-    addAll(at(L7Field::kHttpPath), rule.http.path, index, "http.path", 0, l7PathPattern);
-    addAll(at(L7Field::kHttpMethod), rule.http.method, index, "http.method", 0, l7ExactPattern);
-    // A window of 0 would mean "inspect nothing": treat it as the model's default rather than a dead rule.
-    uint32_t window = rule.payload.window > 0 ? rule.payload.window : policy::PayloadMatch{}.window;
-    addAll(at(L7Field::kPayload), rule.payload.regex, index, "payload.regex", HS_FLAG_DOTALL, asIs, window);
-    if (!rule.payload.regex.empty() && window > matcher->payloadWindow_) matcher->payloadWindow_ = window;
-    if (!rule.tls.sni.empty()) require(L7Field::kSni, index);
-    if (!rule.tls.certificate.san.empty()) require(L7Field::kSan, index);
-    if (!rule.http.host.empty()) require(L7Field::kHttpHost, index);
-  }
+// compile()'s steps, in order, on the matcher being built.
+class L7Matcher::Compiler {
+ public:
+  Compiler(const policy::Policy& policy, const CompileOptions& options, L7Matcher& matcher)
+      : policy_(policy),
+        options_(options),
+        matcher_(matcher),
+        useCache_(!options.cacheDir.empty()),
+        cache_(options.cacheDir) {}
 
-  // Each field's distinct patterns in chunks by hash (see the top of the header); each chunk from the cache,
-  // or compiled on one of the threads.
-  bool useCache = !options.cacheDir.empty();
+  // Every rule's L7 conditions, into the host tables or their field's patterns.
+  void collect();
+  // Each field's distinct patterns in chunks chosen by hash, so that a chunk depends on its patterns only;
+  // fails on a pattern that cannot be translated.
+  Result<void> plan();
+  // Each chunk from the cache, or compiled (and written to the cache), on parallel threads.
+  void build();
+  // The chunks' databases and their stats into the matcher; of several failures, the lowest rule's.
+  Result<void> install();
+  // Only a compile that added files can have grown the cache directory past its bound.
+  void sweep();
+
+ private:
   struct Chunk {
     L7Field field = L7Field::kSni;
     Members members;
-    uint8_t key[32] = {};
+    L7CacheKey key = {};
     std::string file;
     hs_database_t* database = nullptr;
     std::optional<Error> error;
     uint32_t failedRule = UINT32_MAX;  // the rule a failure names: of several, the lowest is reported
     bool cached = false, rejected = false, written = false;
   };
-  std::array<std::vector<Distinct>, kL7FieldCount> distinct;
-  std::vector<Chunk> chunks;
-  for (size_t f = 0; f < kL7FieldCount; ++f) {
-    auto field = static_cast<L7Field>(f);
-    auto& patterns = fields[f];
-    matcher->stats_.patternCount[f] += patterns.patterns.size();
-    if (patterns.patterns.empty()) continue;
-    for (const auto& pattern : patterns.patterns) require(field, pattern.id);
-    if (auto checked = checkPatterns(policy, patterns); !checked) return checked.error();
-    // Identical patterns once, with all their rules; keyed by hash, then compared in full.
-    auto& unique = distinct[f];
-    unique.reserve(patterns.patterns.size());
-    std::unordered_multimap<uint64_t, size_t> byHash;
-    for (const auto& pattern : patterns.patterns) {
-      uint64_t hash = patternHash(pattern);
-      Distinct* same = nullptr;
-      for (auto [it, end] = byHash.equal_range(hash); it != end; ++it) {
-        if (samePattern(*unique[it->second].first, pattern)) same = &unique[it->second];
-      }
-      if (same == nullptr) {
-        byHash.emplace(hash, unique.size());
-        unique.push_back(Distinct{&pattern, hash, {}});
-        same = &unique.back();
-      }
-      if (same->rules.empty() || same->rules.back() != pattern.id) same->rules.push_back(pattern.id);
+
+  void require(L7Field field, uint32_t rule);
+  // Exact names and "*.suffix" go to the host tables; every other host pattern to Hyperscan.
+  void addHosts(L7Field field, L7Condition condition, const std::vector<std::string>& sources, uint32_t rule);
+  void addAll(L7Field field, L7Condition condition, const std::vector<std::string>& sources, uint32_t rule,
+              uint32_t window = 0);
+  Result<void> planField(L7Field field);
+  void buildChunk(Chunk& chunk);
+
+  const policy::Policy& policy_;
+  const CompileOptions& options_;
+  L7Matcher& matcher_;
+  bool useCache_;
+  L7DatabaseCache cache_;
+  std::array<std::vector<Pattern>, kL7FieldCount> fields_;
+  std::array<std::vector<Distinct>, kL7FieldCount> distinct_;  // what the chunks' members point to
+  std::vector<Chunk> chunks_;
+  std::unordered_set<std::string> used_;  // the chunks' cache files
+};
+
+void L7Matcher::Compiler::require(L7Field field, uint32_t rule) {
+  auto& required = matcher_.required_[static_cast<size_t>(field)];
+  if (required.empty()) required.assign(matcher_.words_, 0);
+  setBit(required, rule);
+}
+
+void L7Matcher::Compiler::addHosts(L7Field field, L7Condition condition,
+                                   const std::vector<std::string>& sources, uint32_t rule) {
+  auto f = static_cast<size_t>(field);
+  for (const auto& source : sources) {
+    std::string_view text = source;
+    bool under = text.starts_with("*.");
+    if (under) text.remove_prefix(2);
+    if (text.empty() || text.find_first_of("*?") != std::string_view::npos) {
+      fields_[f].push_back(Pattern{l7Expression(condition, source), rule, condition, &source});
+      continue;
     }
-    size_t wanted = (unique.size() + kChunkPatterns - 1) / kChunkPatterns;
-    size_t count = std::min(std::bit_ceil(wanted), kMaxChunks);
-    int shift = 64 - std::countr_zero(count);  // the hash's top log2(count) bits pick the chunk
-    size_t first = chunks.size();
-    chunks.resize(first + count);
-    for (const auto& pattern : unique) {
-      size_t bucket = count == 1 ? 0 : static_cast<size_t>(pattern.hash >> shift);
-      chunks[first + bucket].members.push_back(&pattern);
-    }
-    for (size_t i = first; i < chunks.size(); ++i) {
-      chunks[i].field = field;
-      std::sort(chunks[i].members.begin(), chunks[i].members.end(), patternBefore);
-    }
-    // A hash range that no pattern fell in is no database.
-    chunks.erase(std::remove_if(chunks.begin() + static_cast<ptrdiff_t>(first), chunks.end(),
-                                [](const Chunk& chunk) { return chunk.members.empty(); }),
-                 chunks.end());
+    std::string key(text);
+    for (char& c : key) c = asciiLower(c);
+    auto& rules = (under ? matcher_.tables_[f].under : matcher_.tables_[f].exact)[std::move(key)];
+    if (rules.empty() || rules.back() != rule) rules.push_back(rule);
+    ++matcher_.stats_.tablePatterns[f];
+    ++matcher_.stats_.patternCount[f];
   }
+}
+
+void L7Matcher::Compiler::addAll(L7Field field, L7Condition condition,
+                                 const std::vector<std::string>& sources, uint32_t rule, uint32_t window) {
+  for (const auto& source : sources) {
+    fields_[static_cast<size_t>(field)].push_back(
+        Pattern{l7Expression(condition, source, window), rule, condition, &source});
+  }
+}
+
+void L7Matcher::Compiler::collect() {
+  for (uint32_t index = 0; index < matcher_.ruleCount_; ++index) {
+    const auto& rule = policy_.rules[index];
+    if (!rule.hasL7()) continue;
+    setBit(matcher_.l7Rules_, index);
+    ++matcher_.stats_.l7RuleCount;
+    addHosts(L7Field::kSni, L7Condition::kSni, rule.tls.sni, index);
+    addAll(L7Field::kSni, L7Condition::kSniRegex, rule.tls.sniRegex, index);
+    addAll(L7Field::kAlpn, L7Condition::kAlpn, rule.tls.alpn, index);
+    addAll(L7Field::kCertSubject, L7Condition::kCertSubject, rule.tls.certificate.subject, index);
+    addAll(L7Field::kCertIssuer, L7Condition::kCertIssuer, rule.tls.certificate.issuer, index);
+    addHosts(L7Field::kSan, L7Condition::kSan, rule.tls.certificate.san, index);
+    addHosts(L7Field::kHttpHost, L7Condition::kHttpHost, rule.http.host, index);
+    addAll(L7Field::kHttpPath, L7Condition::kHttpPath, rule.http.path, index);
+    addAll(L7Field::kHttpMethod, L7Condition::kHttpMethod, rule.http.method, index);
+    // A window of 0 would mean "inspect nothing": treat it as the model's default rather than a dead rule.
+    uint32_t window = rule.payload.window > 0 ? rule.payload.window : policy::PayloadMatch{}.window;
+    addAll(L7Field::kPayload, L7Condition::kPayloadRegex, rule.payload.regex, index, window);
+    if (!rule.payload.regex.empty() && window > matcher_.payloadWindow_) matcher_.payloadWindow_ = window;
+    if (!rule.tls.sni.empty()) require(L7Field::kSni, index);
+    if (!rule.tls.certificate.san.empty()) require(L7Field::kSan, index);
+    if (!rule.http.host.empty()) require(L7Field::kHttpHost, index);
+  }
+}
+
+Result<void> L7Matcher::Compiler::planField(L7Field field) {
+  auto f = static_cast<size_t>(field);
+  const auto& patterns = fields_[f];
+  matcher_.stats_.patternCount[f] += patterns.size();
+  if (patterns.empty()) return {};
+  for (const auto& pattern : patterns) require(field, pattern.id);
+  if (auto checked = checkPatterns(policy_, patterns); !checked) return checked.error();
+  // Identical patterns once, with all their rules; keyed by hash, then compared in full. Reserved, so that
+  // the chunks' pointers stay valid.
+  auto& unique = distinct_[f];
+  unique.reserve(patterns.size());
+  std::unordered_multimap<uint64_t, size_t> byHash;
+  for (const auto& pattern : patterns) {
+    uint64_t hash = patternHash(pattern);
+    Distinct* same = nullptr;
+    for (auto [it, end] = byHash.equal_range(hash); it != end; ++it) {
+      if (samePattern(*unique[it->second].first, pattern)) same = &unique[it->second];
+    }
+    if (same == nullptr) {
+      byHash.emplace(hash, unique.size());
+      unique.push_back(Distinct{&pattern, hash, {}});
+      same = &unique.back();
+    }
+    if (same->rules.empty() || same->rules.back() != pattern.id) same->rules.push_back(pattern.id);
+  }
+  size_t wanted = (unique.size() + kChunkPatterns - 1) / kChunkPatterns;
+  size_t count = std::min(std::bit_ceil(wanted), kMaxChunks);
+  int shift = 64 - std::countr_zero(count);  // the hash's top log2(count) bits pick the chunk
+  size_t first = chunks_.size();
+  chunks_.resize(first + count);
+  for (const auto& pattern : unique) {
+    size_t bucket = count == 1 ? 0 : static_cast<size_t>(pattern.hash >> shift);
+    chunks_[first + bucket].members.push_back(&pattern);
+  }
+  for (size_t i = first; i < chunks_.size(); ++i) {
+    chunks_[i].field = field;
+    std::sort(chunks_[i].members.begin(), chunks_[i].members.end(), patternBefore);
+  }
+  // A hash range that no pattern fell in is no database.
+  chunks_.erase(std::remove_if(chunks_.begin() + static_cast<ptrdiff_t>(first), chunks_.end(),
+                               [](const Chunk& chunk) { return chunk.members.empty(); }),
+                chunks_.end());
+  return {};
+}
+
+Result<void> L7Matcher::Compiler::plan() {
+  for (size_t f = 0; f < kL7FieldCount; ++f) {
+    if (auto planned = planField(static_cast<L7Field>(f)); !planned) return planned;
+  }
+  return {};
+}
+
+void L7Matcher::Compiler::buildChunk(Chunk& chunk) {
+  if (useCache_) {
+    std::vector<const L7Expression*> patterns;
+    patterns.reserve(chunk.members.size());
+    for (const auto* member : chunk.members) patterns.push_back(member->first);
+    chunk.key = L7DatabaseCache::key(patterns);
+    chunk.file = L7DatabaseCache::fileName(chunk.key);
+    chunk.database = cache_.load(chunk.file, chunk.key, chunk.members.size(), chunk.rejected);
+    chunk.cached = chunk.database != nullptr;
+    if (chunk.cached) return;
+  }
+  auto compiled = compileChunk(policy_, chunk.field, chunk.members, chunk.failedRule);
+  if (!compiled) {
+    chunk.error = compiled.error();
+    return;
+  }
+  chunk.database = compiled.value();
+  if (useCache_) chunk.written = cache_.store(chunk.file, chunk.key, chunk.members.size(), chunk.database);
+}
+
+void L7Matcher::Compiler::build() {
   // Loading, compiling and writing all run on the threads: a warm compile reads and checks files in parallel,
   // and a cold one writes each file while other chunks are still compiling.
   unsigned threads =
-      options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
-  threads = static_cast<unsigned>(std::clamp<size_t>(threads, 1, std::max<size_t>(chunks.size(), 1)));
+      options_.threads != 0 ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::clamp<size_t>(threads, 1, std::max<size_t>(chunks_.size(), 1)));
   std::atomic<size_t> next{0};
   std::atomic<int64_t> cpuNanos{0};
   auto threadCpuNanos = [] {
@@ -725,46 +469,28 @@ Result<std::shared_ptr<const L7Matcher>> L7Matcher::compile(const policy::Policy
   };
   auto work = [&] {
     int64_t cpuStarted = threadCpuNanos();
-    for (size_t i = next++; i < chunks.size(); i = next++) {
-      Chunk& chunk = chunks[i];
-      if (useCache) {
-        chunkKey(chunk.members, chunk.key);
-        chunk.file = cacheFileName(chunk.key);
-        chunk.database =
-            loadCached(options.cacheDir + "/" + chunk.file, chunk.key, chunk.members.size(), chunk.rejected);
-        chunk.cached = chunk.database != nullptr;
-        if (chunk.cached) continue;
-      }
-      auto compiled = compileChunk(policy, chunk.field, chunk.members, chunk.failedRule);
-      if (!compiled) {
-        chunk.error = compiled.error();
-        continue;
-      }
-      chunk.database = compiled.value();
-      if (useCache) {
-        chunk.written = storeCached(options.cacheDir, options.cacheDir + "/" + chunk.file, chunk.key,
-                                    chunk.members.size(), chunk.database);
-      }
-    }
+    for (size_t i = next++; i < chunks_.size(); i = next++) buildChunk(chunks_[i]);
     cpuNanos += threadCpuNanos() - cpuStarted;
   };
   std::vector<std::thread> workers;
   for (unsigned t = 1; t < threads; ++t) workers.emplace_back(work);
   work();
   for (auto& worker : workers) worker.join();
-  matcher->stats_.chunkCpuMillis = static_cast<double>(cpuNanos.load()) / 1e6;
+  matcher_.stats_.chunkCpuMillis = static_cast<double>(cpuNanos.load()) / 1e6;
+}
+
+Result<void> L7Matcher::Compiler::install() {
   // Every chunk's database now belongs to the matcher (freed by its destructor), the failed ones aside. Of
   // several failures, the one with the lowest rule is reported, as a compile in rule order would.
   const Chunk* failed = nullptr;
-  std::unordered_set<std::string> used;
-  for (auto& chunk : chunks) {
+  auto& stats = matcher_.stats_;
+  for (auto& chunk : chunks_) {
     auto f = static_cast<size_t>(chunk.field);
-    auto& stats = matcher->stats_;
     stats.cacheRejected += chunk.rejected ? 1 : 0;
     stats.cacheHits += chunk.cached ? 1 : 0;
     stats.cacheWrites += chunk.written ? 1 : 0;
     if (!chunk.cached) stats.compiledPatterns += chunk.members.size();
-    if (useCache) used.insert(chunk.file);
+    if (useCache_) used_.insert(chunk.file);
     if (chunk.database == nullptr) {
       if (failed == nullptr || chunk.failedRule < failed->failedRule) failed = &chunk;
       continue;
@@ -778,8 +504,8 @@ Result<std::shared_ptr<const L7Matcher>> L7Matcher::compile(const policy::Policy
       database.rules.insert(database.rules.end(), member->rules.begin(), member->rules.end());
     }
     database.first.push_back(static_cast<uint32_t>(database.rules.size()));
-    stats.loadedFromCache[f] = (matcher->databases_[f].empty() || stats.loadedFromCache[f]) && chunk.cached;
-    matcher->databases_[f].push_back(std::move(database));
+    stats.loadedFromCache[f] = (matcher_.databases_[f].empty() || stats.loadedFromCache[f]) && chunk.cached;
+    matcher_.databases_[f].push_back(std::move(database));
     ++stats.databaseCount[f];
     size_t bytes = 0;
     if (hs_database_size(chunk.database, &bytes) == HS_SUCCESS) {
@@ -788,10 +514,32 @@ Result<std::shared_ptr<const L7Matcher>> L7Matcher::compile(const policy::Policy
     }
   }
   if (failed != nullptr) return *failed->error;
-  // Only a compile that added files can have grown the directory past its bound.
-  if (useCache && matcher->stats_.cacheWrites > 0) {
-    matcher->stats_.cacheEvicted = sweepCache(options.cacheDir, used);
+  return {};
+}
+
+void L7Matcher::Compiler::sweep() {
+  if (useCache_ && matcher_.stats_.cacheWrites > 0) {
+    matcher_.stats_.cacheEvicted = cache_.sweep(used_, kCacheKeepOther);
   }
+}
+
+Result<std::shared_ptr<const L7Matcher>> L7Matcher::compile(const policy::Policy& policy,
+                                                            const CompileOptions& options) {
+  auto started = std::chrono::steady_clock::now();
+  if (hs_valid_platform() != HS_SUCCESS) return makeError(ENOTSUP, "Hyperscan: CPU lacks SSSE3");
+  std::shared_ptr<L7Matcher> matcher(new L7Matcher());
+  size_t ruleCount = policy.rules.size();
+  if (ruleCount > UINT32_MAX / 2) return makeError(E2BIG, "too many rules for the L7 matcher");
+  matcher->ruleCount_ = ruleCount;
+  matcher->words_ = (ruleCount + 63) / 64;
+  matcher->l7Rules_.assign(matcher->words_, 0);
+  matcher->stats_.ruleCount = ruleCount;
+  Compiler compiler(policy, options, *matcher);
+  compiler.collect();
+  if (auto planned = compiler.plan(); !planned) return planned.error();
+  compiler.build();
+  if (auto installed = compiler.install(); !installed) return installed.error();
+  compiler.sweep();
   matcher->stats_.compileMillis =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   return std::shared_ptr<const L7Matcher>(std::move(matcher));

@@ -1,57 +1,9 @@
-// The L7 matcher: a policy's L7 conditions compiled into Hyperscan databases (one or more per field) and
-// host tables, shared read-only by all workers, and the per-worker scratch that turns a flow's L7 facts into
-// the set of rules whose L7 conditions all hold.
-//
-// Pattern translation (every pattern is HS_FLAG_SINGLEMATCH, and HS_FLAG_ALLOWEMPTY only when a database
-// has a pattern that can match the empty string: the flag slows compilation by a fifth).
-// Anchored whole-string means ^...\z, not ^...$, because `$` also matches before a final newline ("host\n").
-//  - Host-like fields (tls.sni, http.host, tls.certificate.san), caseless, anchored whole-string:
-//    "api.example.com" -> ^api\x2eexample\x2ecom\z (every non-alphanumeric byte goes in as \xHH); a leading
-//    "*." is one or more labels, so "*.bank.example" matches a.bank.example and a.b.bank.example but neither
-//    bank.example nor xbank.example; a bare "*" is any non-empty name; any other "*" is zero or more
-//    characters within one label ([^.]*) and "?" one non-dot character ("api-*.example.com").
-//  - tls.sniRegex: the user's regex, always wrapped as ^(?:regex)\z so that it is matched against the whole
-//    SNI (the policy model's words) whether or not the user anchored it; caseless, as DNS names are. A regex
-//    with unbalanced parentheses is refused, so that "a)|(.*" cannot escape the wrapper.
-//  - tls.alpn and http.method: exact, case-sensitive byte strings (ALPN ids are opaque bytes; HTTP methods
-//    are case-sensitive).
-//  - http.path: a glob, anchored whole-string, case-sensitive. "*" is any run of characters INCLUDING "/"
-//    ("/admin/*" covers /admin/users/1: the prefix match that Envoy's `prefix` and Cilium's path regexes
-//    give users); "?" is one character other than "/".
-//  - tls.certificate.subject / issuer: globs on the DN string, caseless (DN attribute values compare
-//    caseless), anchored whole-string; "*" is any run of characters, "?" one character.
-//  - payload.regex: as given, unanchored, HS_FLAG_DOTALL, with the rule's window as Hyperscan's max_offset,
-//    so a match must end within the first `window` bytes of a direction. Both directions share one
-//    database; the condition holds when either direction matches.
-// Host tables: in the host-like fields, exact names and "*.suffix" (suffix without glob characters), nearly
-// all of a large policy, are not compiled into Hyperscan but kept in caseless hash tables (the exact name;
-// each label-boundary suffix of a well-formed name), with the same semantics as the patterns above. Measured
-// here: Hyperscan takes 3.7 s for 1k and 26 s for 10k anchored caseless names as regexes, and 3.3 s for 10k
-// with hs_compile_lit_multi (which cannot anchor, so would also need a length check), growing worse than
-// linearly; the tables build in milliseconds and answer in a few hash lookups. Hyperscan keeps the regexes
-// and the other globs.
-// Compile time: Hyperscan compiles one database on one thread, at about 1.4 ms per pattern of the shape
-// api1-[0-9]+\.svc[a-z]*\.example whatever the flags or wrapping, and more per pattern above ~128 patterns
-// in one database. So a field's distinct patterns are split into a power-of-two number of chunks of at most
-// about kChunkPatterns, each its own database, compiled on parallel threads; a scan runs each of them (more
-// databases: slower scans, but only once per flow).
-// Chunks and ids: identical patterns (same expression, flags and window) are compiled once. A pattern's
-// chunk is chosen by a hash of its expression, flags and window, and a chunk's patterns are in hash order,
-// so a chunk's database depends on its patterns only, never on rule positions: the Hyperscan id is the
-// pattern's place in its chunk, and a table beside the database maps it to the rules that use it. Editing
-// one rule changes at most two chunks (the one its old pattern leaves, the one its new pattern joins);
-// inserting a rule shifts every later rule's index but changes only the tables, and one chunk if it brings
-// a pattern. The chunk count changes (and every chunk with it) only when a field's distinct pattern count
-// crosses a power of two times kChunkPatterns.
-// Cache: one file per chunk, named by a hash of all that its database is a function of (its patterns in
-// order, their flags and windows, the mode, the Hyperscan version and the CPU it was compiled for), so that
-// any policy with the same chunk reuses it. A file is checked (key, exact length, digest of the data) before
-// use; one that fails is counted in cacheRejected and rebuilt. Writes go to a temporary file, then rename.
-// Growth: a hit touches the file, so modification times give LRU order; after a compile that wrote a file,
-// the files other than this compile's are removed, oldest first, beyond max(kCacheKeepOther, this
-// compile's file count): the current policy and about one more (the previous version, to go back to) stay.
-// Semantics: patterns of one field are ORed (sni and sniRegex are one field), fields are ANDed; a field
-// whose fact is absent (its bit clear in presentFields) is false for every rule that has a condition on it.
+// The L7 matcher: a policy's L7 conditions compiled into Hyperscan databases and host tables, shared
+// read-only by all workers, and the per-worker scratch that turns a flow's L7 facts into the set of rules
+// whose L7 conditions all hold. Patterns of one field are ORed (sni and sniRegex are one field), fields are
+// ANDed, and a field whose fact is absent is false. Exact host names and "*.suffix" live in hash tables, as
+// Hyperscan compiles many names slowly; the rest is split into small chunks by hash, so that an edit
+// recompiles few, compiled in parallel and cached per chunk. What each value compiles to: l7_patterns.h.
 #pragma once
 
 #include <hs/hs.h>
@@ -65,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dataplane/l7match/l7_patterns.h"
 #include "vgate/policy.h"
 #include "vgate/result.h"
 
@@ -177,7 +130,7 @@ class L7Scratch {
 };
 
 struct CompileOptions {
-  // Empty: no cache; else one <cacheDir>/<32 hex digits>.hsdb per chunk (see the top of this file).
+  // Empty: no cache; else one <cacheDir>/<32 hex digits>.hsdb per chunk (see l7_database_cache.h).
   std::string cacheDir;
   unsigned threads = 0;  // Hyperscan compile threads; 0: one per CPU
   // For CompiledPolicy: build the L3/L4 classifiers on rte_acl instead of rule bitmaps (for comparisons).
@@ -188,7 +141,7 @@ struct CompileOptions {
 // (kMaxChunks at most); kChunkPatterns is where Hyperscan's time per pattern starts to grow.
 inline constexpr size_t kChunkPatterns = 128;
 inline constexpr size_t kMaxChunks = 1024;
-// Cache files kept beyond the ones the latest compile used (at least; see the top of this file).
+// Cache files kept beyond the ones the latest compile used (at least): the previous policy's, to go back to.
 inline constexpr size_t kCacheKeepOther = 64;
 
 struct L7MatcherStats {
@@ -253,6 +206,8 @@ class L7Matcher {
   const L7MatcherStats& stats() const { return stats_; }
 
  private:
+  class Compiler;  // compile()'s steps
+
   L7Matcher() = default;
   static int onMatch(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags,
                      void* context);
@@ -285,11 +240,5 @@ class L7Matcher {
   uint32_t payloadWindow_ = 0;
   L7MatcherStats stats_;
 };
-
-// The translations described at the top of this file, exposed for tests and for the loader's messages.
-std::string l7HostPattern(std::string_view pattern);
-std::string l7PathPattern(std::string_view glob);
-std::string l7DnPattern(std::string_view glob);
-std::string l7ExactPattern(std::string_view text);
 
 }  // namespace vgate::dataplane
