@@ -1,6 +1,6 @@
 // Turns named netdev features (as `ethtool -k` lists them) on or off through the SIOCETHTOOL ioctl: the trunk
 // needs its tx checksum, segmentation and VLAN insertion offloads off so that the kernel finishes every
-// packet in software before the slow path sees it (ARCHITECTURE.md, section 1.2).
+// packet in software before the slow path sees it (DESIGN.md, measured fact 2).
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-// The interposer rewires a container's veth so that vgate sits in its path (ARCHITECTURE.md section 2): the
+// The interposer rewires a container's veth so that vgate sits in its path (DESIGN.md, the design): the
 // container's host-side end moves into vgate's netns as vgi-<id>, and a new veth pair takes its place on the
 // bridge (same name, MAC, MTU, txqlen, alias, bridge port settings) with vge-<id> as its other end in vgate's
 // netns. detach restores the original exactly. All through rtnetlink (libmnl), never by running `ip`.

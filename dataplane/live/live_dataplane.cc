@@ -38,7 +38,7 @@ constexpr uint32_t kSweepBudget = 1024;
 constexpr uint64_t kSweepIntervalUs = 1000;
 
 // libxdp speaks when DPDK's af_xdp driver loads its XDP program: its dispatcher needs a bpffs at
-// /sys/fs/bpf and falls back to one program per interface without it (ARCHITECTURE.md, fact 6), which is
+// /sys/fs/bpf and falls back to one program per interface without it (DESIGN.md, measured fact 6), which is
 // all a trunk needs. Its warnings go to stderr once each, prefixed; its informational lines go nowhere.
 int printLibxdp(enum libxdp_print_level level, const char* format, va_list arguments) {
   if (level != LIBXDP_WARN) return 0;
