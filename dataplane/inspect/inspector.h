@@ -119,6 +119,10 @@ class Inspector {
   static void collectFacts(const InspectionState& state, InspectionFacts& out);
   // The L7 facts as the flow log carries them. Returns false when there is nothing to report.
   static bool fillMetadata(const InspectionState& state, FlowMetadataRecord& record);
+  // Whether there is nothing more to learn from the client's side (its ClientHello or request head is
+  // complete, or it cannot be one), or from the server's.
+  static bool clientSideDone(const InspectionState& state) { return state.clientDone; }
+  static bool serverSideDone(const InspectionState& state) { return state.serverDone; }
   // The flow's app_proto as the record names it.
   static AppProto appProto(const InspectionState& state);
 

@@ -201,13 +201,8 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
     if (options.offload && options.fastPath != nullptr && options.ports != nullptr) {
       lane->offload = std::make_unique<PortOffload>(*options.fastPath, *options.ports, realtimeOffsetNs);
     }
-    WorkerConfig config;
-    config.id = id;
-    config.socket = socket;
-    config.flowCapacity = options.flowCapacity;
-    config.inspectionSlots = options.inspectionSlots;
-    config.timeouts = options.timeouts;
-    config.records = live->records_->channel(id);
+    WorkerConfig config = workerConfigFor(id, socket, *live->records_, options.flowCapacity,
+                                          options.inspectionSlots, options.timeouts);
     config.losslessRecords = false;  // live traffic cannot wait for the log: a full ring is counted
     config.policies = options.policies;
     config.offload = lane->offload.get();

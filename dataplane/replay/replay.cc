@@ -204,13 +204,8 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
         return makeError(ENOMEM,
                          "cannot create a worker's input ring: " + std::string(rte_strerror(rte_errno)));
       }
-      WorkerConfig config;
-      config.id = id;
-      config.socket = socket;
-      config.flowCapacity = options.flowCapacity;
-      config.inspectionSlots = options.inspectionSlots;
-      config.timeouts = options.timeouts;
-      config.records = resources.records->channel(id);
+      WorkerConfig config = workerConfigFor(id, socket, *resources.records, options.flowCapacity,
+                                            options.inspectionSlots, options.timeouts);
       config.losslessRecords = true;
       config.policies = resources.policies.get();
       auto worker = Worker::create(config);

@@ -67,6 +67,18 @@ void advanceTcp(Flow& flow, uint8_t flags, int direction, uint32_t payloadLength
 
 }  // namespace
 
+WorkerConfig workerConfigFor(uint16_t id, int socket, const RecordPools& records, uint32_t flowCapacity,
+                             uint32_t inspectionSlots, const FlowTimeouts& timeouts) {
+  WorkerConfig config;
+  config.id = id;
+  config.socket = socket;
+  config.flowCapacity = flowCapacity;
+  config.inspectionSlots = inspectionSlots;
+  config.timeouts = timeouts;
+  config.records = records.channel(id);
+  return config;
+}
+
 void WorkerCounters::add(const WorkerCounters& other) {
   VGATE_WORKER_COUNTERS(VGATE_COUNTER_ADD)
   for (int i = 0; i < kParseStatusCount; ++i) parseStatus[i] += other.parseStatus[i];
@@ -390,8 +402,9 @@ bool Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIs
   // flow's first full-size segment could never arrive (spoofed SYNs never get that far, so they cost no
   // map writes).
   if (config_.offload != nullptr) {
-    bool clientSideDone = (flow.inspectFlags & kInspectFinished) ||
-                          (flow.inspection != kNoInspection && inspections_->at(flow.inspection).clientDone);
+    bool clientSideDone =
+        (flow.inspectFlags & kInspectFinished) ||
+        (flow.inspection != kNoInspection && Inspector::clientSideDone(inspections_->at(flow.inspection)));
     bool inspecting = (flow.offloadState & kOffloadInspecting) != 0;
     if (flow.offloadState == kNotOffloaded || inspecting) {
       if (drop) {
@@ -571,8 +584,8 @@ void Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int
   InspectionState& state = inspections_->at(flow.inspection);
   if (inspector_->onPacket(state, packet, payload, direction)) {
     finishInspection(flow);
-  } else if ((flow.inspectFlags & kVerdictPending) && state.clientDone &&
-             (state.serverDone || policy_ == nullptr || !policy_->needsServerFacts())) {
+  } else if ((flow.inspectFlags & kVerdictPending) && Inspector::clientSideDone(state) &&
+             (Inspector::serverSideDone(state) || policy_ == nullptr || !policy_->needsServerFacts())) {
     // The client's side is complete: decide now, so that a deny drops this packet and the rest, while
     // inspection goes on for the log (the server's certificate).
     resolvePendingVerdict(flow, &state);

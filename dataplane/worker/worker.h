@@ -47,6 +47,11 @@ struct WorkerConfig {
   bool outerTagIsPortPair = false;
 };
 
+// Worker `id` of a set that shares `records` and the same sizes and timeouts (live lanes, replay lanes); the
+// caller adds what is its own (policies, offload, record loss rule).
+WorkerConfig workerConfigFor(uint16_t id, int socket, const RecordPools& records, uint32_t flowCapacity,
+                             uint32_t inspectionSlots, const FlowTimeouts& timeouts);
+
 // Per-worker counters: written by the worker only, cache-line aligned, summed by whoever reads them.
 #define VGATE_WORKER_COUNTERS(X)                                                                            \
   X(packets, counter, "packets", "packets the worker received")                                             \
