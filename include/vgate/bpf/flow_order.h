@@ -7,10 +7,12 @@
 
 #include <linux/types.h>
 
+#include "vgate/bpf/compiler.h"
+
 #include "vgate/bpf/fast_path.h"
 
 /* Network to host order for a port, without libc or libbpf: the BPF program and C++ read the same code. */
-static inline __u16 vgate_flow_ntohs(__be16 port) {
+VGATE_BPF_INLINE __u16 vgate_flow_ntohs(__be16 port) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   return (__u16)(((__u16)port >> 8) | ((__u16)port << 8));
 #else
@@ -20,7 +22,7 @@ static inline __u16 vgate_flow_ntohs(__be16 port) {
 
 /* 1 when (src, sport) is the lower endpoint, that is when the source goes first in the key. Ports in host
  * order. Equal endpoints (a flow to itself) put the source first. */
-static inline int vgate_flow_src_is_low(const __u8* src, const __u8* dst, __u16 sport, __u16 dport) {
+VGATE_BPF_INLINE int vgate_flow_src_is_low(const __u8* src, const __u8* dst, __u16 sport, __u16 dport) {
   int order = 0;
 #ifdef __bpf__
 #pragma unroll
@@ -33,8 +35,8 @@ static inline int vgate_flow_src_is_low(const __u8* src, const __u8* dst, __u16 
 
 /* Fills the fast path key's endpoints from a packet's: the lower endpoint first. Ports in network order, as
  * the key holds them. */
-static inline void vgate_fp_key_normalize(struct vgate_fp_key* key, const __u8* src, const __u8* dst,
-                                          __be16 sport, __be16 dport) {
+VGATE_BPF_INLINE void vgate_fp_key_normalize(struct vgate_fp_key* key, const __u8* src, const __u8* dst,
+                                             __be16 sport, __be16 dport) {
   if (vgate_flow_src_is_low(src, dst, vgate_flow_ntohs(sport), vgate_flow_ntohs(dport))) {
     __builtin_memcpy(key->addr_low, src, 16);
     __builtin_memcpy(key->addr_high, dst, 16);

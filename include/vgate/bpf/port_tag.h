@@ -8,6 +8,8 @@
 
 #include <linux/types.h>
 
+#include "vgate/bpf/compiler.h"
+
 #define VGATE_FP_TAG_PROTO 0x88a8
 #define VGATE_FP_TAG_SIDE_BIT 0x2000
 #define VGATE_FP_TAG_PAIR_MASK 0x0fff
@@ -21,21 +23,21 @@
 #define VGATE_FP_TAG_SIDE_BYTE_BIT (VGATE_FP_TAG_SIDE_BIT >> 8)
 
 /* The TCI of a pair's tag for a packet on `side`. */
-static inline __u16 vgate_port_tag_tci(__u16 pair_id, __u8 side) {
+VGATE_BPF_INLINE __u16 vgate_port_tag_tci(__u16 pair_id, __u8 side) {
   return (__u16)((pair_id & VGATE_FP_TAG_PAIR_MASK) | (side ? VGATE_FP_TAG_SIDE_BIT : 0));
 }
 
-static inline __u16 vgate_port_tag_pair(__u16 tci) { return (__u16)(tci & VGATE_FP_TAG_PAIR_MASK); }
+VGATE_BPF_INLINE __u16 vgate_port_tag_pair(__u16 tci) { return (__u16)(tci & VGATE_FP_TAG_PAIR_MASK); }
 
 /* The side a TCI names; a parser that keeps the PCP alone has the side in its bit 0. */
-static inline __u8 vgate_port_tag_side(__u16 tci) {
+VGATE_BPF_INLINE __u8 vgate_port_tag_side(__u16 tci) {
   return (tci & VGATE_FP_TAG_SIDE_BIT) ? VGATE_FP_SIDE_OUTER : VGATE_FP_SIDE_INNER;
 }
-static inline __u8 vgate_port_tag_side_of_pcp(__u8 pcp) { return (__u8)(pcp & 1); }
+VGATE_BPF_INLINE __u8 vgate_port_tag_side_of_pcp(__u8 pcp) { return (__u8)(pcp & 1); }
 
 /* Reads the tag of a frame that starts with its Ethernet header. Returns 1 when the frame carries vgate's
  * tag (`pair_id` and `side` set), 0 otherwise. */
-static inline int vgate_port_tag_read(const __u8* frame, __u32 length, __u16* pair_id, __u8* side) {
+VGATE_BPF_INLINE int vgate_port_tag_read(const __u8* frame, __u32 length, __u16* pair_id, __u8* side) {
   if (length < 18 || frame[12] != (VGATE_FP_TAG_PROTO >> 8) || frame[13] != (VGATE_FP_TAG_PROTO & 0xff))
     return 0;
   __u16 tci = (__u16)(frame[VGATE_FP_TAG_TCI_OFFSET] << 8 | frame[VGATE_FP_TAG_TCI_OFFSET + 1]);
@@ -45,6 +47,6 @@ static inline int vgate_port_tag_read(const __u8* frame, __u32 length, __u16* pa
 }
 
 /* Sends a tagged frame back by the pair's other side: flips the side bit in place. */
-static inline void vgate_port_tag_flip_side(__u8* frame) {
+VGATE_BPF_INLINE void vgate_port_tag_flip_side(__u8* frame) {
   frame[VGATE_FP_TAG_TCI_OFFSET] ^= VGATE_FP_TAG_SIDE_BYTE_BIT;
 }
