@@ -13,6 +13,9 @@ namespace {
 
 constexpr unsigned kDrainBurst = 64;
 
+// What DPDK said went wrong (EEXIST for a name in use, ENOMEM, ...), never 0.
+int dpdkErrno() { return rte_errno != 0 ? rte_errno : ENOMEM; }
+
 }  // namespace
 
 uint64_t RecordPoolSizes::bytesPerWorker() const {
@@ -33,13 +36,15 @@ Result<std::unique_ptr<RecordPools>> RecordPools::create(const std::string& name
                                                sizeof(FlowMetadataRecord), sizes.metadataCache, 0, nullptr,
                                                nullptr, nullptr, nullptr, socket, 0);
   if (pools->endRecords_ == nullptr || pools->metadataRecords_ == nullptr) {
-    return makeError(ENOMEM, "cannot create the flow record pools: " + std::string(rte_strerror(rte_errno)));
+    return makeError(dpdkErrno(),
+                     "cannot create the flow record pools: " + std::string(rte_strerror(rte_errno)));
   }
   for (uint16_t id = 0; id < workers; ++id) {
     rte_ring* ring = rte_ring_create((name + "_rec_" + std::to_string(id)).c_str(), sizes.ringSize, socket,
                                      RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (ring == nullptr) {
-      return makeError(ENOMEM, "cannot create a flow record ring: " + std::string(rte_strerror(rte_errno)));
+      return makeError(dpdkErrno(),
+                       "cannot create a flow record ring: " + std::string(rte_strerror(rte_errno)));
     }
     pools->rings_.push_back(ring);
   }
