@@ -1,6 +1,7 @@
 // Tests for the L2-L4 packet parser: hand-built frames for every status, protocol, VLAN and IPv6 extension
 // header layout, plus truncation and lying-length sweeps that must never read out of bounds.
 #include "dataplane/packet/packet_parser.h"
+#include "support/byte_builder.h"
 
 #include <gtest/gtest.h>
 
@@ -15,30 +16,9 @@
 namespace vgate::dataplane {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using vgate::testing::Bytes;
 
-// Small byte writer; every field is written big-endian, as on the wire.
-class Builder {
- public:
-  Builder& u8(uint32_t v) {
-    bytes_.push_back(static_cast<uint8_t>(v));
-    return *this;
-  }
-  Builder& u16(uint32_t v) { return u8(v >> 8).u8(v); }
-  Builder& u32(uint32_t v) { return u16(v >> 16).u16(v); }
-  Builder& fill(size_t n, uint8_t v = 0) {
-    bytes_.insert(bytes_.end(), n, v);
-    return *this;
-  }
-  Builder& add(const Bytes& b) {
-    bytes_.insert(bytes_.end(), b.begin(), b.end());
-    return *this;
-  }
-  Bytes done() const { return bytes_; }
-
- private:
-  Bytes bytes_;
-};
+using vgate::testing::Builder;
 
 Bytes cat(std::initializer_list<Bytes> parts) {
   Bytes out;

@@ -16,12 +16,13 @@
 
 #include "dataplane/verdict/compiled_policy.h"
 #include "dataplane/verdict/policy_registry.h"
+#include "support/byte_builder.h"
 #include "support/eal_environment.h"
 
 namespace vgate::dataplane {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using vgate::testing::Bytes;
 
 constexpr uint8_t kFin = 0x01;
 constexpr uint8_t kSyn = 0x02;
@@ -34,29 +35,7 @@ constexpr uint32_t kServerIsn = 5000;
 constexpr uint32_t kPolicyVersion = 3;
 constexpr unsigned kMbufs = 511;
 
-// Small byte writer; every field is written big-endian, as on the wire.
-class Builder {
- public:
-  Builder& u8(uint32_t v) {
-    bytes_.push_back(static_cast<uint8_t>(v));
-    return *this;
-  }
-  Builder& u16(uint32_t v) { return u8(v >> 8).u8(v); }
-  Builder& u24(uint32_t v) { return u8(v >> 16).u16(v); }
-  Builder& u32(uint32_t v) { return u16(v >> 16).u16(v); }
-  Builder& add(const Bytes& b) {
-    bytes_.insert(bytes_.end(), b.begin(), b.end());
-    return *this;
-  }
-  Builder& add(const std::string& s) {
-    bytes_.insert(bytes_.end(), s.begin(), s.end());
-    return *this;
-  }
-  Bytes done() const { return bytes_; }
-
- private:
-  Bytes bytes_;
-};
+using vgate::testing::Builder;
 
 struct Address {
   explicit Address(const std::string& text) : v6(text.find(':') != std::string::npos) {
