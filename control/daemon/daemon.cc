@@ -12,18 +12,14 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
-#include <string_view>
 
 #include "control/daemon/control_verbs.h"
 #include "control/daemon/port_store.h"
