@@ -137,7 +137,7 @@ void BM_WorkerProcessBurst(benchmark::State& state) {
   size_t next = 0;
   uint64_t now = 1'700'000'000'000'000;
   for (auto _ : state) {
-    rte_mbuf* burst[kBurstSize];
+    rte_mbuf* burst[kBurstOutputCapacity];
     std::copy(packets.begin() + static_cast<long>(next),
               packets.begin() + static_cast<long>(next + kBurstSize), burst);
     benchmark::DoNotOptimize(worker->processBurst(burst, kBurstSize, now));

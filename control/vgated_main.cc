@@ -24,6 +24,7 @@ constexpr const char* kUsage =
     "      With --policy, each flow carries the verdict, rule, policy and mode that judged it.\n"
     "  run [--policy FILE] [--socket PATH] [--state-dir DIR] [--bpffs DIR] [--fail-mode open|closed]\n"
     "      [--workers N] [--flow-log PATH|-] [--metrics-address HOST:PORT] [--driver af_xdp|af_packet]\n"
+    "      [--inspection-slots N] [--inspection-timeout SECONDS] [--exception-policy policy|drop|pass]\n"
     "      Protect containers on this node in the foreground: vgatectl attaches them through --socket\n"
     "      (default /run/vgate/vgated.sock). State in --state-dir (default /run/vgate), BPF maps pinned\n"
     "      in --bpffs (default /sys/fs/bpf/vgate). SIGTERM stops it; interception stays in place and\n"

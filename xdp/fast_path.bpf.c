@@ -207,8 +207,8 @@ static __always_inline int inspectInSlowPath(struct __sk_buff* skb, __u32 hash, 
   return toSlowPath(skb, config, port, hash);
 }
 
-// ARP, neighbour discovery and other non-flow traffic cross a pair untouched, whatever the dataplane's state:
-// established flows need their neighbours.
+// ARP, neighbour discovery and MLD cross a pair untouched, whatever the dataplane's state: established flows
+// need their neighbours. Nothing else does (DESIGN.md, "Enforcement integrity").
 static __always_inline int notFlow(struct __sk_buff* skb) {
   count(VGATE_FP_STAT_NOT_FLOW);
   __u32 ifindex = skb->ingress_ifindex;
@@ -216,40 +216,89 @@ static __always_inline int notFlow(struct __sk_buff* skb) {
   return port ? bpf_redirect(port->partner_ifindex, 0) : TC_ACT_OK;
 }
 
-// ICMPv6 that neighbour discovery and multicast listeners need (router/neighbour solicitation and
-// advertisement, redirect, MLD): never a flow to judge.
-static __always_inline int isNeighbourIcmpv6(__u8 type) {
-  return (type >= 133 && type <= 137) || (type >= 130 && type <= 132) || type == 143;
+static __always_inline int dropCounted(__u32 stat) {
+  count(stat);
+  return TC_ACT_SHOT;
 }
+
+// ICMPv6 that neighbour discovery and multicast listeners need, with the hop limit RFC 4861 and RFC 3810
+// require of it (255 for router/neighbour solicitation and advertisement and redirect, 1 for MLD): link-local
+// by construction, so never a flow to judge. Any other ICMPv6 is judged.
+static __always_inline int isNeighbourIcmpv6(__u8 type, __u8 hopLimit) {
+  if (type >= 133 && type <= 137) return hopLimit == 255;
+  if ((type >= 130 && type <= 132) || type == 143) return hopLimit == 1;
+  return 0;
+}
+
+// A packet whose flow the fast path cannot name by its ports (a fragment, another IP protocol, IPv6 extension
+// headers past the walk's bound): to the slow path, steered by its addresses alone so that every fragment of
+// a datagram reaches the same worker.
+static __always_inline int missByAddresses(struct __sk_buff* skb, struct vgate_fp_key* key, __u8* src,
+                                           __u8* dst, __u32 stat) {
+  count(stat);
+  vgate_fp_key_normalize(key, src, dst, 0, 0);
+  return miss(skb, flowHash(key), 0);
+}
+
+#define VGATE_FP_IPV6_HEADERS_WALKED 4
 
 SEC("tc")
 int vgate_fast_path(struct __sk_buff* skb) {
   void* data = (void*)(long)skb->data;
   void* end = (void*)(long)skb->data_end;
   struct ethhdr* eth = data;
-  if ((void*)(eth + 1) > end) goto not_flow;
+  if ((void*)(eth + 1) > end) return dropCounted(VGATE_FP_STAT_DROP_MALFORMED);
   struct vgate_fp_key key;
   __builtin_memset(&key, 0, sizeof(key));
   key.ifindex = skb->ingress_ifindex;
   __u8 src[16], dst[16];
+  __u8 hopLimit = 0;
   void* l4;
   if (eth->h_proto == bpf_htons(ETH_P_IP)) {
     struct iphdr* ip = (void*)(eth + 1);
-    if ((void*)(ip + 1) > end) goto not_flow;
-    if (ip->frag_off & bpf_htons(0x3fff)) goto not_flow;  // fragments: the slow path reassembles them
+    if ((void*)(ip + 1) > end) return dropCounted(VGATE_FP_STAT_DROP_MALFORMED);
+    if (ip->version != 4 || ip->ihl < 5) return dropCounted(VGATE_FP_STAT_DROP_MALFORMED);
     key.protocol = ip->protocol;
     mapIpv4(src, ip->saddr);
     mapIpv4(dst, ip->daddr);
+    // Every fragment, the first included: the slow path reassembles the datagram and judges it whole.
+    if (ip->frag_off & bpf_htons(0x3fff)) return missByAddresses(skb, &key, src, dst, VGATE_FP_STAT_FRAGMENT);
     l4 = (void*)ip + ip->ihl * 4;
   } else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
     struct ipv6hdr* ip6 = (void*)(eth + 1);
-    if ((void*)(ip6 + 1) > end) goto not_flow;
-    key.protocol = ip6->nexthdr;  // extension headers are left to the slow path
+    if ((void*)(ip6 + 1) > end) return dropCounted(VGATE_FP_STAT_DROP_MALFORMED);
+    if (ip6->version != 6) return dropCounted(VGATE_FP_STAT_DROP_MALFORMED);
     __builtin_memcpy(src, &ip6->saddr, 16);
     __builtin_memcpy(dst, &ip6->daddr, 16);
-    l4 = ip6 + 1;
+    hopLimit = ip6->hop_limit;
+    __u8 next = ip6->nexthdr;
+    __u8* header = (__u8*)(ip6 + 1);
+    int walked = 0;
+    // Hop-by-hop, destination options, routing and AH headers are walked to the transport header, a bounded
+    // number of them; a fragment header, or more headers than that, go to the slow path, which walks them all
+    // (up to its own bound) and reassembles.
+#pragma unroll
+    for (int i = 0; i < VGATE_FP_IPV6_HEADERS_WALKED; i++) {
+      if (next != IPPROTO_HOPOPTS && next != IPPROTO_DSTOPTS && next != IPPROTO_ROUTING && next != IPPROTO_AH)
+        break;
+      if ((void*)(header + 8) > end) return dropCounted(VGATE_FP_STAT_DROP_MALFORMED);
+      // Hop-by-hop options come first or not at all (RFC 8200 4.3).
+      if (next == IPPROTO_HOPOPTS && i != 0) return dropCounted(VGATE_FP_STAT_DROP_MALFORMED);
+      // A routing header with segments left would send the packet on to an address the policy never saw.
+      if (next == IPPROTO_ROUTING && header[3] != 0) return dropCounted(VGATE_FP_STAT_DROP_ROUTING);
+      __u32 length = next == IPPROTO_AH ? ((__u32)header[1] + 2) * 4 : ((__u32)header[1] + 1) * 8;
+      next = header[0];
+      header += length;
+      walked = 1;
+    }
+    key.protocol = next;
+    if (walked) count(VGATE_FP_STAT_IPV6_EXTENSIONS);
+    if (next == IPPROTO_FRAGMENT) return missByAddresses(skb, &key, src, dst, VGATE_FP_STAT_FRAGMENT);
+    l4 = header;
+  } else if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
+    return notFlow(skb);
   } else {
-    goto not_flow;
+    return dropCounted(VGATE_FP_STAT_DROP_ETHERTYPE);
   }
   __u8 tcpFlags = 0;
   __u32 l4Header = 0;
@@ -257,28 +306,37 @@ int vgate_fast_path(struct __sk_buff* skb) {
   if (key.protocol == IPPROTO_ICMP || key.protocol == IPPROTO_ICMPV6) {
     // Echo and errors are the dataplane's to judge, one packet at a time: they never get a fast path entry.
     __u8* icmp = l4;
-    if ((void*)(icmp + 1) > end) goto not_flow;
-    if (key.protocol == IPPROTO_ICMPV6 && isNeighbourIcmpv6(icmp[0])) goto not_flow;
+    if ((void*)(icmp + 1) > end) return dropCounted(VGATE_FP_STAT_DROP_MALFORMED);
+    if (key.protocol == IPPROTO_ICMPV6 && isNeighbourIcmpv6(icmp[0], hopLimit)) return notFlow(skb);
     return miss(skb, icmpHash(&key, icmp, end, src, dst), 0);
   } else if (key.protocol == IPPROTO_TCP) {
     struct tcphdr* tcp = l4;
-    if ((void*)(tcp + 1) > end) goto not_flow;
+    if ((void*)(tcp + 1) > end) return dropCounted(VGATE_FP_STAT_DROP_MALFORMED);
+    if (tcp->doff < 5) return dropCounted(VGATE_FP_STAT_DROP_MALFORMED);
     sport = tcp->source;
     dport = tcp->dest;
     tcpFlags = ((__u8*)tcp)[13];
     l4Header = tcp->doff * 4;
   } else if (key.protocol == IPPROTO_UDP) {
     struct udphdr* udp = l4;
-    if ((void*)(udp + 1) > end) goto not_flow;
+    if ((void*)(udp + 1) > end) return dropCounted(VGATE_FP_STAT_DROP_MALFORMED);
     sport = udp->source;
     dport = udp->dest;
     l4Header = sizeof(*udp);
   } else {
-    goto not_flow;
+    return missByAddresses(skb, &key, src, dst, VGATE_FP_STAT_OTHER_PROTOCOL);
   }
   vgate_fp_key_normalize(&key, src, dst, sport, dport);
-  struct vgate_fp_value* flow = bpf_map_lookup_elem(&vgate_fp_flows, &key);
   __u32 headers = (__u32)((char*)l4 - (char*)data) + l4Header;
+  // A SYN opens a connection: on a 5-tuple the fast path knows, it may be a new connection reusing it (after
+  // a RST, a FIN or a timeout the worker has not swept yet), which must get its own verdict, not the last
+  // one's. The slow path tells a retransmission from a new connection.
+  if ((tcpFlags & 0x12) == 0x02) {
+    struct vgate_fp_value* known = bpf_map_lookup_elem(&vgate_fp_flows, &key);
+    if (known) count(VGATE_FP_STAT_TCP_SYN);
+    return miss(skb, flowHash(&key), headers);
+  }
+  struct vgate_fp_value* flow = bpf_map_lookup_elem(&vgate_fp_flows, &key);
   if (!flow) return miss(skb, flowHash(&key), headers);
   if (flow->action == VGATE_FP_INSPECT) {
     int sent = inspectInSlowPath(skb, flowHash(&key), headers);
@@ -296,9 +354,6 @@ int vgate_fast_path(struct __sk_buff* skb) {
   }
   count(VGATE_FP_STAT_HIT);
   return bpf_redirect(flow->redirect_ifindex, 0);
-
-not_flow:
-  return notFlow(skb);
 }
 
 // On vgate's end of each trunk (ingress): a packet the dataplane hands back, tagged with its pair and the

@@ -105,6 +105,7 @@ Json workerStatus(const dataplane::LiveWorkerStatus& worker) {
       {"id", worker.id}, {"driver", worker.driver}, {"interface", worker.interface}, {"flows", worker.flows}};
   entry.update(countersJson(worker.counters));
   entry.update(countersJson(worker.lane));
+  entry.update(countersJson(worker.fragments));
   Json parse = Json::object();
   for (int i = 0; i < dataplane::kParseStatusCount; ++i)
     parse[dataplane::parseStatusName(static_cast<dataplane::ParseStatus>(i))] =

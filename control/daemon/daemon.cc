@@ -30,6 +30,7 @@
 #include "control/socket/control_server.h"
 #include "dataplane/eal/eal.h"
 #include "dataplane/fastpath/fast_path.h"
+#include "dataplane/inspect/inspector.h"
 #include "dataplane/live/live_dataplane.h"
 #include "dataplane/verdict/compiled_policy.h"
 #include "dataplane/verdict/policy_registry.h"
@@ -179,7 +180,9 @@ Result<void> Daemon::start() {
     dataplane::EalOptions ealOptions;
     ealOptions.programName = "vgated";
     ealOptions.lcores = options_.workers + 1u;
-    uint64_t perWorker = uint64_t{options_.flowsPerWorker} * 256 + (64u << 20);
+    uint64_t perWorker = uint64_t{options_.flowsPerWorker} * 256 +
+                         uint64_t{options_.inspectionSlots} * sizeof(dataplane::InspectionState) +
+                         (64u << 20);
     ealOptions.memoryMb = static_cast<uint32_t>((perWorker * options_.workers + (256u << 20)) >> 20);
     auto eal = dataplane::EalSession::start(ealOptions);
     if (!eal) return eal.error();
@@ -211,6 +214,11 @@ Result<void> Daemon::start() {
     for (const Trunk& trunk : trunks_) liveOptions.trunkInterfaces.push_back(trunk.farName);
     liveOptions.driver = options_.driver;
     liveOptions.flowCapacity = options_.flowsPerWorker;
+    liveOptions.inspectionSlots = options_.inspectionSlots;
+    liveOptions.inspectionTimeoutUs = uint64_t{options_.inspectionTimeoutSeconds} * 1'000'000;
+    liveOptions.exceptionPolicy = options_.exceptionPolicy == "drop"   ? dataplane::ExceptionPolicy::kDrop
+                                  : options_.exceptionPolicy == "pass" ? dataplane::ExceptionPolicy::kPass
+                                                                       : dataplane::ExceptionPolicy::kPolicy;
     liveOptions.policies = policies_.get();
     liveOptions.fastPath = fastPath_.get();
     liveOptions.ports = &portTable_;

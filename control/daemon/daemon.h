@@ -23,6 +23,11 @@ struct DaemonOptions {
   uint32_t heartbeatTimeoutMs = 1000;
   uint32_t flowsPerWorker = 1u << 18;
   uint32_t fastPathFlows = 1u << 20;
+  // Handshakes inspected at once per worker, how long one may take, and what a flow gets without its L7
+  // facts (DESIGN.md, "Enforcement integrity").
+  uint32_t inspectionSlots = 4096;
+  uint32_t inspectionTimeoutSeconds = 5;
+  std::string exceptionPolicy = "policy";
   // Benchmarks only: never offload flows (the slow path carries everything), or forward without judging.
   bool offload = true;
   bool ioForward = false;

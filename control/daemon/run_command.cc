@@ -28,7 +28,8 @@ bool validHostPort(const std::string& text) {
 int runRunCommand(int argc, char** argv, int first) {
   CommandSpec spec{"run",
                    {"policy", "socket", "state-dir", "bpffs", "fail-mode", "workers", "flow-log",
-                    "metrics-address", "driver", "heartbeat-timeout-ms", "flows", "offload"},
+                    "metrics-address", "driver", "heartbeat-timeout-ms", "flows", "offload",
+                    "inspection-slots", "inspection-timeout", "exception-policy"},
                    {"io-forward"}};
   auto arguments = parseCommandArguments(spec, argc, argv, first);
   if (!arguments) return fail(arguments.error().message);
@@ -57,6 +58,20 @@ int runRunCommand(int argc, char** argv, int first) {
       parseUnsigned(args.get("flows", std::to_string(options.flowsPerWorker)), 1024, 1u << 24, "flows");
   if (!flows) return fail(flows.error().message);
   options.flowsPerWorker = static_cast<uint32_t>(flows.value());
+  auto slots = parseUnsigned(args.get("inspection-slots", std::to_string(options.inspectionSlots)), 16,
+                             1u << 16, "inspection-slots");
+  if (!slots) return fail(slots.error().message);
+  options.inspectionSlots = static_cast<uint32_t>(slots.value());
+  auto inspectionTimeout =
+      parseUnsigned(args.get("inspection-timeout", std::to_string(options.inspectionTimeoutSeconds)), 1, 600,
+                    "inspection-timeout");
+  if (!inspectionTimeout) return fail(inspectionTimeout.error().message);
+  options.inspectionTimeoutSeconds = static_cast<uint32_t>(inspectionTimeout.value());
+  options.exceptionPolicy = args.get("exception-policy", options.exceptionPolicy);
+  if (options.exceptionPolicy != "policy" && options.exceptionPolicy != "drop" &&
+      options.exceptionPolicy != "pass") {
+    return fail("--exception-policy must be policy, drop or pass, not '" + options.exceptionPolicy + "'");
+  }
   auto heartbeat =
       parseUnsigned(args.get("heartbeat-timeout-ms", "1000"), 300, 60000, "heartbeat-timeout-ms");
   if (!heartbeat) return fail(heartbeat.error().message);

@@ -2,9 +2,11 @@
 // at the position of the node at fault, all of them in one pass.
 #include "control/policy/policy_validator.h"
 
+#include <netinet/in.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <charconv>
 #include <initializer_list>
 #include <map>
 #include <optional>
@@ -403,10 +405,23 @@ void Validator::parseMatch(const Node* node, Rule* rule) {
   Fields f = fields(node, {"protocol", "family", "source", "destination", "tls", "http", "payload", "icmp"});
   std::optional<std::string> protocolName;
   if (const Entry* e = find(f, "protocol")) {
-    static constexpr Protocol kProtocols[] = {Protocol::kTcp,    Protocol::kUdp,  Protocol::kIcmp,
-                                              Protocol::kIcmpv6, Protocol::kSctp, Protocol::kAny};
-    if (auto index = choice(*e, {"tcp", "udp", "icmp", "icmpv6", "sctp", "any"})) {
-      rule->protocol = kProtocols[*index];
+    // Any IP protocol, by name or by its IANA number: what a rule does not name falls to the default.
+    static constexpr uint8_t kProtocols[] = {IPPROTO_TCP,    IPPROTO_UDP,  IPPROTO_ICMP,
+                                             IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_GRE,
+                                             IPPROTO_ESP,    IPPROTO_AH,   0};
+    const std::string* text = e->value && e->value->isScalar() ? &e->value->scalar : nullptr;
+    unsigned number = 0;
+    auto [end, problem] =
+        text ? std::from_chars(text->data(), text->data() + text->size(), number) : std::from_chars_result{};
+    if (text && !text->empty() && problem == std::errc() && end == text->data() + text->size()) {
+      if (number > 255) {
+        error(e->value, "invalid protocol '" + *text + "': an IP protocol number is 0 to 255");
+      } else {
+        rule->protocol = static_cast<Protocol>(number);
+        protocolName = *text;
+      }
+    } else if (auto index = choice(*e, {"tcp", "udp", "icmp", "icmpv6", "sctp", "gre", "esp", "ah", "any"})) {
+      rule->protocol = static_cast<Protocol>(kProtocols[*index]);
       protocolName = e->value->scalar;
     }
   }

@@ -100,7 +100,9 @@ bool Inspector::onTcp(InspectionState& state, const ParsedPacket& packet, const 
     state.streamBase[direction] = packet.tcpSeq;
     state.baseKnown[direction] = true;
   }
-  uint32_t offset = packet.tcpSeq - state.streamBase[direction];
+  // A SYN's own data (TCP Fast Open) starts after the sequence number the SYN itself takes.
+  uint32_t dataSeq = packet.tcpSeq + ((packet.tcpFlags & kTcpSyn) ? 1 : 0);
+  uint32_t offset = dataSeq - state.streamBase[direction];
   if (offset < 0x80000000u) {  // serial-number arithmetic: larger means before the base (an old retransmit)
     InsertResult result = state.stream[direction].insert(offset, payload, packet.payloadLength);
     if (result == InsertResult::kOverlapConflict) ++counters_.overlapConflicts;

@@ -106,7 +106,7 @@ struct LiveDataplane::Lane {
 int LiveDataplane::laneMain(void* argument) {
   auto* lane = static_cast<Lane*>(argument);
   Worker& worker = *lane->worker;
-  rte_mbuf* burst[kBurstSize];
+  rte_mbuf* burst[kBurstOutputCapacity];
   uint32_t sleepUs = 1;
   uint64_t lastPacketUs = 0;
   uint64_t nextSweepUs = 0;
@@ -207,6 +207,8 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
     config.policies = options.policies;
     config.offload = lane->offload.get();
     config.outerTagIsPortPair = true;
+    config.inspectionTimeoutUs = options.inspectionTimeoutUs;
+    config.exceptionPolicy = options.exceptionPolicy;
     auto worker = Worker::create(config);
     if (!worker) return worker.error();
     lane->worker = std::move(worker).value();
@@ -254,6 +256,7 @@ std::vector<LiveWorkerStatus> LiveDataplane::status() const {
     status.counters = lane->worker->counters();
     status.flows = lane->worker->flowTable().size();
     status.inspection = lane->worker->inspectionCounters();
+    status.fragments = lane->worker->fragmentCounters();
     status.lane.txDropped = lane->txDropped;
     status.lane.untagged = lane->untagged;
     status.lane.offloadWriteFailures = lane->offload ? lane->offload->writeFailures() : 0;

@@ -25,7 +25,9 @@ struct LiveOptions {
   std::vector<std::string> trunkInterfaces;  // the far end of each trunk, in the calling thread's netns
   std::string driver = "net_af_xdp";         // or "net_af_packet"
   uint32_t flowCapacity = 1u << 18;          // per worker
-  uint32_t inspectionSlots = 1024;           // per worker
+  uint32_t inspectionSlots = 4096;           // per worker
+  uint64_t inspectionTimeoutUs = 5'000'000;
+  ExceptionPolicy exceptionPolicy = ExceptionPolicy::kPolicy;
   FlowTimeouts timeouts;
   PolicyRegistry* policies = nullptr;  // needs a thread id per worker
   FastPath* fastPath = nullptr;        // none: flows are never offloaded
@@ -65,6 +67,7 @@ struct LiveWorkerStatus {
   uint32_t flows = 0;  // in the flow table now
   WorkerCounters counters;
   InspectionCounters inspection;
+  FragmentCounters fragments;
   LaneCounters lane;
 };
 

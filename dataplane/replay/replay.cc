@@ -43,7 +43,7 @@ struct WorkerLane {
 int workerMain(void* argument) {
   auto* lane = static_cast<WorkerLane*>(argument);
   Worker& worker = *lane->worker;
-  rte_mbuf* burst[kBurstSize];
+  rte_mbuf* burst[kBurstOutputCapacity];
   for (;;) {
     unsigned count =
         rte_ring_sc_dequeue_burst(lane->input, reinterpret_cast<void**>(burst), kBurstSize, nullptr);

@@ -3,7 +3,6 @@
 
 #include <netinet/in.h>
 #include <rte_ip.h>
-#include <rte_ip_frag.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_mempool.h>
@@ -25,7 +24,9 @@ constexpr uint8_t kTcpFin = 0x01;
 constexpr uint8_t kTcpSyn = 0x02;
 constexpr uint8_t kTcpRst = 0x04;
 constexpr uint8_t kTcpAck = 0x10;
-constexpr uint32_t kFragmentAccounts = 256;
+constexpr uint8_t kReplyResetSender = 0x01;
+constexpr uint8_t kReplyResetReceiver = 0x02;
+constexpr uint8_t kReplyUnreachable = 0x04;
 constexpr uint32_t kScratchBytes = 65536 + 256;
 
 FlowState recordState(const Flow& flow) {
@@ -84,15 +85,9 @@ void WorkerCounters::add(const WorkerCounters& other) {
   for (int i = 0; i < kParseStatusCount; ++i) parseStatus[i] += other.parseStatus[i];
 }
 
-struct Worker::FragmentAccount {
-  uint8_t src[16];
-  uint8_t dst[16];
-  uint32_t id;
-  uint8_t ipVersion;
-  bool used;
-  uint64_t pkts;
-  uint64_t bytes;
-  uint64_t lastUs;
+struct Worker::SlotOwner {
+  FlowKey key;
+  uint64_t sinceUs;  // 0: the slot is free
 };
 
 struct Worker::OffloadAccount {
@@ -119,12 +114,14 @@ Result<std::unique_ptr<Worker>> Worker::create(const WorkerConfig& config) {
   auto pool = InspectionPool::create(config.inspectionSlots, config.socket);
   if (!pool) return pool.error();
   worker->inspections_ = std::move(pool).value();
-  // The fragment table's clock is whatever the caller passes as "cycles": we pass microseconds of packet
-  // time, so replayed captures age fragments in capture time.
-  uint32_t buckets = std::max<uint32_t>(config.fragmentFlows / 8, 16);
-  worker->fragmentTable_ =
-      rte_ip_frag_table_create(buckets, 8, buckets * 8, config.fragmentTimeoutUs, config.socket);
-  if (worker->fragmentTable_ == nullptr) return makeError(ENOMEM, "cannot create the IP fragment table");
+  worker->slotOwners_ = std::make_unique<SlotOwner[]>(config.inspectionSlots);
+  FragmentConfig fragmentConfig;
+  fragmentConfig.datagrams = config.fragmentFlows;
+  fragmentConfig.timeoutUs = config.fragmentTimeoutUs;
+  fragmentConfig.socket = config.socket;
+  auto fragments = FragmentReassembler::create(fragmentConfig);
+  if (!fragments) return fragments.error();
+  worker->fragments_ = std::move(fragments).value();
   if (config.policies != nullptr) {
     if (auto registered = config.policies->registerWorker(config.id); !registered) return registered.error();
     worker->registered_ = true;
@@ -139,7 +136,6 @@ Result<std::unique_ptr<Worker>> Worker::create(const WorkerConfig& config) {
 Worker::Worker(const WorkerConfig& config)
     : config_(config),
       inspector_(std::make_unique<Inspector>()),
-      fragmentAccounts_(std::make_unique<FragmentAccount[]>(kFragmentAccounts)),
       scratch_(std::make_unique<uint8_t[]>(kScratchBytes)) {}
 
 // Reads the policy in force for one burst (or one expiry sweep) and reports quiescence when it ends, so that
@@ -161,7 +157,6 @@ void Worker::reportQuiescent() {
 
 Worker::~Worker() {
   if (registered_) config_.policies->unregisterWorker(config_.id);
-  if (fragmentTable_ != nullptr) rte_ip_frag_table_destroy(fragmentTable_);
 }
 
 uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) {
@@ -175,6 +170,13 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
   uint64_t timestamps[kBurstSize];
   uint16_t flowSlot[kBurstSize];  // for each flow packet, its place among the kept mbufs
   bool forward[kBurstSize];
+  // Datagrams completed in this burst, by their place among the kept mbufs (-1: not one): they leave as
+  // fragments cut again from what was judged.
+  int8_t datagramOf[kBurstSize];
+  ReassembledDatagram datagrams[kBurstSize];
+  uint16_t datagramCount = 0;
+  const ParsedPacket* parsedOf[kBurstSize];  // by place among the kept mbufs, for those that are flows
+  uint8_t replies[kBurstSize] = {};
   uint16_t flowCount = 0;
   uint16_t kept = 0;
 
@@ -193,24 +195,23 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
     ++counters_.parseStatus[static_cast<int>(status)];
     uint64_t frames = 1;
     uint64_t frameBytes = mbuf->pkt_len;
+    datagramOf[kept] = -1;
     if (status == ParseStatus::kFragment) {
-      ++counters_.fragments;
-      ParsedPacket fragment = packet;
-      accountFragment(fragment, mbuf->pkt_len, timestamp);
-      if (!reassemble(mbuf, packet, timestamp)) {
-        continue;  // kept by the fragment table (or dropped as unsupported) until its datagram completes
-      }
-      ++counters_.fragmentsReassembled;
-      if (!takeFragmentAccount(fragment, frames, frameBytes)) {
-        frames = 1;
-        frameBytes = mbuf->pkt_len;
-      }
+      ReassembledDatagram& datagram = datagrams[datagramCount];
+      if (!fragments_->add(mbuf, packet, timestamp, datagram)) continue;  // held, or dropped and counted
+      mbuf = datagram.mbuf;
+      frames = datagram.frames;
+      frameBytes = datagram.frameBytes;
       status = parsePacket(rte_pktmbuf_mtod(mbuf, const uint8_t*), mbuf->data_len, mbuf->pkt_len, packet);
+      datagram.setHeaders(packet);
+      datagramOf[kept] = static_cast<int8_t>(datagramCount++);
     }
-    forward[kept] = true;
+    // Only ARP passes unjudged; a frame of another ethertype or one that does not parse is dropped, never
+    // passed on unread (the fast path drops most of them before they get here).
+    forward[kept] = status == ParseStatus::kOk || status == ParseStatus::kArp;
+    if (!forward[kept]) ++counters_.unparsedDropped;
     mbufs[kept++] = mbuf;
-    if (status != ParseStatus::kOk)
-      continue;  // ARP and other ethertypes pass; drop reasons are counted above
+    if (status != ParseStatus::kOk) continue;
     if ((packet.protocol == IPPROTO_ICMP || packet.protocol == IPPROTO_ICMPV6) &&
         judgeRelatedIcmpError(mbuf, packet, forward[kept - 1]))
       continue;
@@ -220,6 +221,7 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
     byteCounts[flowCount] = frameBytes;
     timestamps[flowCount] = timestamp;
     flowSlot[flowCount] = static_cast<uint16_t>(kept - 1);
+    parsedOf[kept - 1] = &packets[flowCount];
     ++flowCount;
   }
 
@@ -229,6 +231,12 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
   for (uint16_t i = 0; i < flowCount; ++i) {
     int32_t position = positions[i];
     if (evicted) table_->lookupBurst(&keyPointers[i], 1, &position);  // an eviction may have moved things
+    if (position >= 0 && startsNewConnection(position, packets[i], srcIsLow[i])) {
+      ++counters_.flowsReused;
+      endFlow(position, FlowEndReason::kReused, timestamps[i]);
+      evicted = true;  // as after an eviction, positions looked up before may be stale
+      position = -1;
+    }
     if (position < 0) position = table_->insert(keys[i]);
     if (position < 0) {
       int32_t victim = table_->pickVictim();
@@ -241,99 +249,93 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
       }
     }
     if (position < 0) {
+      // No flow to keep state in: the packet alone is judged, as its flow's first packet would be but with no
+      // L7 facts to wait for, and dropped unless that allows it.
       ++counters_.flowInsertFailed;
+      forward[flowSlot[i]] = judgeStateless(packets[i]);
       continue;
     }
+    const Flow& flow = table_->at(position);
+    bool decidedNow = flow.flowId == 0 || (flow.inspectFlags & kVerdictPending);
     forward[flowSlot[i]] = updateFlow(position, packets[i], srcIsLow[i], mbufs[flowSlot[i]], frameCounts[i],
                                       byteCounts[i], timestamps[i]);
+    if (!forward[flowSlot[i]]) replies[flowSlot[i]] = repliesFor(flow, packets[i], srcIsLow[i], decidedNow);
   }
 
-  // Denied packets leave the burst here; the rest keep their order.
+  // Denied packets leave the burst here; the rest keep their order, a judged datagram as its fragments.
+  rte_mbuf* out[kBurstOutputCapacity];
   uint16_t forwarded = 0;
   for (uint16_t i = 0; i < kept; ++i) {
-    if (forward[i]) {
-      mbufs[forwarded++] = mbufs[i];
-    } else {
+    if (!forward[i]) {
       ++counters_.denied;
+      if (replies[i] != 0) sendReplies(mbufs[i], *parsedOf[i], replies[i], clockUs_, out, forwarded);
       rte_pktmbuf_free(mbufs[i]);
+    } else if (datagramOf[i] >= 0) {
+      forwarded += fragments_->refragment(datagrams[datagramOf[i]], out + forwarded);
+    } else {
+      out[forwarded++] = mbufs[i];
     }
   }
+  std::memcpy(mbufs, out, forwarded * sizeof(rte_mbuf*));
   return forwarded;
 }
 
-bool Worker::reassemble(rte_mbuf*& mbuf, ParsedPacket& packet, uint64_t timestampUs) {
-  rte_ip_frag_death_row deathRow;
-  deathRow.cnt = 0;
-  rte_mbuf* result = nullptr;
-  mbuf->l2_len = packet.l3Offset;
-  if (packet.ipVersion == 4) {
-    auto* header = rte_pktmbuf_mtod_offset(mbuf, rte_ipv4_hdr*, packet.l3Offset);
-    mbuf->l3_len = rte_ipv4_hdr_len(header);
-    result = rte_ipv4_frag_reassemble_packet(fragmentTable_, &deathRow, mbuf, timestampUs, header);
-  } else {
-    auto* header = rte_pktmbuf_mtod_offset(mbuf, rte_ipv6_hdr*, packet.l3Offset);
-    // DPDK reassembles only a fragment header right after the fixed header; one behind other extension
-    // headers is counted and dropped rather than misread.
-    auto* fragmentHeader = rte_ipv6_frag_get_ipv6_fragment_header(header);
-    if (fragmentHeader == nullptr) {
-      ++counters_.fragmentsUnsupported;
-      rte_pktmbuf_free(mbuf);
-      return false;
-    }
-    mbuf->l3_len = sizeof(rte_ipv6_hdr) + sizeof(rte_ipv6_fragment_ext);
-    result =
-        rte_ipv6_frag_reassemble_packet(fragmentTable_, &deathRow, mbuf, timestampUs, header, fragmentHeader);
+uint8_t Worker::repliesFor(const Flow& flow, const ParsedPacket& packet, bool srcIsLow,
+                           bool decidedNow) const {
+  if (!dropsPackets(flow)) return 0;
+  const bool tcp = packet.protocol == IPPROTO_TCP;
+  if (tcp && (packet.tcpFlags & kTcpRst)) return 0;  // a reset is never answered
+  // Past its SYN, a segment's receiver holds a connection the drop would leave half open.
+  const bool receiverHasState = decidedNow && tcp && !(packet.tcpFlags & kTcpSyn);
+  if (flow.action == VerdictAction::kReject) {
+    if (packet.protocol == IPPROTO_ICMP || packet.protocol == IPPROTO_ICMPV6)
+      return 0;  // no error for an error
+    if (!tcp) return kReplyUnreachable;
+    return static_cast<uint8_t>(kReplyResetSender | (receiverHasState ? kReplyResetReceiver : 0));
   }
-  rte_ip_frag_free_death_row(&deathRow, 0);
-  if (result == nullptr) return false;
-  mbuf = result;
-  return true;
+  // A deny stays silent to the client, but a server must not keep a connection the verdict ended.
+  if (!receiverHasState) return 0;
+  bool fromClient = srcIsLow == (flow.clientIsLow != 0);
+  return fromClient ? kReplyResetReceiver : kReplyResetSender;
 }
 
-// Fragments are counted in their flow once their datagram completes; until then their frames wait here, so
-// that the flow's packet and byte counts are those of the frames on the wire, not of the reassembled
-// datagram.
-void Worker::accountFragment(const ParsedPacket& packet, uint32_t frameLength, uint64_t timestampUs) {
-  FragmentAccount* slot = nullptr;
-  FragmentAccount* oldest = &fragmentAccounts_[0];
-  for (uint32_t i = 0; i < kFragmentAccounts; ++i) {
-    FragmentAccount& account = fragmentAccounts_[i];
-    if (account.used && account.id == packet.fragmentId && account.ipVersion == packet.ipVersion &&
-        std::memcmp(account.src, packet.srcAddr, 16) == 0 &&
-        std::memcmp(account.dst, packet.dstAddr, 16) == 0) {
-      slot = &account;
-      break;
+void Worker::sendReplies(const rte_mbuf* dropped, const ParsedPacket& packet, uint8_t replies, uint64_t nowUs,
+                         rte_mbuf** out, uint16_t& count) {
+  for (uint8_t reply : {kReplyResetSender, kReplyResetReceiver, kReplyUnreachable}) {
+    if (!(replies & reply)) continue;
+    if (!replyLimiter_.take(nowUs)) {
+      ++counters_.repliesRateLimited;
+      continue;
     }
-    if (!account.used || account.lastUs < oldest->lastUs) oldest = &account;
+    rte_mbuf* built = reply == kReplyUnreachable
+                          ? buildPortUnreachable(dropped, packet, dropped->pool)
+                          : buildTcpReset(dropped, packet,
+                                          reply == kReplyResetSender ? ResetTo::kSender : ResetTo::kReceiver,
+                                          dropped->pool);
+    if (built == nullptr) {
+      ++counters_.repliesNoBuffer;
+      continue;
+    }
+    // Whatever leaves a worker leaves by the other side of its pair (the lane flips the tag): a reply to the
+    // sender is flipped first, so that it goes back out the way the dropped packet came in.
+    if (config_.outerTagIsPortPair && reply != kReplyResetReceiver)
+      vgate_port_tag_flip_side(rte_pktmbuf_mtod(built, uint8_t*));
+    ++(reply == kReplyUnreachable ? counters_.unreachablesSent : counters_.resetsSent);
+    out[count++] = built;
   }
-  if (slot == nullptr) {
-    slot = oldest;
-    std::memcpy(slot->src, packet.srcAddr, 16);
-    std::memcpy(slot->dst, packet.dstAddr, 16);
-    slot->id = packet.fragmentId;
-    slot->ipVersion = packet.ipVersion;
-    slot->used = true;
-    slot->pkts = 0;
-    slot->bytes = 0;
-  }
-  ++slot->pkts;
-  slot->bytes += frameLength;
-  slot->lastUs = timestampUs;
 }
 
-bool Worker::takeFragmentAccount(const ParsedPacket& packet, uint64_t& pkts, uint64_t& bytes) {
-  for (uint32_t i = 0; i < kFragmentAccounts; ++i) {
-    FragmentAccount& account = fragmentAccounts_[i];
-    if (account.used && account.id == packet.fragmentId && account.ipVersion == packet.ipVersion &&
-        std::memcmp(account.src, packet.srcAddr, 16) == 0 &&
-        std::memcmp(account.dst, packet.dstAddr, 16) == 0) {
-      pkts = account.pkts;
-      bytes = account.bytes;
-      account.used = false;
-      return true;
-    }
-  }
-  return false;
+bool Worker::startsNewConnection(int32_t position, const ParsedPacket& packet, bool srcIsLow) {
+  if (packet.protocol != IPPROTO_TCP || (packet.tcpFlags & (kTcpSyn | kTcpAck | kTcpRst)) != kTcpSyn)
+    return false;
+  Flow& flow = table_->at(position);
+  // A RST or FINs may have crossed the fast path since the worker last looked.
+  if (flow.offloadState != kNotOffloaded) collectOffloadUsage(position);
+  if (flow.tcp == TcpProgress::kClosed) return true;
+  bool fromClient = srcIsLow == (flow.clientIsLow != 0);
+  bool sameIsn = fromClient && (flow.inspectFlags & (kInspectBaseKnown << kToServer)) &&
+                 flow.seqBase[kToServer] == packet.tcpSeq + 1;
+  return !sameIsn;
 }
 
 bool Worker::dropsPackets(const Flow& flow) const {
@@ -507,15 +509,33 @@ L34Tuple tupleOf(const Flow& flow) {
 
 }  // namespace
 
-void Worker::judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFromClient) {
+uint8_t Worker::directionOf(const ParsedPacket& packet, bool packetFromClient) const {
   // Live, the port tag's side says where the packet entered its pair: the inner side is the container's own
   // end, so a packet from the client entering there means the container opened the flow. Replay has no
   // tags: CompiledPolicy tells the direction from the policy's endpoints.
-  uint8_t direction = kDirectionUnknown;
-  if (config_.outerTagIsPortPair && packet.vlanCount > 0) {
-    bool enteredInner = vgate_port_tag_side_of_pcp(packet.outerVlanPcp) == VGATE_FP_SIDE_INNER;
-    direction = enteredInner == packetFromClient ? kDirectionEgress : kDirectionIngress;
+  if (!config_.outerTagIsPortPair || packet.vlanCount == 0) return kDirectionUnknown;
+  bool enteredInner = vgate_port_tag_side_of_pcp(packet.outerVlanPcp) == VGATE_FP_SIDE_INNER;
+  return enteredInner == packetFromClient ? kDirectionEgress : kDirectionIngress;
+}
+
+bool Worker::judgeStateless(const ParsedPacket& packet) const {
+  if (policy_ == nullptr) return true;
+  L34Tuple tuple = tupleOf(packet, true);  // as far as anyone can tell, its sender opened the flow
+  tuple.direction = directionOf(packet, true);
+  VerdictDecision decision = policy_->classifyNewFlow(tuple);
+  VerdictAction action = decision.action;
+  if (decision.pending) {
+    InspectionFacts none;
+    action = config_.id < policy_->workerScratches()
+                 ? policy_->decide(tuple, none.facts, decision.ruleId, policy_->scratchFor(config_.id)).action
+                 : policy_->actionOf(decision.ruleId);
   }
+  bool denied = action == VerdictAction::kDeny || action == VerdictAction::kReject;
+  return !(denied && policy_->mode() == PolicyMode::kEnforce);
+}
+
+void Worker::judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFromClient) {
+  uint8_t direction = directionOf(packet, packetFromClient);
   flow.inspectFlags =
       static_cast<uint8_t>((flow.inspectFlags & ~kFlowDirectionMask) | (direction << kFlowDirectionShift));
   if (policy_ == nullptr) return;
@@ -559,6 +579,42 @@ void Worker::resolvePendingVerdict(Flow& flow, const InspectionState* state) {
   ++counters_.verdictsAfterL7;
 }
 
+void Worker::decideByException(Flow& flow) {
+  if (!(flow.inspectFlags & kVerdictPending) || policy_ == nullptr) return;
+  if (config_.exceptionPolicy == ExceptionPolicy::kPolicy) {
+    resolvePendingVerdict(flow, nullptr);
+    return;
+  }
+  flow.action =
+      config_.exceptionPolicy == ExceptionPolicy::kDrop ? VerdictAction::kDeny : VerdictAction::kAllow;
+  flow.ruleId = kNoRule;
+  flow.policyVersion = policy_->version();
+  flow.inspectFlags &= static_cast<uint8_t>(~kVerdictPending);
+  ++counters_.verdictsAfterL7;
+}
+
+void Worker::reclaimSlowInspections(uint64_t nowUs, uint32_t budget) {
+  const uint32_t slots = inspections_->slots();
+  for (uint32_t n = 0; n < budget && n < slots; ++n) {
+    uint32_t slot = nextSlotToCheck_;
+    nextSlotToCheck_ = nextSlotToCheck_ + 1 == slots ? 0 : nextSlotToCheck_ + 1;
+    SlotOwner& owner = slotOwners_[slot];
+    if (owner.sinceUs == 0 || nowUs <= owner.sinceUs || nowUs - owner.sinceUs <= config_.inspectionTimeoutUs)
+      continue;
+    const FlowKey* key = &owner.key;
+    int32_t position = -1;
+    table_->lookupBurst(&key, 1, &position);
+    if (position < 0 || table_->at(position).inspection != slot) {
+      owner.sinceUs = 0;  // not expected: every flow gives its slot back through finishInspection
+      continue;
+    }
+    Flow& flow = table_->at(position);
+    ++counters_.exceptionSlowHandshake;
+    decideByException(flow);
+    finishInspection(flow);
+  }
+}
+
 void Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction) {
   if (flow.inspection == kNoInspection) {
     if (packet.payloadLength == 0) return;
@@ -566,9 +622,14 @@ void Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int
     if (flow.inspection == kNoInspection) {
       ++inspector_->counters().poolExhausted;
       flow.inspectFlags |= kInspectFinished;
+      if (flow.inspectFlags & kVerdictPending) {
+        ++counters_.exceptionNoSlot;
+        decideByException(flow);
+      }
       return;
     }
     ++inspector_->counters().started;
+    slotOwners_[flow.inspection] = SlotOwner{flow.key, std::max<uint64_t>(flow.lastUs, 1)};
   }
   const uint8_t* payload = nullptr;
   if (packet.payloadLength > 0) {
@@ -613,6 +674,7 @@ void Worker::finishInspection(Flow& flow) {
       rte_mempool_put(config_.records.metadataRecords, record);
     }
   }
+  slotOwners_[flow.inspection].sinceUs = 0;
   inspections_->release(flow.inspection);
   flow.inspection = kNoInspection;
   flow.inspectFlags |= kInspectFinished;
@@ -693,6 +755,7 @@ void Worker::expire(uint64_t nowUs, uint32_t budget) {
     ++counters_.flowsTimedOut;
     endFlow(position, FlowEndReason::kTimeout, nowUs);
   });
+  reclaimSlowInspections(nowUs, budget);
 }
 
 void Worker::flushAll(uint64_t nowUs, FlowEndReason reason) {

@@ -7,9 +7,11 @@
 #include <memory>
 
 #include "dataplane/flow/flow_table.h"
+#include "dataplane/fragment/fragment_reassembler.h"
 #include "dataplane/inspect/inspector.h"
 #include "dataplane/packet/packet_parser.h"
 #include "dataplane/records/record_pools.h"
+#include "dataplane/reply/reject_reply.h"
 #include "dataplane/verdict/policy_registry.h"
 #include "dataplane/worker/flow_offload.h"
 #include "vgate/counters.h"
@@ -18,17 +20,27 @@
 
 struct rte_mbuf;
 struct rte_mempool;
-struct rte_ip_frag_tbl;
 
 namespace vgate::dataplane {
 
 inline constexpr uint16_t kBurstSize = 32;
+// What processBurst may leave in its array: a burst's datagrams cut again into fragments take more room than
+// the fragments that completed them.
+inline constexpr uint16_t kBurstOutputCapacity = kBurstSize * kMaxFragmentsPerDatagram;
+
+// What a flow whose verdict waits on L7 facts gets when it cannot have them: no inspection slot was free, or
+// its handshake outlived the inspection timeout (a slow or stalled sender). As Suricata's exception policies:
+// kPolicy decides as the policy does without the facts (under a default-deny policy, a deny), kDrop denies
+// the flow, kPass allows it (an explicit fail-open, counted like the others).
+enum class ExceptionPolicy : uint8_t { kPolicy, kDrop, kPass };
 
 struct WorkerConfig {
   uint16_t id = 0;
   int socket = -1;
   uint32_t flowCapacity = 1u << 18;
-  uint32_t inspectionSlots = 1024;
+  uint32_t inspectionSlots = 4096;  // handshakes inspected at once
+  uint64_t inspectionTimeoutUs = 5'000'000;
+  ExceptionPolicy exceptionPolicy = ExceptionPolicy::kPolicy;
   uint32_t fragmentFlows = 4096;  // datagrams being reassembled at once
   uint64_t fragmentTimeoutUs = 2'000'000;
   FlowTimeouts timeouts;
@@ -53,28 +65,42 @@ WorkerConfig workerConfigFor(uint16_t id, int socket, const RecordPools& records
                              uint32_t inspectionSlots, const FlowTimeouts& timeouts);
 
 // Per-worker counters: written by the worker only, cache-line aligned, summed by whoever reads them.
-#define VGATE_WORKER_COUNTERS(X)                                                                            \
-  X(packets, counter, "packets", "packets the worker received")                                             \
-  X(bytes, counter, "bytes", "bytes of the packets the worker received, Ethernet header included")          \
-  X(flowsCreated, counter, "flows", "flows created in the flow table")                                      \
-  X(flowsEnded, counter, "flows", "flows ended (by FIN/RST, timeout, eviction, shutdown or end of input)")  \
-  X(flowsEvicted, counter, "flows", "flows ended early to make room for new ones")                          \
-  X(flowsTimedOut, counter, "flows", "flows ended by their idle timeout")                                   \
-  X(flowInsertFailed, counter, "packets", "packets of new flows the full flow table could not take")        \
-  X(recordsLost, counter, "records", "flow end records lost: no free record or a full ring")                \
-  X(metadataLost, counter, "records", "flow metadata records lost: no free record or a full ring")          \
-  X(fragments, counter, "packets", "IP fragments received")                                                 \
-  X(fragmentsReassembled, counter, "datagrams", "datagrams completed from fragments")                       \
-  X(fragmentsUnsupported, counter, "packets", "IPv6 fragments whose fragment header follows other headers") \
-  X(verdictsImmediate, counter, "flows", "flows decided on their first packet")                             \
-  X(verdictsAfterL7, counter, "flows", "flows held pending, then decided on L7 facts")                      \
-  X(denied, counter, "packets", "packets dropped by a deny or reject verdict in enforce mode")              \
-  X(verdictsWithoutScratch, counter, "flows",                                                               \
-    "flows decided without their L7 facts: the published policy had no scratch for this worker")            \
-  X(flowsOffloaded, counter, "flows", "flows handed to the fast path")                                      \
-  X(offloadChecks, counter, "flows", "idle offloaded flows the worker asked the fast path about")           \
-  X(offloadEntriesLost, counter, "flows", "offloaded flows whose fast path entries had gone")               \
-  X(icmpErrorsRelated, counter, "packets", "ICMP errors about a known flow, judged by its verdict")
+#define VGATE_WORKER_COUNTERS(X)                                                                             \
+  X(packets, counter, "packets", "packets the worker received")                                              \
+  X(bytes, counter, "bytes", "bytes of the packets the worker received, Ethernet header included")           \
+  X(flowsCreated, counter, "flows", "flows created in the flow table")                                       \
+  X(flowsEnded, counter, "flows", "flows ended (by FIN/RST, timeout, eviction, shutdown or end of input)")   \
+  X(flowsEvicted, counter, "flows", "flows ended early to make room for new ones")                           \
+  X(flowsTimedOut, counter, "flows", "flows ended by their idle timeout")                                    \
+  X(flowInsertFailed, counter, "packets",                                                                    \
+    "packets of new flows the full flow table could not take: judged alone, with no L7 facts")               \
+  X(unparsedDropped, counter, "packets",                                                                     \
+    "packets dropped unjudged: not IP or ARP, or not parsed (see parseStatus)")                              \
+  X(recordsLost, counter, "records", "flow end records lost: no free record or a full ring")                 \
+  X(metadataLost, counter, "records", "flow metadata records lost: no free record or a full ring")           \
+  X(flowsReused, counter, "flows",                                                                           \
+    "flows ended by a new connection on their 5-tuple: a SYN with a new sequence number, or after a close")  \
+  X(exceptionNoSlot, counter, "flows",                                                                       \
+    "flows waiting on L7 facts that found no inspection slot free: decided by the exception policy")         \
+  X(exceptionSlowHandshake, counter, "flows",                                                                \
+    "inspections that outlived the inspection timeout (a slow or stalled sender): decided by the exception " \
+    "policy")                                                                                                \
+  X(verdictsImmediate, counter, "flows", "flows decided on their first packet")                              \
+  X(verdictsAfterL7, counter, "flows", "flows held pending, then decided on L7 facts")                       \
+  X(denied, counter, "packets", "packets dropped by a deny or reject verdict in enforce mode")               \
+  X(verdictsWithoutScratch, counter, "flows",                                                                \
+    "flows decided without their L7 facts: the published policy had no scratch for this worker")             \
+  X(flowsOffloaded, counter, "flows", "flows handed to the fast path")                                       \
+  X(offloadChecks, counter, "flows", "idle offloaded flows the worker asked the fast path about")            \
+  X(offloadEntriesLost, counter, "flows", "offloaded flows whose fast path entries had gone")                \
+  X(icmpErrorsRelated, counter, "packets", "ICMP errors about a known flow, judged by its verdict")          \
+  X(resetsSent, counter, "packets",                                                                          \
+    "TCP resets sent: to the client of a rejected flow, to a server whose "                                  \
+    "connection a reject or an L7 deny ended")                                                               \
+  X(unreachablesSent, counter, "packets", "ICMP port unreachables sent for rejected datagrams")              \
+  X(repliesRateLimited, counter, "packets", "resets and unreachables not sent: over the rate limit")         \
+  X(repliesNoBuffer, counter, "packets",                                                                     \
+    "resets and unreachables not sent: no free mbuf, or none due (a multicast address)")
 
 struct alignas(64) WorkerCounters {
   VGATE_COUNTER_FIELDS(VGATE_WORKER_COUNTERS)
@@ -90,9 +116,10 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Processes a burst. Returns how many packets are left at the front of `mbufs` to forward (fragments kept
-  // for reassembly are taken out; a completed datagram takes its first fragment's place). `nowUs` is the time
-  // for packets that carry no receive timestamp.
+  // Processes a burst of at most kBurstSize packets in `mbufs`, which has room for kBurstOutputCapacity.
+  // Returns how many packets are left at the front of `mbufs` to forward: fragments are held until their
+  // datagram completes, and a judged datagram leaves as fragments cut again from it, in its last fragment's
+  // place. `nowUs` is the time for packets that carry no receive timestamp.
   uint16_t processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs);
 
   // Ends flows idle past their timeout, visiting at most `budget` table slots.
@@ -106,16 +133,11 @@ class Worker {
   uint64_t clockUs() const { return clockUs_; }
   const WorkerCounters& counters() const { return counters_; }
   const InspectionCounters& inspectionCounters() const { return inspector_->counters(); }
+  const FragmentCounters& fragmentCounters() const { return fragments_->counters(); }
   const FlowTable& flowTable() const { return *table_; }
 
  private:
   explicit Worker(const WorkerConfig& config);
-  struct FragmentAccount;
-
-  bool reassemble(rte_mbuf*& mbuf, ParsedPacket& packet, uint64_t timestampUs);
-  void accountFragment(const ParsedPacket& packet, uint32_t frameLength, uint64_t timestampUs);
-  bool takeFragmentAccount(const ParsedPacket& packet, uint64_t& pkts, uint64_t& bytes);
-  // Returns whether the packet may be forwarded.
   // Whether the flow's packets are dropped now: its verdict is final, a deny or reject, in enforce mode
   // (pending flows pass, so that the facts they wait for can arrive; audit mode only records).
   bool dropsPackets(const Flow& flow) const;
@@ -125,8 +147,24 @@ class Worker {
   bool judgeRelatedIcmpError(const rte_mbuf* mbuf, const ParsedPacket& packet, bool& forward);
   bool updateFlow(int32_t position, const ParsedPacket& packet, bool srcIsLow, rte_mbuf* mbuf, uint64_t pkts,
                   uint64_t bytes, uint64_t timestampUs);
+  // The replies a dropped packet of `flow` calls for (kReply* bits): resets for a reject and for a server
+  // whose connection an L7 deny just ended, a port unreachable for a rejected datagram.
+  uint8_t repliesFor(const Flow& flow, const ParsedPacket& packet, bool srcIsLow, bool decidedNow) const;
+  // Builds them from the dropped packet and appends them to `out`.
+  void sendReplies(const rte_mbuf* dropped, const ParsedPacket& packet, uint8_t replies, uint64_t nowUs,
+                   rte_mbuf** out, uint16_t& count);
+  // The flow's direction as its first packet tells it (live: from the port tag's side).
+  uint8_t directionOf(const ParsedPacket& packet, bool packetFromClient) const;
+  // A packet with no flow to keep its state (the table is full): whether the policy lets it pass alone.
+  bool judgeStateless(const ParsedPacket& packet) const;
   void judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFromClient);
   void resolvePendingVerdict(Flow& flow, const InspectionState* state);
+  // A pending flow that cannot have its L7 facts: decided by the exception policy.
+  void decideByException(Flow& flow);
+  // A SYN on a known flow that opens a new connection (a new ISN, or after a close), not a retransmission.
+  bool startsNewConnection(int32_t position, const ParsedPacket& packet, bool srcIsLow);
+  // Inspections held past the timeout give their slot back, their flow decided by the exception policy.
+  void reclaimSlowInspections(uint64_t nowUs, uint32_t budget);
   void inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction);
   void finishInspection(Flow& flow);
   void endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs);
@@ -141,9 +179,12 @@ class Worker {
   WorkerConfig config_;
   std::unique_ptr<FlowTable> table_;
   std::unique_ptr<InspectionPool> inspections_;
+  struct SlotOwner;
+  std::unique_ptr<SlotOwner[]> slotOwners_;  // by inspection slot: whose it is, since when
+  uint32_t nextSlotToCheck_ = 0;
+  ReplyLimiter replyLimiter_{1000, 100};  // per second, at once: a reject never becomes an amplifier
   std::unique_ptr<Inspector> inspector_;
-  rte_ip_frag_tbl* fragmentTable_ = nullptr;
-  std::unique_ptr<FragmentAccount[]> fragmentAccounts_;
+  std::unique_ptr<FragmentReassembler> fragments_;
   int timestampOffset_ = -1;
   uint64_t timestampFlag_ = 0;
   uint64_t nextFlowSerial_ = 1;

@@ -8,14 +8,16 @@
 
 namespace vgate {
 
-enum class FlowEndReason : uint8_t { kFin, kRst, kTimeout, kEviction, kShutdown, kEndOfInput };
+// kReused: a new connection (a SYN with a new sequence number, or after the old one closed) took the 5-tuple.
+enum class FlowEndReason : uint8_t { kFin, kRst, kTimeout, kEviction, kShutdown, kEndOfInput, kReused };
 enum class FlowState : uint8_t { kNew, kEstablished, kClosed };
 enum class VerdictAction : uint8_t { kAllow, kDeny, kReject, kLog };
 enum class PolicyMode : uint8_t { kEnforce, kAudit };
 enum class AppProto : uint8_t { kUnknown, kTls, kQuic, kHttp, kFailed };
 
 inline constexpr const char* flowEndReasonName(FlowEndReason reason) {
-  constexpr const char* kNames[] = {"fin", "rst", "timeout", "eviction", "shutdown", "end_of_input"};
+  constexpr const char* kNames[] = {"fin",      "rst",          "timeout", "eviction",
+                                    "shutdown", "end_of_input", "reused"};
   return kNames[static_cast<int>(reason)];
 }
 inline constexpr const char* flowStateName(FlowState state) {

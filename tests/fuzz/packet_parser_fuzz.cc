@@ -1,4 +1,5 @@
-// libFuzzer target for the L2-L4 packet parser and the ICMP error quote reader: any bytes, any split between
+// libFuzzer target for the L2-L4 packet parser (its IPv6 extension-header walk included) and the ICMP error
+// quote reader: any bytes, any split between
 // contiguous and total length. ASan catches reads past the contiguous part; the checks below catch offsets
 // that escape the frame.
 #include <cstdint>
@@ -21,6 +22,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Headers were read, so they lie in the frame; the payload ends inside the frame too.
     if (out.payloadOffset > size || out.payloadOffset + out.payloadLength > size) std::abort();
     if (out.l4Offset > out.payloadOffset || out.l3Offset > out.l4Offset) std::abort();
+    // The extension-header walk never stops on an extension header: the transport header it names is read.
+    if (out.ipVersion == 6 && (out.protocol == 0 || out.protocol == 43 || out.protocol == 44 ||
+                               out.protocol == 51 || out.protocol == 60))
+      std::abort();
   }
   if (std::strcmp(vgate::dataplane::parseStatusName(s), "unknown") == 0) std::abort();
 

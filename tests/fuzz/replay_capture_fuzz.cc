@@ -83,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto created = Worker::create(config);
   if (!created) std::abort();
   auto worker = std::move(created).value();
-  rte_mbuf* burst[kBurstSize];
+  rte_mbuf* burst[kBurstOutputCapacity];
   uint16_t count = 0;
   pcap_pkthdr* header;
   const u_char* packet;

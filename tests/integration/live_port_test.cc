@@ -118,7 +118,7 @@ TEST_F(LivePort, WorkerOnAfPacketSeesRealTrafficAsFlows) {
   // Poll until the port has been quiet for half a second (3 s at most).
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   auto quietSince = std::chrono::steady_clock::now();
-  rte_mbuf* burst[kBurstSize];
+  rte_mbuf* burst[kBurstOutputCapacity];
   uint64_t now = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     uint16_t count = rte_eth_rx_burst(port, 0, burst, kBurstSize);

@@ -67,17 +67,24 @@ struct vgate_fp_pair {
 
 /* Per-CPU counters of the program itself, indexes of the stats array: X(ID, name, help), one line each. The
  * enum (VGATE_FP_STAT_<ID>) and the user side's names (status keys, metric labels) come from this list. */
-#define VGATE_FP_STATS(X)                                                                                  \
-  X(HIT, hits, "packets of a known flow redirected to its other port")                                     \
-  X(MISS, misses, "packets of no known flow passed up the port's stack: no trunk, or a port not wired")    \
-  X(DENIED, denied, "packets dropped by a deny entry")                                                     \
-  X(NOT_FLOW, notFlow, "ARP, neighbour discovery, fragments, other ethertypes: passed to the partner")     \
-  X(FAIL_CLOSED, failClosedDrops, "misses dropped while the dataplane is dead, fail-closed")               \
-  X(FAIL_OPEN, failOpenPasses, "misses sent to the port's partner while the dataplane is dead, fail-open") \
-  X(TO_SLOW_PATH, toSlowPath, "misses tagged and sent down a trunk to the dataplane")                      \
-  X(FROM_SLOW_PATH, fromSlowPath, "packets handed back by the dataplane and sent to their port")           \
-  X(BAD_TAG, badTag, "packets on a trunk without a valid tag or for an unknown pair: dropped")             \
-  X(OVERSIZE, oversize, "misses whose frames are larger than the trunks carry: dropped")
+#define VGATE_FP_STATS(X)                                                                                   \
+  X(HIT, hits, "packets of a known flow redirected to its other port")                                      \
+  X(MISS, misses, "packets of no known flow passed up the port's stack: no trunk, or a port not wired")     \
+  X(DENIED, denied, "packets dropped by a deny entry")                                                      \
+  X(NOT_FLOW, notFlow, "ARP, neighbour discovery and MLD: passed to the partner unjudged")                  \
+  X(FAIL_CLOSED, failClosedDrops, "misses dropped while the dataplane is dead, fail-closed")                \
+  X(FAIL_OPEN, failOpenPasses, "misses sent to the port's partner while the dataplane is dead, fail-open")  \
+  X(TO_SLOW_PATH, toSlowPath, "misses tagged and sent down a trunk to the dataplane")                       \
+  X(FROM_SLOW_PATH, fromSlowPath, "packets handed back by the dataplane and sent to their port")            \
+  X(BAD_TAG, badTag, "packets on a trunk without a valid tag or for an unknown pair: dropped")              \
+  X(OVERSIZE, oversize, "misses whose frames are larger than the trunks carry: dropped")                    \
+  X(FRAGMENT, fragments, "IP fragments sent to the slow path, which reassembles and judges them")           \
+  X(IPV6_EXTENSIONS, ipv6ExtensionsWalked, "IPv6 packets whose extension headers were walked here")         \
+  X(OTHER_PROTOCOL, otherProtocols, "packets of IP protocols other than TCP, UDP, ICMP: to the slow path")  \
+  X(TCP_SYN, tcpSyns, "SYNs of a known TCP flow sent to the slow path, which judges a reused 5-tuple anew") \
+  X(DROP_ROUTING, routingHeaderDrops, "IPv6 packets with a routing header left to process: dropped")        \
+  X(DROP_ETHERTYPE, otherEthertypeDrops, "frames neither IP nor ARP (802.1Q, LLDP, LLC...): dropped")       \
+  X(DROP_MALFORMED, malformedDrops, "IP packets with a bad version, header length or data offset: dropped")
 
 #define VGATE_FP_STAT_ENUMERATOR(id, name, help) VGATE_FP_STAT_##id,
 enum vgate_fp_stat { VGATE_FP_STATS(VGATE_FP_STAT_ENUMERATOR) VGATE_FP_STAT_COUNT };

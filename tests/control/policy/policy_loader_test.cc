@@ -243,7 +243,10 @@ INSTANTIATE_TEST_SUITE_P(
             "      match: {protocol: tcpp}\n",
             {"p.yaml:8:18: rule 'r': invalid direction 'out': expected one of any, egress, ingress",
              "p.yaml:9:25: rule 'r': invalid protocol 'tcpp': expected one of tcp, udp, icmp, icmpv6, sctp, "
-             "any (did you mean 'tcp'?)"}},
+             "gre, esp, ah, any (did you mean 'tcp'?)"}},
+        ErrorCase{"ProtocolNumberTooLarge",
+                  "    - {name: r, action: deny, match: {protocol: 256}}\n",
+                  {"p.yaml:6:49: rule 'r': invalid protocol '256': an IP protocol number is 0 to 255"}},
         ErrorCase{"BadLog",
                   "    - {name: r, action: deny, log: maybe}\n",
                   {"p.yaml:6:36: rule 'r': 'log' must be true or false, not 'maybe'"}},
@@ -527,6 +530,20 @@ INSTANTIATE_TEST_SUITE_P(
     [](const testing::TestParamInfo<DocumentCase>& test) { return std::string(test.param.label); });
 
 // family limits a rule to one IP version, "any address" included.
+// Any IP protocol can be named, by a name for the common ones or by its number.
+TEST(PolicyLoader, ProtocolsByNameOrNumber) {
+  policy::Policy p;
+  EXPECT_TRUE(diagnose(std::string(kHeader) + "    - {name: gre, action: deny, match: {protocol: gre}}\n"
+                                              "    - {name: esp, action: allow, match: {protocol: \"50\"}}\n"
+                                              "    - {name: ipip, action: deny, match: {protocol: 4}}\n",
+                       &p)
+                  .empty());
+  ASSERT_EQ(p.rules.size(), 3u);
+  EXPECT_EQ(static_cast<int>(p.rules[0].protocol), 47);
+  EXPECT_EQ(static_cast<int>(p.rules[1].protocol), 50);
+  EXPECT_EQ(static_cast<int>(p.rules[2].protocol), 4);
+}
+
 TEST(PolicyLoader, FamilyLimitsARuleToOneIpVersion) {
   policy::Policy p =
       loadOk(std::string(kHeader) +
@@ -841,7 +858,7 @@ TEST(PolicyLoader, IcmpTypeErrors) {
           "p.yaml:35:40: rule 'i': 'types' must not be empty (leave 'icmp' out to match every type)",
           "p.yaml:38:33: rule 'j': 'icmp' needs 'types' (leave 'icmp' out to match every type)",
           "p.yaml:41:25: rule 'k': invalid protocol 'icmpx': expected one of tcp, udp, icmp, icmpv6, sctp, "
-          "any (did you mean 'icmp'?)",
+          "gre, esp, ah, any (did you mean 'icmp'?)",
           "p.yaml:41:50: rule 'k': invalid ICMP type '300': types are 0..255"}));
 }
 

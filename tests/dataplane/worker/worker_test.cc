@@ -115,6 +115,14 @@ Bytes udpDatagram(uint16_t sport, uint16_t dport, size_t payloadLength) {
   return b.done();
 }
 
+ParsedPacket parsed(const Bytes& frame) {
+  ParsedPacket packet;
+  EXPECT_EQ(parsePacket(frame.data(), static_cast<uint32_t>(frame.size()),
+                        static_cast<uint32_t>(frame.size()), packet),
+            ParseStatus::kOk);
+  return packet;
+}
+
 // One TCP connection's frames, the client's ISN kClientIsn and the server's kServerIsn.
 struct TcpConversation {
   std::string client;
@@ -187,6 +195,47 @@ std::vector<Bytes> udpFragments(const std::string& from, const std::string& to, 
     fragments.push_back(frame.add(chunk).done());
   }
   return fragments;
+}
+
+// `datagram` (the IP payload: a transport header and its data) from `from` to `to` cut into fragments at the
+// given data offsets (multiples of 8, the first 0): each fragment's data runs to the next offset, or the end.
+std::vector<Bytes> fragmentsAt(const std::string& from, const std::string& to, uint8_t protocol,
+                               const Bytes& datagram, std::vector<size_t> offsets, uint32_t id,
+                               std::vector<size_t> ends = {}) {
+  Address src(from), dst(to);
+  std::vector<Bytes> fragments;
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    size_t offset = offsets[i];
+    size_t end = i < ends.size() ? ends[i] : i + 1 < offsets.size() ? offsets[i + 1] : datagram.size();
+    Bytes chunk(datagram.begin() + static_cast<long>(offset), datagram.begin() + static_cast<long>(end));
+    bool more = end < datagram.size();
+    Builder frame;
+    frame.add(ethernet(src.v6));
+    if (!src.v6) {
+      frame.add(ipv4(src, dst, protocol, chunk.size(), static_cast<uint16_t>(id),
+                     static_cast<uint16_t>(offset / 8 | (more ? 0x2000 : 0))));
+    } else {
+      frame.add(ipv6(src, dst, IPPROTO_FRAGMENT, 8 + chunk.size()));
+      frame.u8(protocol).u8(0).u16(static_cast<uint32_t>(offset | (more ? 1 : 0))).u32(id);
+    }
+    fragments.push_back(frame.add(chunk).done());
+  }
+  return fragments;
+}
+
+// The IP payload of a frame whose headers are Ethernet and IPv4 without options or IPv6 with a fragment
+// header, and its fragment offset: to put judged fragments back together in a test.
+Bytes reassembledPayload(const std::vector<Bytes>& fragments, bool v6) {
+  Bytes whole;
+  for (const Bytes& fragment : fragments) {
+    size_t headers = 14 + (v6 ? 48 : 20);
+    size_t offset = v6 ? ((size_t{fragment[14 + 42]} << 8 | fragment[14 + 43]) & 0xfff8)
+                       : ((size_t{fragment[14 + 6]} << 8 | fragment[14 + 7]) & 0x1fff) * 8;
+    Bytes data(fragment.begin() + static_cast<long>(headers), fragment.end());
+    if (whole.size() < offset + data.size()) whole.resize(offset + data.size());
+    std::copy(data.begin(), data.end(), whole.begin() + static_cast<long>(offset));
+  }
+  return whole;
 }
 
 // ICMP destination unreachable, fragmentation needed (type 3 code 4), from `from` to `to`, quoting `quote`.
@@ -295,7 +344,7 @@ class WorkerTest : public ::testing::Test {
 
   // Runs one burst; returns the frames the worker kept to forward, in order (and frees them).
   std::vector<Bytes> send(const std::vector<Bytes>& frames) {
-    rte_mbuf* burst[kBurstSize];
+    rte_mbuf* burst[kBurstOutputCapacity];
     EXPECT_LE(frames.size(), kBurstSize);
     uint16_t count = 0;
     for (const Bytes& frame : frames) {
@@ -333,6 +382,7 @@ class WorkerTest : public ::testing::Test {
   }
 
   const WorkerCounters& counters() const { return worker_->counters(); }
+  const FragmentCounters& fragmentCounters() const { return worker_->fragmentCounters(); }
 
   rte_mempool* mbufs_ = nullptr;
   std::unique_ptr<RecordPools> pools_;
@@ -431,7 +481,16 @@ TEST_F(WorkerTest, ATlsSniRuleHoldsTheFlowUntilTheClientHelloDecides) {
   // The ClientHello naming a bank decides deny: it and everything after it, both ways, are dropped.
   const Bytes bankHello = clientHello("www.bank.example");
   const uint32_t afterHello = kClientIsn + 1 + static_cast<uint32_t>(bankHello.size());
-  EXPECT_TRUE(dropped(denied.toServer(kPshAck, kClientIsn + 1, kServerIsn + 1, bankHello)));
+  // The server, which holds the connection, is reset in sequence in the ClientHello's place.
+  std::vector<Bytes> reset = send({denied.toServer(kPshAck, kClientIsn + 1, kServerIsn + 1, bankHello)});
+  ASSERT_EQ(reset.size(), 1u);
+  ParsedPacket rst = parsed(reset[0]);
+  EXPECT_EQ(addressText(rst.dstAddr, 4), "10.9.0.1");
+  EXPECT_EQ(rst.srcPort, 41000);
+  EXPECT_EQ(rst.dstPort, 443);
+  EXPECT_EQ(rst.tcpFlags, kRst | kAck);
+  EXPECT_EQ(rst.tcpSeq, kClientIsn + 1);
+  EXPECT_EQ(counters().resetsSent, 1u);
   EXPECT_EQ(counters().verdictsAfterL7, 1u);
   EXPECT_EQ(counters().denied, 1u);
   EXPECT_TRUE(dropped(denied.toClient(kAck, kServerIsn + 1, afterHello)));
@@ -484,20 +543,6 @@ TEST_F(WorkerTest, ATlsSniRuleHoldsTheFlowUntilTheClientHelloDecides) {
   EXPECT_FALSE(silentFlow->hasMetadata);
 }
 
-// The UDP datagram of udpFragments() whole, as the worker forwards it once reassembled.
-void expectReassembled(const Bytes& frame, bool v6, uint16_t sport, uint16_t dport) {
-  const size_t ipHeader = v6 ? 40 : 20;
-  ASSERT_EQ(frame.size(), 14 + ipHeader + 48);
-  EXPECT_EQ(Bytes(frame.begin() + 14 + static_cast<long>(ipHeader), frame.end()),
-            udpDatagram(sport, dport, 40));
-  if (v6) {
-    EXPECT_EQ(frame[14 + 6], IPPROTO_UDP);  // the fragment header is gone
-  } else {
-    EXPECT_EQ(frame[14 + 6] & 0x3f, 0);  // neither MF nor an offset
-    EXPECT_EQ(frame[14 + 7], 0);
-  }
-}
-
 class WorkerFragmentTest : public WorkerTest {
  protected:
   void SetUp() override {
@@ -512,21 +557,23 @@ class WorkerFragmentTest : public WorkerTest {
     const bool v6 = Address(client).v6;
     std::vector<Bytes> dns = udpFragments(client, server, 5000, 53, 0x1234);
     EXPECT_TRUE(send({dns[0]}).empty());  // held until its datagram completes
-    EXPECT_EQ(counters().fragments, 1u);
-    EXPECT_EQ(counters().fragmentsReassembled, 0u);
+    EXPECT_EQ(fragmentCounters().fragments, 1u);
+    EXPECT_EQ(fragmentCounters().fragmentsReassembled, 0u);
     EXPECT_EQ(counters().flowsCreated, 0u);
+    // Judged whole, then sent on as fragments cut again from it: here the same cuts as the sender's.
     std::vector<Bytes> forwarded = send({dns[1]});
-    ASSERT_EQ(forwarded.size(), 1u);
-    expectReassembled(forwarded[0], v6, 5000, 53);
-    EXPECT_EQ(counters().fragmentsReassembled, 1u);
+    EXPECT_EQ(forwarded, dns);
+    EXPECT_EQ(fragmentCounters().fragmentsReassembled, 1u);
+    EXPECT_EQ(fragmentCounters().fragmentsSent, 2u);
     EXPECT_EQ(counters().flowsCreated, 1u);
 
     std::vector<Bytes> blocked = udpFragments(client, server, 5001, 9999, 0x1235);
     EXPECT_TRUE(send({blocked[1], blocked[0]}).empty());
-    EXPECT_EQ(counters().fragments, 4u);
-    EXPECT_EQ(counters().fragmentsReassembled, 2u);
+    EXPECT_EQ(fragmentCounters().fragments, 4u);
+    EXPECT_EQ(fragmentCounters().fragmentsReassembled, 2u);
+    EXPECT_EQ(fragmentCounters().fragmentsSent, 2u);
     EXPECT_EQ(counters().denied, 1u);
-    EXPECT_EQ(counters().fragmentsUnsupported, 0u);
+    EXPECT_EQ(fragmentCounters().fragmentsUnsupported, 0u);
 
     const Records& records = finish();
     EXPECT_EQ(records.ends(), 2u);
@@ -558,12 +605,90 @@ TEST_F(WorkerFragmentTest, Ipv6FragmentsAreReassembledAndJudgedByTheirPorts) {
   reassemblesAndJudges("2001:db8::1", "2001:db8::2");
 }
 
+// The evasions of RFC 1858 and RFC 5722: an overlapping fragment that would rewrite the ports (or the TCP
+// flags) after the first fragment was judged, in either order, drops the whole datagram.
+TEST_F(WorkerFragmentTest, OverlappingFragmentsDropTheDatagram) {
+  for (const char* client : {"10.1.0.1", "2001:db8::1"}) {
+    const char* server = Address(client).v6 ? "2001:db8::2" : "10.2.0.1";
+    Bytes allowed = udpDatagram(5000, 53, 40);
+    Bytes denied = udpDatagram(5000, 9999, 40);
+    // [0, 24) of a datagram to port 53, then [0, 8) again carrying port 9999, then the rest.
+    std::vector<Bytes> first = fragmentsAt(client, server, IPPROTO_UDP, allowed, {0, 24}, 0x4242);
+    std::vector<Bytes> rewrite = fragmentsAt(client, server, IPPROTO_UDP, denied, {0}, 0x4242, {8});
+    EXPECT_TRUE(send({first[0]}).empty());
+    EXPECT_TRUE(send({rewrite[0]}).empty());
+    EXPECT_TRUE(send({first[1]}).empty());
+    // The other order: a fragment at offset 8 before the first that it overlaps.
+    std::vector<Bytes> late = fragmentsAt(client, server, IPPROTO_UDP, allowed, {8, 32}, 0x4343, {32, 48});
+    std::vector<Bytes> head = fragmentsAt(client, server, IPPROTO_UDP, allowed, {0}, 0x4343, {16});
+    EXPECT_TRUE(send({late[0], head[0], late[1]}).empty());
+  }
+  EXPECT_EQ(fragmentCounters().fragmentsOverlapping, 8u);  // the overlapping ones and all that follow them
+  EXPECT_EQ(fragmentCounters().fragmentsReassembled, 0u);
+  EXPECT_EQ(counters().flowsCreated, 0u);
+  EXPECT_EQ(finish().ends(), 0u);
+}
+
+TEST_F(WorkerFragmentTest, DuplicateFragmentsAreDroppedAndTheFirstCopySent) {
+  std::vector<Bytes> dns = udpFragments("10.1.0.1", "10.2.0.1", 5000, 53, 0x99);
+  EXPECT_TRUE(send({dns[0], dns[0]}).empty());
+  EXPECT_EQ(send({dns[1]}), dns);
+  EXPECT_EQ(fragmentCounters().fragmentsDuplicate, 1u);
+}
+
+// A first fragment too short for the whole TCP header leaves the flags to a later fragment: dropped, and the
+// rest of its datagram with it.
+TEST_F(WorkerFragmentTest, TinyFirstFragmentsAreDropped) {
+  Bytes segment = tcpSegment(40000, 22, kSyn, kClientIsn, 0, Bytes(16, 0x41));
+  std::vector<Bytes> fragments = fragmentsAt("10.1.0.1", "10.2.0.1", IPPROTO_TCP, segment, {0, 8}, 0x77);
+  EXPECT_TRUE(send(fragments).empty());
+  EXPECT_EQ(fragmentCounters().fragmentsTinyFirst, 1u);
+  EXPECT_EQ(fragmentCounters().fragmentsOverlapping, 1u);  // the rest of a dropped datagram
+  EXPECT_EQ(counters().flowsCreated, 0u);
+}
+
+TEST_F(WorkerFragmentTest, MalformedAndTooManyFragmentsAreDropped) {
+  // Data not a multiple of 8 in a fragment that is not the last.
+  Bytes datagram = udpDatagram(5000, 53, 92);
+  std::vector<Bytes> odd = fragmentsAt("10.1.0.1", "10.2.0.1", IPPROTO_UDP, datagram, {0, 24}, 1, {20, 100});
+  EXPECT_TRUE(send({odd[0]}).empty());
+  EXPECT_EQ(fragmentCounters().fragmentsMalformed, 1u);
+  // Nine fragments of 8 bytes: DPDK reassembles eight at most.
+  Bytes small = udpDatagram(5001, 53, 64);
+  std::vector<Bytes> nine =
+      fragmentsAt("10.1.0.1", "10.2.0.1", IPPROTO_UDP, small, {0, 8, 16, 24, 32, 40, 48, 56, 64}, 2);
+  EXPECT_TRUE(send(nine).empty());
+  EXPECT_EQ(fragmentCounters().fragmentsTooMany, 1u);
+  EXPECT_EQ(fragmentCounters().fragmentsReassembled, 0u);
+  EXPECT_EQ(counters().flowsCreated, 0u);
+}
+
+// A datagram larger than the MTU, cut unevenly by its sender: judged whole, and sent on in fragments no
+// larger than its largest, which put together give back the datagram.
+TEST_F(WorkerFragmentTest, JudgedDatagramsAreCutAgainNoLargerThanTheSendersLargest) {
+  for (const char* client : {"10.1.0.1", "2001:db8::1"}) {
+    const bool v6 = Address(client).v6;
+    const char* server = v6 ? "2001:db8::2" : "10.2.0.1";
+    Bytes datagram = udpDatagram(5000, 53, 3000);
+    std::vector<Bytes> fragments =
+        fragmentsAt(client, server, IPPROTO_UDP, datagram, {0, 1448, 1456, 2904}, 0x5151);
+    size_t largest = 0;
+    for (const Bytes& fragment : fragments) largest = std::max(largest, fragment.size());
+    std::vector<Bytes> forwarded = send(fragments);
+    ASSERT_EQ(forwarded.size(), 3u) << client;
+    for (const Bytes& fragment : forwarded) EXPECT_LE(fragment.size(), largest);
+    EXPECT_EQ(reassembledPayload(forwarded, v6), datagram);
+    const Bytes& last = forwarded.back();
+    EXPECT_EQ(v6 ? last[14 + 43] & 1 : last[14 + 6] & 0x20, 0) << "the last fragment has no more after it";
+  }
+}
+
 TEST_F(WorkerFragmentTest, Ipv6FragmentHeaderBehindOtherHeadersIsDroppedAsUnsupported) {
   std::vector<Bytes> fragments = udpFragments("2001:db8::1", "2001:db8::2", 5000, 53, 0x77, true);
   EXPECT_TRUE(send(fragments).empty());
-  EXPECT_EQ(counters().fragments, 2u);
-  EXPECT_EQ(counters().fragmentsUnsupported, 2u);
-  EXPECT_EQ(counters().fragmentsReassembled, 0u);
+  EXPECT_EQ(fragmentCounters().fragments, 2u);
+  EXPECT_EQ(fragmentCounters().fragmentsUnsupported, 2u);
+  EXPECT_EQ(fragmentCounters().fragmentsReassembled, 0u);
   EXPECT_EQ(counters().denied, 0u);  // not a verdict
   EXPECT_EQ(counters().flowsCreated, 0u);
   EXPECT_EQ(finish().ends(), 0u);
@@ -623,6 +748,191 @@ TEST_F(WorkerTest, IcmpErrorsAboutKnownFlowsTakeTheirVerdict) {
   const FlowEndRecord* telnet = records.endOf("10.1.0.1", 40000);
   ASSERT_NE(telnet, nullptr);
   EXPECT_EQ(telnet->pkts[kToServer] + telnet->pkts[kToClient], 1u);
+}
+
+// Only ARP crosses unjudged: a frame of another ethertype, a VLAN-tagged frame inside a port's traffic, or an
+// IP packet that does not parse is dropped and counted, never passed on unread.
+TEST_F(WorkerTest, OnlyArpPassesUnjudged) {
+  ASSERT_NO_FATAL_FAILURE(start(makePolicy({})));
+  Bytes arp = Builder().u16(0xffff).u32(0xffffffff).u16(0x0200).u32(2).u16(0x0806).add(Bytes(28, 1)).done();
+  Bytes lldp = Builder().u16(0x0180).u32(0xc200000e).u16(0x0200).u32(2).u16(0x88cc).add(Bytes(46, 2)).done();
+  Bytes syn = kTelnet.syn();
+  Bytes truncated(syn.begin(), syn.begin() + 14 + 20 + 10);  // the TCP header cut short
+  truncated[14 + 3] = static_cast<uint8_t>(20 + 10);         // and the IP length says so
+  Bytes badLength = syn;
+  badLength[14 + 20 + 12] = 0x30;  // a TCP data offset of 12 bytes
+  EXPECT_TRUE(passes(arp));
+  EXPECT_TRUE(dropped(lldp));
+  EXPECT_TRUE(dropped(truncated));
+  EXPECT_TRUE(dropped(badLength));
+  EXPECT_EQ(counters().unparsedDropped, 3u);
+  EXPECT_EQ(counters().flowsCreated, 0u);
+}
+
+// IP protocols without ports (GRE here) are flows of their addresses, judged by protocol rules and the
+// default like any other.
+TEST_F(WorkerTest, OtherIpProtocolsAreJudgedByProtocolRules) {
+  policy::Rule denyGre;
+  denyGre.name = "deny-gre";
+  denyGre.action = VerdictAction::kDeny;
+  denyGre.protocol = static_cast<policy::Protocol>(IPPROTO_GRE);
+  ASSERT_NO_FATAL_FAILURE(start(makePolicy({denyGre})));
+  Bytes gre =
+      ipFrame("10.1.0.1", "10.2.0.1", IPPROTO_GRE, Builder().u16(0).u16(0x0800).add(Bytes(20, 0)).done());
+  Bytes esp =
+      ipFrame("10.1.0.1", "10.2.0.1", IPPROTO_ESP, Builder().u32(0x100).u32(1).add(Bytes(24, 0)).done());
+  EXPECT_TRUE(dropped(gre));
+  EXPECT_TRUE(passes(esp));  // the default allows
+  const Records& records = finish();
+  EXPECT_EQ(records.ends(), 2u);  // one flow per protocol between the two addresses
+  EXPECT_EQ(counters().denied, 1u);
+}
+
+// A SYN behind IPv6 extension headers is judged by its real port, wherever the headers put it.
+TEST_F(WorkerTest, Ipv6ExtensionHeadersAreWalkedToTheRealPort) {
+  ASSERT_NO_FATAL_FAILURE(
+      start(makePolicy({portRule("deny-telnet", VerdictAction::kDeny, policy::Protocol::kTcp, 23)})));
+  Address src("2001:db8::1"), dst("2001:db8::2");
+  Bytes segment = tcpSegment(40000, 23, kSyn, kClientIsn, 0, {});
+  Bytes options = Builder().u8(IPPROTO_ROUTING).u8(0).u8(1).u8(4).u32(0).done();  // PadN
+  Bytes routing = Builder().u8(IPPROTO_TCP).u8(0).u8(0).u8(0).u32(0).done();      // no segments left
+  Bytes frame = Builder()
+                    .add(ethernet(true))
+                    .add(ipv6(src, dst, IPPROTO_DSTOPTS, options.size() + routing.size() + segment.size()))
+                    .add(options)
+                    .add(routing)
+                    .add(segment)
+                    .done();
+  EXPECT_TRUE(dropped(frame));
+  EXPECT_EQ(counters().denied, 1u);
+  const Records& records = finish();
+  const FlowEndRecord* flow = records.endOf("2001:db8::1", 40000);
+  ASSERT_NE(flow, nullptr);
+  EXPECT_EQ(flow->dstPort, 23);
+  EXPECT_EQ(flow->action, VerdictAction::kDeny);
+}
+
+policy::Rule sniRule(const char* name, VerdictAction action, const char* sni) {
+  policy::Rule rule;
+  rule.name = name;
+  rule.action = action;
+  rule.protocol = policy::Protocol::kTcp;
+  rule.tls.sni = {sni};
+  return rule;
+}
+
+policy::Policy defaultDeny(std::vector<policy::Rule> rules) {
+  policy::Policy policy = makePolicy(std::move(rules));
+  policy.defaultAction = VerdictAction::kDeny;
+  return policy;
+}
+
+// reject answers a SYN with a RST from the server's side, acknowledging the SYN, and a datagram with ICMP
+// port unreachable quoting it.
+TEST_F(WorkerTest, RejectAnswersWithAResetOrAPortUnreachable) {
+  ASSERT_NO_FATAL_FAILURE(
+      start(makePolicy({portRule("reject-telnet", VerdictAction::kReject, policy::Protocol::kTcp, 23),
+                        portRule("reject-9", VerdictAction::kReject, policy::Protocol::kUdp, 9)})));
+  const Bytes syn = kTelnet.syn();
+  std::vector<Bytes> answer = send({syn});
+  ASSERT_EQ(answer.size(), 1u);
+  ParsedPacket rst = parsed(answer[0]);
+  EXPECT_EQ(addressText(rst.srcAddr, 4), "10.2.0.1");
+  EXPECT_EQ(addressText(rst.dstAddr, 4), "10.1.0.1");
+  EXPECT_EQ(rst.srcPort, 23);
+  EXPECT_EQ(rst.dstPort, 40000);
+  EXPECT_EQ(rst.tcpFlags, kRst | kAck);
+  EXPECT_EQ(rst.tcpAck, kClientIsn + 1);
+  EXPECT_EQ(Bytes(answer[0].begin(), answer[0].begin() + 6), Bytes(syn.begin() + 6, syn.begin() + 12))
+      << "back to the sender's MAC";
+
+  Bytes datagram = ipFrame("10.1.0.1", "10.2.0.1", IPPROTO_UDP, udpDatagram(5000, 9, 10));
+  answer = send({datagram});
+  ASSERT_EQ(answer.size(), 1u);
+  ParsedPacket icmp = parsed(answer[0]);
+  EXPECT_EQ(icmp.protocol, IPPROTO_ICMP);
+  EXPECT_EQ(icmp.icmpType, 3);
+  EXPECT_EQ(icmp.icmpCode, 3);
+  EXPECT_EQ(addressText(icmp.dstAddr, 4), "10.1.0.1");
+  ParsedPacket quoted;
+  ASSERT_TRUE(parseIcmpErrorQuote(answer[0].data(), static_cast<uint32_t>(answer[0].size()), icmp, quoted));
+  EXPECT_EQ(quoted.srcPort, 5000);
+  EXPECT_EQ(quoted.dstPort, 9);
+  EXPECT_EQ(counters().resetsSent, 1u);
+  EXPECT_EQ(counters().unreachablesSent, 1u);
+}
+
+// After RST, a SYN with a new sequence number on the same 5-tuple is a new connection: the old flow ends
+// (reason reused) and the new one is judged anew. A retransmitted SYN is not.
+TEST_F(WorkerTest, AReusedFiveTupleIsANewFlow) {
+  ASSERT_NO_FATAL_FAILURE(start(makePolicy({sniRule("deny-bank", VerdictAction::kDeny, "*.bank.example")})));
+  const TcpConversation web{"10.1.0.1", 41500, "10.9.0.1", 443};
+  EXPECT_TRUE(passes(web.syn()));
+  EXPECT_TRUE(passes(web.syn()));  // a retransmission
+  EXPECT_TRUE(passes(web.synAck()));
+  EXPECT_TRUE(passes(web.ack()));
+  EXPECT_TRUE(passes(web.toServer(kPshAck, kClientIsn + 1, kServerIsn + 1, clientHello("www.example.org"))));
+  EXPECT_TRUE(passes(web.toServer(kRst, kClientIsn + 1 + 300, 0)));
+  EXPECT_EQ(counters().flowsReused, 0u);
+  // The same client port again, another ISN, a denied name.
+  const uint32_t isn = 77777;
+  EXPECT_TRUE(passes(web.toServer(kSyn, isn, 0)));
+  EXPECT_EQ(counters().flowsReused, 1u);
+  EXPECT_TRUE(passes(web.toClient(kSynAck, kServerIsn, isn + 1)));
+  EXPECT_TRUE(passes(web.toServer(kAck, isn + 1, kServerIsn + 1)));
+  std::vector<Bytes> out =
+      send({web.toServer(kPshAck, isn + 1, kServerIsn + 1, clientHello("www.bank.example"))});
+  EXPECT_EQ(out.size(), 1u) << "the ClientHello dropped, the server reset";
+  const Records& records = finish();
+  ASSERT_EQ(records.ends(), 2u);
+  EXPECT_EQ(counters().verdictsAfterL7, 2u);
+  EXPECT_EQ(counters().denied, 1u);
+}
+
+// TCP Fast Open: a ClientHello in the SYN decides the flow before the SYN goes anywhere.
+TEST_F(WorkerTest, AClientHelloInASynIsJudgedBeforeTheSynIsForwarded) {
+  ASSERT_NO_FATAL_FAILURE(start(makePolicy({sniRule("deny-bank", VerdictAction::kDeny, "*.bank.example")})));
+  const TcpConversation bank{"10.1.0.1", 41600, "10.9.0.1", 443};
+  const TcpConversation web{"10.1.0.1", 41601, "10.9.0.2", 443};
+  EXPECT_TRUE(dropped(bank.toServer(kSyn, kClientIsn, 0, clientHello("www.bank.example"))));
+  EXPECT_TRUE(passes(web.toServer(kSyn, kClientIsn, 0, clientHello("www.example.org"))));
+  EXPECT_EQ(counters().verdictsAfterL7, 2u);
+  EXPECT_EQ(counters().denied, 1u);
+  EXPECT_EQ(counters().resetsSent, 0u) << "the server never saw the SYN: nothing to reset";
+}
+
+// With every inspection slot taken, a flow whose verdict waits on its SNI gets the policy's verdict without
+// it (default deny), not a pass; a handshake slower than the inspection timeout gives its slot back.
+TEST_F(WorkerTest, ExhaustedAndStalledInspectionsAreDecidedByTheExceptionPolicy) {
+  ASSERT_NO_FATAL_FAILURE(start(defaultDeny({sniRule("allow-ok", VerdictAction::kAllow, "*.ok.example")})));
+  const Bytes recordHeader = Builder().u8(0x16).u8(3).u8(1).u16(512).done();
+  for (uint16_t i = 0; i < 16; ++i) {  // the pool's 16 slots, each held by a partial ClientHello
+    const TcpConversation idle{"10.1.0.1", static_cast<uint16_t>(42000 + i), "10.9.0.1", 443};
+    EXPECT_TRUE(passes(idle.syn()));
+    EXPECT_TRUE(passes(idle.synAck()));
+    EXPECT_TRUE(passes(idle.ack()));
+    EXPECT_TRUE(passes(idle.toServer(kPshAck, kClientIsn + 1, kServerIsn + 1, recordHeader)));
+  }
+  const TcpConversation late{"10.1.0.1", 42100, "10.9.0.1", 443};
+  EXPECT_TRUE(passes(late.syn()));
+  EXPECT_TRUE(passes(late.synAck()));
+  EXPECT_TRUE(passes(late.ack()));
+  std::vector<Bytes> out =
+      send({late.toServer(kPshAck, kClientIsn + 1, kServerIsn + 1, clientHello("www.ok.example"))});
+  EXPECT_EQ(out.size(), 1u) << "dropped under the default deny (the server reset in its place)";
+  EXPECT_EQ(counters().exceptionNoSlot, 1u);
+
+  // Past the inspection timeout, the sweep gives the slots back and decides their flows: denied too.
+  worker_->expire(nowUs_ + 6'000'000, 1024);
+  EXPECT_EQ(counters().exceptionSlowHandshake, 16u);
+  const TcpConversation idle0{"10.1.0.1", 42000, "10.9.0.1", 443};
+  EXPECT_FALSE(passes(idle0.toServer(kPshAck, kClientIsn + 1 + 5, kServerIsn + 1, Bytes(100, 1))));
+  const TcpConversation prompt{"10.1.0.1", 42200, "10.9.0.1", 443};
+  EXPECT_TRUE(passes(prompt.syn()));
+  EXPECT_TRUE(passes(prompt.synAck()));
+  EXPECT_TRUE(passes(prompt.ack()));
+  EXPECT_TRUE(passes(prompt.toServer(kPshAck, kClientIsn + 1, kServerIsn + 1, clientHello("www.ok.example"))))
+      << "a slot is free again";
 }
 
 }  // namespace
