@@ -105,7 +105,10 @@ bool Inspector::onTcp(InspectionState& state, const ParsedPacket& packet, const 
   uint32_t offset = dataSeq - state.streamBase[direction];
   if (offset < 0x80000000u) {  // serial-number arithmetic: larger means before the base (an old retransmit)
     InsertResult result = state.stream[direction].insert(offset, payload, packet.payloadLength);
-    if (result == InsertResult::kOverlapConflict) ++counters_.overlapConflicts;
+    if (result == InsertResult::kOverlapConflict) {
+      ++counters_.overlapConflicts;
+      state.overlapConflict = true;
+    }
   }
   if (direction == kToServer) {
     state.clientSpoke = true;
@@ -158,6 +161,7 @@ void Inspector::inspectClientStream(InspectionState& state) {
         return;
       default:
         ++counters_.tlsClientHelloErrors;
+        state.unreadableHello = true;
         state.clientDone = true;
         return;
     }
@@ -241,7 +245,10 @@ bool Inspector::onUdp(InspectionState& state, const ParsedPacket& packet, const 
         const quic::CryptoFrame& frame = initial.crypto[i];
         InsertResult result =
             state.stream[kToServer].insert(frame.offset, quicPlaintext_ + frame.dataOffset, frame.length);
-        if (result == InsertResult::kOverlapConflict) ++counters_.overlapConflicts;
+        if (result == InsertResult::kOverlapConflict) {
+          ++counters_.overlapConflicts;
+          state.overlapConflict = true;
+        }
       }
     } else if (status == quic::QuicStatus::kDecryptFailed) {
       ++counters_.quicDecryptFailures;

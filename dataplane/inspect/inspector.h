@@ -38,6 +38,10 @@ struct InspectionState {
   bool helloComplete;
   bool serverComplete;
   bool httpComplete;
+  // Evasion signs, for the worker to deny the flow on: retransmitted bytes that differ from the first copy
+  // (either direction), or a TLS record layer whose ClientHello does not parse.
+  bool overlapConflict;
+  bool unreadableHello;
   uint8_t quicInitials;
   uint32_t quicVersion;
   tls::ClientHello hello;

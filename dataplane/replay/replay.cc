@@ -207,6 +207,7 @@ Result<ReplaySummary> runReplay(const ReplayOptions& options, RecordSink& sink) 
       WorkerConfig config = workerConfigFor(id, socket, *resources.records, options.flowCapacity,
                                             options.inspectionSlots, options.timeouts);
       config.losslessRecords = true;
+      config.verifyChecksums = options.verifyChecksums;
       config.policies = resources.policies.get();
       auto worker = Worker::create(config);
       if (!worker) return worker.error();

@@ -21,6 +21,9 @@ struct ReplayOptions {
   FlowTimeouts timeouts;
   const policy::Policy* policy = nullptr;  // compiled once EAL runs (rte_acl allocates from its heap)
   std::string policyCacheDir;              // Hyperscan databases serialized by policy hash; empty: none
+  // Captures are often taken where the sender's checksums were left to offload (tcpdump on the sending
+  // host): replay takes checksums as they are unless asked to check them as the live path does.
+  bool verifyChecksums = false;
 };
 
 using vgate::RecordSink;  // receives records on the replay's main thread

@@ -66,6 +66,43 @@ void advanceTcp(Flow& flow, uint8_t flags, int direction, uint32_t payloadLength
   }
 }
 
+// The checksums a receiver checks before it believes a packet: the IPv4 header's (not for a datagram DPDK
+// reassembled, whose header it rewrote), and the TCP, UDP, ICMP or ICMPv6 checksum over the whole datagram.
+// A UDP checksum of 0 over IPv4 means none (RFC 768); over IPv6 it is an error (RFC 8200). SCTP's CRC32c is
+// not checked.
+bool checksumsValid(const rte_mbuf* mbuf, const ParsedPacket& packet, bool reassembled) {
+  const uint8_t* frame = rte_pktmbuf_mtod(mbuf, const uint8_t*);
+  const bool ipv4 = packet.ipVersion == 4;
+  if (ipv4 && !reassembled &&
+      rte_raw_cksum(frame + packet.l3Offset, static_cast<size_t>(packet.l4Offset - packet.l3Offset)) !=
+          0xffff)
+    return false;
+  uint32_t l4Length = packet.l3Offset + packet.ipLength - packet.l4Offset;
+  switch (packet.protocol) {
+    case IPPROTO_TCP:
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+      break;
+    case IPPROTO_UDP:
+      l4Length = 8 + packet.payloadLength;
+      if (ipv4 && frame[packet.l4Offset + 6] == 0 && frame[packet.l4Offset + 7] == 0) return true;
+      break;
+    default:
+      return true;
+  }
+  uint16_t raw = 0;
+  if (rte_raw_cksum_mbuf(mbuf, packet.l4Offset, l4Length, &raw) != 0) return false;
+  uint32_t sum = raw;
+  if (packet.protocol != IPPROTO_ICMP) {  // the others sum a pseudo-header too
+    const size_t addressLength = ipv4 ? 4 : 16;
+    sum += rte_raw_cksum(packet.srcAddr, addressLength) + rte_raw_cksum(packet.dstAddr, addressLength);
+    sum += rte_cpu_to_be_16(static_cast<uint16_t>(l4Length)) + rte_cpu_to_be_16(packet.protocol);
+  }
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return sum == 0xffff;
+}
+
 }  // namespace
 
 WorkerConfig workerConfigFor(uint16_t id, int socket, const RecordPools& records, uint32_t flowCapacity,
@@ -209,12 +246,21 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
     // Only ARP passes unjudged; a frame of another ethertype or one that does not parse is dropped, never
     // passed on unread (the fast path drops most of them before they get here).
     forward[kept] = status == ParseStatus::kOk || status == ParseStatus::kArp;
-    if (!forward[kept]) ++counters_.unparsedDropped;
+    if (!forward[kept]) {
+      ++counters_.unparsedDropped;
+    } else if (status == ParseStatus::kOk && config_.verifyChecksums &&
+               !checksumsValid(mbuf, packet, datagramOf[kept] >= 0)) {
+      // Never a verdict, a flow update or a byte of inspection from a packet its receiver will discard.
+      forward[kept] = false;
+      ++counters_.checksumErrors;
+    }
     mbufs[kept++] = mbuf;
-    if (status != ParseStatus::kOk) continue;
+    if (status != ParseStatus::kOk || !forward[kept - 1]) continue;
     if ((packet.protocol == IPPROTO_ICMP || packet.protocol == IPPROTO_ICMPV6) &&
-        judgeRelatedIcmpError(mbuf, packet, forward[kept - 1]))
+        judgeRelatedIcmpError(mbuf, packet, forward[kept - 1])) {
+      if (!forward[kept - 1]) ++counters_.denied;
       continue;
+    }
     srcIsLow[flowCount] = buildFlowKey(packet, keys[flowCount]);
     keyPointers[flowCount] = &keys[flowCount];
     frameCounts[flowCount] = frames;
@@ -253,13 +299,17 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
       // L7 facts to wait for, and dropped unless that allows it.
       ++counters_.flowInsertFailed;
       forward[flowSlot[i]] = judgeStateless(packets[i]);
+      if (!forward[flowSlot[i]]) ++counters_.denied;
       continue;
     }
     const Flow& flow = table_->at(position);
     bool decidedNow = flow.flowId == 0 || (flow.inspectFlags & kVerdictPending);
     forward[flowSlot[i]] = updateFlow(position, packets[i], srcIsLow[i], mbufs[flowSlot[i]], frameCounts[i],
                                       byteCounts[i], timestamps[i]);
-    if (!forward[flowSlot[i]]) replies[flowSlot[i]] = repliesFor(flow, packets[i], srcIsLow[i], decidedNow);
+    if (!forward[flowSlot[i]]) {
+      ++counters_.denied;
+      replies[flowSlot[i]] = repliesFor(flow, packets[i], srcIsLow[i], decidedNow);
+    }
   }
 
   // Denied packets leave the burst here; the rest keep their order, a judged datagram as its fragments.
@@ -267,7 +317,6 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
   uint16_t forwarded = 0;
   for (uint16_t i = 0; i < kept; ++i) {
     if (!forward[i]) {
-      ++counters_.denied;
       if (replies[i] != 0) sendReplies(mbufs[i], *parsedOf[i], replies[i], clockUs_, out, forwarded);
       rte_pktmbuf_free(mbufs[i]);
     } else if (datagramOf[i] >= 0) {
@@ -579,6 +628,16 @@ void Worker::resolvePendingVerdict(Flow& flow, const InspectionState* state) {
   ++counters_.verdictsAfterL7;
 }
 
+void Worker::denyEvasion(Flow& flow, const InspectionState& state) {
+  if (policy_ == nullptr) return;  // no policy: nothing is refused
+  ++(state.overlapConflict ? counters_.overlapDenied : counters_.unreadableHelloDenied);
+  flow.action = VerdictAction::kDeny;
+  flow.ruleId = kNoRule;
+  flow.policyVersion = policy_->version();
+  if (flow.inspectFlags & kVerdictPending) ++counters_.verdictsAfterL7;
+  flow.inspectFlags &= static_cast<uint8_t>(~kVerdictPending);
+}
+
 void Worker::decideByException(Flow& flow) {
   if (!(flow.inspectFlags & kVerdictPending) || policy_ == nullptr) return;
   if (config_.exceptionPolicy == ExceptionPolicy::kPolicy) {
@@ -643,7 +702,11 @@ void Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int
     }
   }
   InspectionState& state = inspections_->at(flow.inspection);
-  if (inspector_->onPacket(state, packet, payload, direction)) {
+  bool finished = inspector_->onPacket(state, packet, payload, direction);
+  if (state.overlapConflict || (state.unreadableHello && (flow.inspectFlags & kVerdictPending))) {
+    denyEvasion(flow, state);
+    finishInspection(flow);
+  } else if (finished) {
     finishInspection(flow);
   } else if ((flow.inspectFlags & kVerdictPending) && Inspector::clientSideDone(state) &&
              (Inspector::serverSideDone(state) || policy_ == nullptr || !policy_->needsServerFacts())) {

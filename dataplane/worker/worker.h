@@ -41,6 +41,9 @@ struct WorkerConfig {
   uint32_t inspectionSlots = 4096;  // handshakes inspected at once
   uint64_t inspectionTimeoutUs = 5'000'000;
   ExceptionPolicy exceptionPolicy = ExceptionPolicy::kPolicy;
+  // Drop packets with a bad IP, TCP, UDP or ICMP checksum before they touch a flow (live: the trunks carry
+  // finished checksums). Replay of captures taken where checksums were offloaded turns it off.
+  bool verifyChecksums = true;
   uint32_t fragmentFlows = 4096;  // datagrams being reassembled at once
   uint64_t fragmentTimeoutUs = 2'000'000;
   FlowTimeouts timeouts;
@@ -74,6 +77,12 @@ WorkerConfig workerConfigFor(uint16_t id, int socket, const RecordPools& records
   X(flowsTimedOut, counter, "flows", "flows ended by their idle timeout")                                    \
   X(flowInsertFailed, counter, "packets",                                                                    \
     "packets of new flows the full flow table could not take: judged alone, with no L7 facts")               \
+  X(checksumErrors, counter, "packets",                                                                      \
+    "packets dropped with a bad IPv4 header, TCP, UDP or ICMP checksum: never judged, never inspected")      \
+  X(overlapDenied, counter, "flows",                                                                         \
+    "flows denied because retransmitted bytes differed from the first copy (an insertion attempt)")          \
+  X(unreadableHelloDenied, counter, "flows",                                                                 \
+    "flows denied because their verdict waited on a ClientHello whose TLS records did not parse")            \
   X(unparsedDropped, counter, "packets",                                                                     \
     "packets dropped unjudged: not IP or ARP, or not parsed (see parseStatus)")                              \
   X(recordsLost, counter, "records", "flow end records lost: no free record or a full ring")                 \
@@ -159,6 +168,9 @@ class Worker {
   bool judgeStateless(const ParsedPacket& packet) const;
   void judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFromClient);
   void resolvePendingVerdict(Flow& flow, const InspectionState* state);
+  // A flow whose stream shows an evasion attempt (conflicting retransmissions, an unreadable ClientHello
+  // it waited on): denied from this packet on.
+  void denyEvasion(Flow& flow, const InspectionState& state);
   // A pending flow that cannot have its L7 facts: decided by the exception policy.
   void decideByException(Flow& flow);
   // A SYN on a known flow that opens a new connection (a new ISN, or after a close), not a retransmission.

@@ -322,7 +322,8 @@ class WorkerTest : public ::testing::Test {
     }
   }
 
-  void start(const policy::Policy& policy) {
+  // The frames these tests build leave the TCP/UDP checksum at zero: checked only where a test says so.
+  void start(const policy::Policy& policy, bool verifyChecksums = false) {
     auto registry = PolicyRegistry::create(1);
     ASSERT_TRUE(registry.ok()) << registry.error().message;
     registry_ = std::move(registry).value();
@@ -334,6 +335,7 @@ class WorkerTest : public ::testing::Test {
     config.flowCapacity = 1024;
     config.inspectionSlots = 16;
     config.fragmentFlows = 64;
+    config.verifyChecksums = verifyChecksums;
     config.records = pools_->channel(0);
     config.losslessRecords = true;
     config.policies = registry_.get();
@@ -933,6 +935,84 @@ TEST_F(WorkerTest, ExhaustedAndStalledInspectionsAreDecidedByTheExceptionPolicy)
   EXPECT_TRUE(passes(prompt.ack()));
   EXPECT_TRUE(passes(prompt.toServer(kPshAck, kClientIsn + 1, kServerIsn + 1, clientHello("www.ok.example"))))
       << "a slot is free again";
+}
+
+// The Internet checksum of `bytes` (RFC 1071), with a pseudo-header's words added first.
+uint16_t internetChecksum(const Bytes& bytes, uint32_t pseudo) {
+  uint32_t sum = pseudo;
+  for (size_t i = 0; i < bytes.size(); i += 2)
+    sum += uint32_t{bytes[i]} << 8 | (i + 1 < bytes.size() ? bytes[i + 1] : 0);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+// A TCP segment over IPv4 with its checksum filled in.
+Bytes checksummedTcp(const TcpConversation& flow, uint8_t flags, uint32_t seq, uint32_t ack,
+                     const Bytes& payload) {
+  Address src(flow.client), dst(flow.server);
+  Bytes segment = tcpSegment(flow.clientPort, flow.serverPort, flags, seq, ack, payload);
+  uint32_t pseudo =
+      (uint32_t{src.bytes[0]} << 8 | src.bytes[1]) + (uint32_t{src.bytes[2]} << 8 | src.bytes[3]) +
+      (uint32_t{dst.bytes[0]} << 8 | dst.bytes[1]) + (uint32_t{dst.bytes[2]} << 8 | dst.bytes[3]) +
+      IPPROTO_TCP + static_cast<uint32_t>(segment.size());
+  uint16_t checksum = internetChecksum(segment, pseudo);
+  segment[16] = static_cast<uint8_t>(checksum >> 8);
+  segment[17] = static_cast<uint8_t>(checksum);
+  return ipFrame(flow.client, flow.server, IPPROTO_TCP, segment);
+}
+
+// A segment with a bad checksum never decides a flow: its receiver drops it, so vgate must not believe it.
+TEST_F(WorkerTest, PacketsWithBadChecksumsNeverTouchAFlow) {
+  ASSERT_NO_FATAL_FAILURE(start(makePolicy({}), true));
+  Bytes good = checksummedTcp(kTelnet, kSyn, kClientIsn, 0, {});
+  Bytes badTcp = good;
+  badTcp[14 + 20 + 17] ^= 0x01;
+  Bytes badIp = good;
+  badIp[14 + 10] ^= 0x01;
+  EXPECT_TRUE(dropped(badTcp));
+  EXPECT_TRUE(dropped(badIp));
+  EXPECT_EQ(counters().checksumErrors, 2u);
+  EXPECT_EQ(counters().flowsCreated, 0u);
+  EXPECT_EQ(counters().denied, 0u) << "not a verdict";
+  EXPECT_TRUE(passes(good));
+  EXPECT_EQ(counters().flowsCreated, 1u);
+}
+
+// A retransmission that carries other bytes than the first copy (an insertion: one end would read one, vgate
+// the other) denies the flow, even one already allowed.
+TEST_F(WorkerTest, ConflictingRetransmissionsDenyTheFlow) {
+  ASSERT_NO_FATAL_FAILURE(start(makePolicy({sniRule("deny-bank", VerdictAction::kDeny, "*.bank.example")})));
+  const TcpConversation web{"10.1.0.1", 41700, "10.9.0.1", 443};
+  EXPECT_TRUE(passes(web.syn()));
+  EXPECT_TRUE(passes(web.synAck()));
+  EXPECT_TRUE(passes(web.ack()));
+  Bytes hello = clientHello("www.example.org");
+  Bytes first(hello.begin(), hello.begin() + 40);
+  EXPECT_TRUE(passes(web.toServer(kPshAck, kClientIsn + 1, kServerIsn + 1, first)));
+  Bytes other = first;
+  other[30] ^= 0xff;
+  EXPECT_FALSE(passes(web.toServer(kPshAck, kClientIsn + 1, kServerIsn + 1, other)));
+  EXPECT_EQ(counters().overlapDenied, 1u);
+  EXPECT_TRUE(dropped(
+      web.toServer(kPshAck, kClientIsn + 1 + 40, kServerIsn + 1, Bytes(hello.begin() + 40, hello.end()))));
+  const Records& records = finish();
+  const FlowEndRecord* flow = records.endOf("10.1.0.1", 41700);
+  ASSERT_NE(flow, nullptr);
+  EXPECT_EQ(flow->action, VerdictAction::kDeny);
+}
+
+// TLS records that start a ClientHello but do not parse leave an SNI rule nothing to judge: denied, not
+// decided as if no ClientHello had come (which a deny-list would let pass).
+TEST_F(WorkerTest, AnUnreadableClientHelloIsDenied) {
+  ASSERT_NO_FATAL_FAILURE(start(makePolicy({sniRule("deny-bank", VerdictAction::kDeny, "*.bank.example")})));
+  const TcpConversation web{"10.1.0.1", 41800, "10.9.0.1", 443};
+  EXPECT_TRUE(passes(web.syn()));
+  EXPECT_TRUE(passes(web.synAck()));
+  EXPECT_TRUE(passes(web.ack()));
+  Bytes garbage =
+      Builder().u8(0x16).u8(3).u8(1).u16(8).u8(1).u24(4).u32(0xdeadbeef).done();  // a 4-byte hello
+  EXPECT_FALSE(passes(web.toServer(kPshAck, kClientIsn + 1, kServerIsn + 1, garbage)));
+  EXPECT_EQ(counters().unreadableHelloDenied, 1u);
 }
 
 }  // namespace
