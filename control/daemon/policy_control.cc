@@ -315,6 +315,7 @@ ControlReply PolicyControl::diff(const Json& args) {
   }
   static const policy::Policy kNone;
   PolicyDiff difference = diffPolicies(inForce ? inForce->policy : kNone, checked.policy);
+  if (!inForce) difference.settings.clear();  // against nothing, only the rules say anything
   Json result = difference.toJson();
   result["from"] = inForce ? Json{{"version", inForce->record.version},
                                   {"name", inForce->record.name},
