@@ -439,12 +439,17 @@ std::string formatPolicyApplyResult(const Json& result) {
                      " (" + field(result, "rules") + " rules, mode " + field(result, "mode");
   std::string previous = field(result, "previousVersion");
   line += previous == "-" ? ", the first policy" : ", replaces version " + previous;
-  if (result.is_object() && result.value("reevaluate", false)) line += ", open flows judged again";
   line += ")";
   if (result.is_object() && result.contains("applyMillis") && result["applyMillis"].is_number()) {
     line += " in " + std::to_string(static_cast<int64_t>(result["applyMillis"].get<double>())) + " ms";
   }
   line += "\n";
+  if (result.is_object() && result.value("reevaluate", false)) {
+    line += result.value("openFlowsJudgedAgain", false)
+                ? "open flows were judged again under it\n"
+                : "note: --reevaluate was passed to the workers, but they do not judge open flows again yet: "
+                  "open flows keep their verdict, new flows get the new one\n";
+  }
   if (result.is_object() && result.value("persisted", true) == false) {
     line += "warning: not saved in the state dir (" + field(result, "persistError") +
             "): a restart would go back to the previous policy\n";

@@ -236,6 +236,8 @@ ControlReply PolicyControl::applyText(const std::string& text, const std::string
               {"compileMillis", compileMillis},
               {"applyMillis", millisSince(started)},
               {"reevaluate", reevaluate},
+              // The registry carries the request (reevaluateVersion()); the workers do not act on it yet.
+              {"openFlowsJudgedAgain", false},
               {"warnings", checked.warnings},
               {"persisted", saved.ok()}};
   // In force but not on disk: the next start would judge with the previous policy. Say so.
