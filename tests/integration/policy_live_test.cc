@@ -3,6 +3,7 @@
 // and a bad policy changes nothing. Under an iperf3 stream, applies in a loop never disturb the established
 // flow, and each new flow is judged by exactly one version (its record's policy_version and verdict agree).
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <chrono>
@@ -243,6 +244,24 @@ TEST_F(PolicyLive, SwapsInALoopUnderIperfKeepTheStreamAndJudgeEachNewFlowByOneVe
     EXPECT_EQ((*status)["heartbeat"]["failures"], 0);
     EXPECT_EQ((*status)["heartbeat"]["skipped"], 0);
   }
+
+  // SIGHUP re-reads --policy and applies it as the next version; a bad file then changes nothing.
+  int last = after["policy"]["version"];
+  std::ofstream(initial, std::ios::trunc) << denyPort("from-sighup", 7011);
+  ASSERT_EQ(kill(node_->vgatedPid(), SIGHUP), 0);
+  Json reloaded;
+  for (int i = 0; i < 100; ++i, sleepMs(100)) {
+    reloaded = node_->status()["policy"];
+    if (reloaded.value("name", "") == "from-sighup") break;
+  }
+  EXPECT_EQ(reloaded["version"], last + 1) << reloaded.dump();
+  EXPECT_EQ(reloaded["source"], "--policy " + initial + " on SIGHUP") << reloaded.dump();
+  std::ofstream(initial, std::ios::trunc) << "spec: [broken\n";
+  ASSERT_EQ(kill(node_->vgatedPid(), SIGHUP), 0);
+  sleepMs(1500);
+  EXPECT_EQ(node_->status()["policy"]["version"], last + 1);
+  EXPECT_NE(node_->vgatedLog().find("the policy in force is unchanged"), std::string::npos)
+      << node_->vgatedLog();
 
   ASSERT_EQ(node_->stopVgated(), 0);
   auto log = node_->flowLog();
