@@ -3,8 +3,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <ostream>
+#include <set>
+#include <sstream>
 #include <system_error>
 #include <vector>
 
@@ -28,8 +32,20 @@ const char* const kVgatectlUsage =
     "      Take vgate out of one namespace, or out of every attached one.\n"
     "  status [--json]\n"
     "      Fail mode, policy, workers, attached ports, then every counter (workers, inspection, packet\n"
-    "      parsing, fast path, flow log) summed over workers; --json prints the daemon's answer as JSON,\n"
-    "      with each worker's counters.\n"
+    "      parsing, fast path, flow log, control socket) summed over workers; --json prints the daemon's\n"
+    "      answer as JSON, with each worker's counters.\n"
+    "  policy apply FILE [--reevaluate]\n"
+    "      Validate and compile FILE in vgated and put it in force as the next version; new flows are\n"
+    "      judged by it, open flows keep their verdict unless --reevaluate. A bad policy changes nothing:\n"
+    "      each problem is printed as file:line:column: rule 'name': message, and the exit status is 1.\n"
+    "  policy get [--json]\n"
+    "      The policy in force, as YAML that can be applied again (--json: with its version, time, source).\n"
+    "  policy validate FILE\n"
+    "      Validate and compile FILE in vgated without applying it.\n"
+    "  policy diff FILE [--json]\n"
+    "      Rules FILE adds (+), removes (-) and changes (~) against the policy in force.\n"
+    "  policy history [--json]\n"
+    "      Every apply vgated kept: version, time, source, name, rule count and result.\n"
     "\n"
     "exit status: 0 done, 1 the daemon refused (its reason on stderr), 2 bad usage,\n"
     "3 the daemon cannot be reached\n";
@@ -88,6 +104,47 @@ Result<Json> namespaceSelector(const CommandArguments& arguments, const std::str
   return args;
 }
 
+// policy <subcommand> [FILE] [options]: FILE is the one word that is not an option.
+Result<void> parsePolicyCommand(CtlInvocation& invocation, int argc, char** argv, int first) {
+  if (first >= argc) return makeError(EINVAL, "policy needs apply, get, validate, diff or history");
+  std::string sub = argv[first];
+  bool takesFile = sub == "apply" || sub == "validate" || sub == "diff";
+  if (!takesFile && sub != "get" && sub != "history") {
+    return makeError(EINVAL, "unknown policy command '" + sub + "' (apply, get, validate, diff, history)");
+  }
+  std::vector<char*> options = {argv[0]};
+  std::vector<std::string> files;
+  for (int i = first + 1; i < argc; ++i) {
+    std::string word = argv[i];
+    if (word.rfind("--", 0) == 0) {
+      options.push_back(argv[i]);
+      if (word == "--socket" && i + 1 < argc) options.push_back(argv[++i]);
+    } else {
+      files.push_back(word);
+    }
+  }
+  std::set<std::string> flags;
+  if (sub == "apply") flags = {"reevaluate"};
+  if (sub == "get" || sub == "diff" || sub == "history") flags = {"json"};
+  auto arguments =
+      parseFor({"policy " + sub, {"socket"}, flags}, static_cast<int>(options.size()), options.data(), 1);
+  if (!arguments) return arguments.error();
+  if (takesFile && files.size() != 1) return makeError(EINVAL, "policy " + sub + " needs one FILE");
+  if (!takesFile && !files.empty()) {
+    return makeError(EINVAL, "unexpected argument '" + files[0] + "' for 'vgatectl policy " + sub + "'");
+  }
+  invocation.subcommand = sub;
+  invocation.verb = "policy." + sub;
+  invocation.json = arguments.value().flags.count("json") > 0;
+  if (takesFile) {
+    invocation.policyFile = files[0];
+    invocation.args["fileName"] = files[0];
+  }
+  if (arguments.value().flags.count("reevaluate")) invocation.args["reevaluate"] = true;
+  if (arguments.value().has("socket")) invocation.socketPath = arguments.value().get("socket");
+  return {};
+}
+
 Result<void> parseCommand(CtlInvocation& invocation, int argc, char** argv, int first) {
   const std::string& command = invocation.command;
   if (command == "attach") {
@@ -129,6 +186,7 @@ Result<void> parseCommand(CtlInvocation& invocation, int argc, char** argv, int 
     if (arguments.value().has("socket")) invocation.socketPath = arguments.value().get("socket");
     return {};
   }
+  if (command == "policy") return parsePolicyCommand(invocation, argc, argv, first);
   return makeError(EINVAL, "unknown command '" + command + "'");
 }
 
@@ -313,6 +371,10 @@ std::string countersText(const Json& result) {
     text += counterLines("fast path", *fastPath);
   if (auto flowLog = result.find("flowLog"); flowLog != result.end() && flowLog->is_object())
     text += counterLines("flow log", *flowLog);
+  if (auto socket = result.find("controlSocket"); socket != result.end() && socket->is_object())
+    text += counterLines("control socket", *socket);
+  if (auto heartbeat = result.find("heartbeat"); heartbeat != result.end() && heartbeat->is_object())
+    text += counterLines("heartbeat", *heartbeat);
   return text;
 }
 
@@ -327,7 +389,11 @@ std::string formatStatusText(const Json& result) {
     text += "policy: none\n";
   } else {
     text += "policy " + field(*policy, "name") + " version " + field(*policy, "version") + ", mode " +
-            field(*policy, "mode") + "\n";
+            field(*policy, "mode");
+    if (policy->contains("rules")) text += ", " + field(*policy, "rules") + " rules";
+    if (policy->contains("source"))
+      text += ", applied " + field(*policy, "time") + " from " + field(*policy, "source");
+    text += "\n";
   }
 
   if (auto fastPath = result.find("fastPath"); fastPath != result.end() && fastPath->is_object()) {
@@ -368,6 +434,93 @@ std::string formatStatusText(const Json& result) {
   return text + countersText(result);
 }
 
+std::string formatPolicyApplyResult(const Json& result) {
+  std::string line = "applied policy '" + field(result, "name") + "' version " + field(result, "version") +
+                     " (" + field(result, "rules") + " rules, mode " + field(result, "mode");
+  std::string previous = field(result, "previousVersion");
+  line += previous == "-" ? ", the first policy" : ", replaces version " + previous;
+  line += ")";
+  if (result.is_object() && result.contains("applyMillis") && result["applyMillis"].is_number()) {
+    line += " in " + std::to_string(static_cast<int64_t>(result["applyMillis"].get<double>())) + " ms";
+  }
+  line += "\n";
+  if (result.is_object() && result.value("reevaluate", false)) {
+    line += result.value("openFlowsJudgedAgain", false)
+                ? "open flows were judged again under it\n"
+                : "note: --reevaluate was passed to the workers, but they do not judge open flows again yet: "
+                  "open flows keep their verdict, new flows get the new one\n";
+  }
+  if (result.is_object() && result.value("persisted", true) == false) {
+    line += "warning: not saved in the state dir (" + field(result, "persistError") +
+            "): a restart would go back to the previous policy\n";
+  }
+  return line;
+}
+
+std::string formatPolicyValidateResult(const Json& result) {
+  return field(result, "fileName") + ": policy '" + field(result, "name") +
+         "' is valid: " + field(result, "rules") + " rules, mode " + field(result, "mode") + "\n";
+}
+
+std::string formatPolicyGetResult(const Json& result) {
+  std::string text = "# vgate policy '" + field(result, "name") + "' version " + field(result, "version") +
+                     ", applied " + field(result, "time") + " from " + field(result, "source") + "\n";
+  std::string body = result.is_object() ? result.value("text", std::string()) : std::string();
+  text += body;
+  if (!body.empty() && body.back() != '\n') text += "\n";
+  return text;
+}
+
+std::string formatPolicyDiffResult(const Json& result) {
+  std::string text;
+  auto from = result.find("from");
+  std::string against = from == result.end() || !from->is_object()
+                            ? std::string("no policy in force")
+                            : "policy '" + field(*from, "name") + "' version " + field(*from, "version");
+  text += against + " -> " + field(result.value("to", Json::object()), "fileName") + "\n";
+  for (const auto& setting : result.value("settings", Json::array())) {
+    text +=
+        "~ " + field(setting, "field") + ": " + field(setting, "from") + " -> " + field(setting, "to") + "\n";
+  }
+  for (const auto& name : result.value("removed", Json::array())) {
+    text += "- rule '" + (name.is_string() ? name.get<std::string>() : name.dump()) + "'\n";
+  }
+  for (const auto& name : result.value("added", Json::array())) {
+    text += "+ rule '" + (name.is_string() ? name.get<std::string>() : name.dump()) + "'\n";
+  }
+  for (const auto& change : result.value("changed", Json::array())) {
+    std::string fields;
+    for (const auto& path : change.value("fields", Json::array())) {
+      fields += (fields.empty() ? "" : ", ") + (path.is_string() ? path.get<std::string>() : path.dump());
+    }
+    text += "~ rule '" + field(change, "rule") + "': " + fields + "\n";
+  }
+  if (result.value("orderChanged", false)) text += "~ the rules both have are in another order\n";
+  if (result.value("identical", false)) text += "no differences\n";
+  return text;
+}
+
+std::string formatPolicyHistoryResult(const Json& result) {
+  const Json& entries = result.is_object() ? result.value("history", Json::array()) : Json::array();
+  if (entries.empty()) return "no policy was ever applied\n";
+  std::string inForce = field(result, "inForce");
+  Json rows = Json::array();
+  for (const auto& entry : entries) {
+    Json row = entry;
+    std::string version = field(entry, "version");
+    row["version"] = version == "0" ? "-" : version;
+    row["current"] = version == inForce ? "*" : "";
+    rows.push_back(std::move(row));
+  }
+  return table(rows, {{"", "current", false},
+                      {"VERSION", "version", true},
+                      {"TIME", "time", false},
+                      {"SOURCE", "source", false},
+                      {"NAME", "name", false},
+                      {"RULES", "rules", true},
+                      {"RESULT", "result", false}});
+}
+
 int runVgatectl(int argc, char** argv, const char* environmentSocket, std::ostream& out, std::ostream& err) {
   auto invocation = parseCtlCommandLine(argc, argv, environmentSocket);
   if (!invocation) {
@@ -378,7 +531,19 @@ int runVgatectl(int argc, char** argv, const char* environmentSocket, std::ostre
     out << kVgatectlUsage;
     return kCtlOk;
   }
-  const CtlInvocation& request = invocation.value();
+  CtlInvocation& request = invocation.value();
+  if (!request.policyFile.empty()) {
+    // The daemon gets the text, not the path: it may not see our files (another mount namespace).
+    std::ifstream in(request.policyFile, std::ios::binary);
+    std::ostringstream text;
+    if (in) text << in.rdbuf();
+    if (!in || in.bad()) {
+      err << "vgatectl: cannot read " << request.policyFile << ": " << std::strerror(errno ? errno : EIO)
+          << "\n";
+      return kCtlUsage;
+    }
+    request.args["text"] = text.str();
+  }
 
   auto client = ControlClient::connect(request.socketPath, kCallTimeout);
   if (!client) {
@@ -390,14 +555,36 @@ int runVgatectl(int argc, char** argv, const char* environmentSocket, std::ostre
     err << "vgatectl: no usable reply from " << request.socketPath << ": " << reply.error().message << "\n";
     return kCtlUnreachable;
   }
+  const Json& result = reply.value().result;
+  // A policy's problems, each on its own line as editors read them (errors, or warnings of a good one).
+  for (const char* list : {"diagnostics", "warnings"}) {
+    auto lines = result.find(list);
+    if (request.command != "policy" || lines == result.end() || !lines->is_array()) continue;
+    for (const auto& line : *lines) {
+      if (line.is_string()) err << line.get<std::string>() << "\n";
+    }
+  }
   if (!reply.value().ok()) {
     std::string message = reply.value().error.empty() ? "(no message)" : reply.value().error;
     err << "vgatectl: " << errnoName(reply.value().status) << ": " << message << "\n";
     return kCtlDaemonError;
   }
 
-  const Json& result = reply.value().result;
-  if (request.command == "attach") {
+  if (request.command == "policy") {
+    if (request.json) {
+      out << result.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+    } else if (request.subcommand == "apply") {
+      out << formatPolicyApplyResult(result);
+    } else if (request.subcommand == "validate") {
+      out << formatPolicyValidateResult(result);
+    } else if (request.subcommand == "get") {
+      out << formatPolicyGetResult(result);
+    } else if (request.subcommand == "diff") {
+      out << formatPolicyDiffResult(result);
+    } else {
+      out << formatPolicyHistoryResult(result);
+    }
+  } else if (request.command == "attach") {
     out << formatAttachResult(result, request.args);
   } else if (request.command == "detach") {
     out << formatDetachResult(result);

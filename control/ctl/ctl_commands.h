@@ -26,10 +26,14 @@ extern const char* const kVgatectlUsage;
 struct CtlInvocation {
   std::string socketPath;  // --socket, else $VGATE_SOCKET, else kDefaultControlSocket
   bool help = false;       // print kVgatectlUsage and nothing else
-  std::string command;     // "attach", "detach", "status"
+  std::string command;     // "attach", "detach", "status", "policy"
+  std::string subcommand;  // policy's: "apply", "get", "validate", "diff", "history"
   std::string verb;        // the request's verb
   nlohmann::json args = nlohmann::json::object();
-  bool json = false;  // status --json
+  // policy apply|validate|diff FILE: read by runVgatectl into args "text" (args "fileName" is FILE as given,
+  // for the daemon's messages).
+  std::string policyFile;
+  bool json = false;  // status --json, policy get|diff|history --json
 };
 
 // Parses argv[1..argc). `environmentSocket` is $VGATE_SOCKET (nullptr or empty when unset). The error is one
@@ -41,6 +45,15 @@ std::string formatAttachResult(const nlohmann::json& result, const nlohmann::jso
 std::string formatDetachResult(const nlohmann::json& result);
 // A readable summary of a status result; missing fields show as "-" or are left out.
 std::string formatStatusText(const nlohmann::json& result);
+
+// The policy verbs' successful replies as text.
+std::string formatPolicyApplyResult(const nlohmann::json& result);
+std::string formatPolicyValidateResult(const nlohmann::json& result);
+// The policy in force as YAML that can be applied again, under a comment line saying what it is.
+std::string formatPolicyGetResult(const nlohmann::json& result);
+// "+ rule 'name'", "- rule 'name'", "~ rule 'name': fields", "~ mode: enforce -> audit"; "no differences".
+std::string formatPolicyDiffResult(const nlohmann::json& result);
+std::string formatPolicyHistoryResult(const nlohmann::json& result);
 
 // The whole program: returns its exit status (a CtlExit).
 int runVgatectl(int argc, char** argv, const char* environmentSocket, std::ostream& out, std::ostream& err);

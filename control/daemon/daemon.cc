@@ -12,16 +12,20 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "control/daemon/control_verbs.h"
+#include "control/daemon/policy_control.h"
 #include "control/daemon/port_store.h"
 #include "control/daemon/trunks.h"
 #include "control/flowlog/flow_log_writer.h"
@@ -77,7 +81,20 @@ class Daemon {
   void unwirePort(const PortPair& pair);
   Result<void> savePorts();
   void reapVanishedPorts();
+  // The ports as status lists them, rebuilt after every change under mutex_, so that status never waits for
+  // an attach or a long detach.
+  void snapshotPorts();
+
+  // The heartbeat runs on its own thread, so that nothing the main loop or a verb waits for (a stalled disk
+  // or stdout under the flow log, a long detach --all, a policy compile) can let it go stale and put the node
+  // under the fail mode.
+  void startHeartbeat();
+  void stopHeartbeat();
   void beat();
+
+  // SIGHUP's policy part: re-reads --policy on a thread of its own (a compile can take seconds).
+  void reloadPolicyOnSighup();
+  void stopPolicyReload();
 
   ControlReply attach(const Json& args);
   ControlReply detach(const Json& args);
@@ -92,18 +109,33 @@ class Daemon {
   std::unique_ptr<ControlServer> server_;
   dataplane::PortTable portTable_;
   std::vector<Trunk> trunks_;
-  std::string policyName_;
-  std::string policyMode_;
-  uint32_t policyVersion_ = 0;
+  std::unique_ptr<PolicyControl> policyControl_;
 
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> flowLogFile_{nullptr, std::fclose};
   std::unique_ptr<FlowLogWriter> writer_;
+  std::mutex writerMutex_;    // writer_: the main loop's drain vs a policy apply handing it names
+  std::mutex snapshotMutex_;  // the two snapshots below, for status
+  Json portsSnapshot_ = Json::array();
+  Json flowLogSnapshot_ = Json::object();
 
   int lockFd_ = -1;   // flock on the state dir, held for the daemon's life
-  std::mutex mutex_;  // the ports and everything attach/detach touch: control thread vs main loop
+  std::mutex mutex_;  // the ports and everything attach/detach touch: control handlers vs main loop
   std::map<uint16_t, PortPair> ports_;
-  Clock::time_point lastBeat_{};
   Clock::time_point lastOrphanSweep_ = Clock::now();
+
+  std::thread heartbeat_;
+  std::mutex heartbeatMutex_;  // only heartbeatStop_ and its wake-up: never held across a beat
+  std::condition_variable heartbeatWake_;
+  bool heartbeatStop_ = false;
+  std::atomic<uint64_t> beats_{0};
+  std::atomic<uint64_t> beatsSkipped_{0};  // a worker had not gone round its loop: no beat
+  std::atomic<uint64_t> beatFailures_{0};
+  std::atomic<int64_t> lastBeatNs_{0};  // steady clock
+  uint64_t beatFailuresLogged_ = 0;     // main loop: failures already logged
+
+  std::thread policyReload_;
+  std::atomic<bool> reloadWanted_{false};
+  std::atomic<bool> reloading_{false};
 };
 
 Result<void> Daemon::start() {
@@ -125,10 +157,10 @@ Result<void> Daemon::start() {
   if (error) return makeError(error.value(), "cannot create " + options_.bpffsDir + ": " + error.message());
   if (auto mounted = ensureBpffs(options_.bpffsDir); !mounted) return mounted.error();
 
-  // A bad policy stops the start before anything is touched.
-  policy::Policy policy;
-  bool havePolicy = !options_.policyPath.empty();
-  if (havePolicy) {
+  // A bad --policy stops the start before anything is touched (whether it is then applied or the persisted
+  // policy wins, see PolicyControl::restore).
+  if (!options_.policyPath.empty()) {
+    policy::Policy policy;
     auto diagnostics = validatePolicyFile(options_.policyPath, &policy);
     if (!diagnostics) return diagnostics.error();
     if (hasPolicyErrors(diagnostics.value())) {
@@ -188,27 +220,24 @@ Result<void> Daemon::start() {
     if (!eal) return eal.error();
     eal_ = std::move(eal).value();
 
-    if (havePolicy) {
-      auto registry = dataplane::PolicyRegistry::create(options_.workers);
-      if (!registry) return registry.error();
-      policies_ = std::move(registry).value();
-      dataplane::CompileOptions compileOptions;
-      compileOptions.cacheDir = options_.stateDir + "/policy-cache";
-      std::filesystem::create_directories(compileOptions.cacheDir, error);
-      policyVersion_ = 1;
-      auto compiled =
-          dataplane::CompiledPolicy::compile(policy, policyVersion_, compileOptions, options_.workers);
-      if (!compiled) return makeError(EINVAL, compiled.error().message);
-      policies_->publish(std::move(compiled).value());
-      PolicyNames names;
-      names.loaded = true;
-      names.version = policyVersion_;
-      names.policyName = policy.name;
-      for (const auto& rule : policy.rules) names.ruleNames.push_back(rule.name);
+    // A registry even without a policy, so that workers are registered when one is applied later.
+    auto registry = dataplane::PolicyRegistry::create(options_.workers);
+    if (!registry) return registry.error();
+    policies_ = std::move(registry).value();
+    PolicyControlOptions policyOptions;
+    policyOptions.stateDir = options_.stateDir;
+    policyOptions.workers = options_.workers;
+    policyOptions.compile.cacheDir = options_.stateDir + "/policy-cache";
+    std::filesystem::create_directories(policyOptions.compile.cacheDir, error);
+    auto control = PolicyControl::open(policyOptions, policies_.get(), [this](PolicyNames names) {
+      std::lock_guard lock(writerMutex_);
       writer_->setPolicyNames(std::move(names));
-      policyName_ = policy.name;
-      policyMode_ = policy.mode == PolicyMode::kAudit ? "audit" : "enforce";
-    }
+    });
+    if (!control) return control.error();
+    policyControl_ = std::move(control).value();
+    auto restored = policyControl_->restore(options_.policyPath);
+    if (!restored) return restored.error();
+    log(restored.value());
 
     dataplane::LiveOptions liveOptions;
     for (const Trunk& trunk : trunks_) liveOptions.trunkInterfaces.push_back(trunk.farName);
@@ -232,15 +261,32 @@ Result<void> Daemon::start() {
     if (auto set = fastPath_->setTrunks(trunkIfindexes, kTrunkMaxFrame); !set) return set.error();
   }
 
-  beat();
+  startHeartbeat();
   if (auto adopted = adoptPorts(); !adopted) return adopted.error();
 
   ControlHandlers handlers;
   handlers["attach"] = [this](const Json& args, const PeerCredentials&) { return attach(args); };
   handlers["detach"] = [this](const Json& args, const PeerCredentials&) { return detach(args); };
   handlers["status"] = [this](const Json&, const PeerCredentials&) { return status(); };
+  PolicyControl* policy = policyControl_.get();
+  handlers["policy.apply"] = [policy](const Json& args, const PeerCredentials& peer) {
+    return policy->apply(args, peer);
+  };
+  handlers["policy.validate"] = [policy](const Json& args, const PeerCredentials&) {
+    return policy->validate(args);
+  };
+  handlers["policy.diff"] = [policy](const Json& args, const PeerCredentials&) { return policy->diff(args); };
+  handlers["policy.get"] = [policy](const Json& args, const PeerCredentials&) { return policy->get(args); };
+  handlers["policy.history"] = [policy](const Json& args, const PeerCredentials&) {
+    return policy->history(args);
+  };
   ControlServerOptions serverOptions;
   serverOptions.daemonVersion = VGATE_VERSION;
+  if (!options_.socketGroup.empty()) {
+    auto group = groupId(options_.socketGroup);
+    if (!group) return makeError(group.error().code, "--socket-group: " + group.error().message);
+    serverOptions.socketGroup = group.value();
+  }
   auto server = ControlServer::start(options_.socketPath, std::move(handlers), serverOptions);
   if (!server) return server.error();
   server_ = std::move(server).value();
@@ -253,15 +299,67 @@ Result<void> Daemon::start() {
   return {};
 }
 
+void Daemon::startHeartbeat() {
+  beat();  // at once: the adoption and the socket that follow may take a while
+  heartbeat_ = std::thread([this] {
+    std::unique_lock lock(heartbeatMutex_);
+    while (!heartbeatWake_.wait_for(lock, kHeartbeatInterval, [this] { return heartbeatStop_; })) {
+      lock.unlock();
+      beat();
+      lock.lock();
+    }
+  });
+}
+
+void Daemon::stopHeartbeat() {
+  if (!heartbeat_.joinable()) return;
+  {
+    std::lock_guard lock(heartbeatMutex_);
+    heartbeatStop_ = true;
+  }
+  heartbeatWake_.notify_all();
+  heartbeat_.join();
+}
+
+// The heartbeat thread's only work: two atomic reads per worker and one map write. It logs nothing itself (a
+// stalled stderr would stall it): the main loop reports failures.
 void Daemon::beat() {
-  if (!fastPath_ || !live_) return;
   // Only a dataplane whose workers all turn round keeps the fast path sending it new flows.
-  if (!live_->workersAlive(options_.heartbeatTimeoutMs / 2)) return;
-  if (auto ok = fastPath_->beat(); !ok) {
-    log("heartbeat: " + ok.error().message);
+  if (!live_->workersAlive(options_.heartbeatTimeoutMs / 2)) {
+    ++beatsSkipped_;
     return;
   }
-  lastBeat_ = Clock::now();
+  if (auto ok = fastPath_->beat(); !ok) {
+    ++beatFailures_;
+    return;
+  }
+  ++beats_;
+  lastBeatNs_ = Clock::now().time_since_epoch().count();
+}
+
+void Daemon::reloadPolicyOnSighup() {
+  if (options_.policyPath.empty()) {
+    log("SIGHUP: vgated runs without --policy, there is no policy file to read again");
+    return;
+  }
+  reloadWanted_ = true;
+  if (reloading_.exchange(true)) return;               // the reload that runs takes this one too
+  if (policyReload_.joinable()) policyReload_.join();  // finished: reloading_ was false
+  policyReload_ = std::thread([this] {
+    do {
+      while (reloadWanted_.exchange(false)) {
+        auto reloaded = policyControl_->reloadFile(options_.policyPath);
+        log(reloaded ? "SIGHUP: " + reloaded.value()
+                     : "SIGHUP: " + reloaded.error().message + "\nthe policy in force is unchanged");
+      }
+      reloading_ = false;
+      // A SIGHUP that came after the last check and saw reloading_ still true is taken here.
+    } while (reloadWanted_ && !reloading_.exchange(true));
+  });
+}
+
+void Daemon::stopPolicyReload() {
+  if (policyReload_.joinable()) policyReload_.join();
 }
 
 Result<void> Daemon::wirePort(const PortPair& pair) {
@@ -278,7 +376,10 @@ Result<void> Daemon::wirePort(const PortPair& pair) {
   portTable_.set(pair.id, {inner, outer});
   if (auto attached = fastPath_->attachIngress(pair.outerIfindex); !attached) return attached.error();
   if (auto attached = fastPath_->attachIngress(pair.innerIfindex); !attached) return attached.error();
-  writer_->setPortIdentity({pair.id, pair.name, pair.containerIfname, pair.hostIfname});
+  {
+    std::lock_guard lock(writerMutex_);
+    writer_->setPortIdentity({pair.id, pair.name, pair.containerIfname, pair.hostIfname});
+  }
   return {};
 }
 
@@ -315,7 +416,15 @@ Result<void> Daemon::adoptPorts() {
     if (auto wired = wirePort(pair); !wired) return wired.error();
     ports_[pair.id] = pair;
   }
+  snapshotPorts();
   return savePorts();
+}
+
+void Daemon::snapshotPorts() {
+  Json ports = Json::array();
+  for (const auto& [id, pair] : ports_) ports.push_back(portSummary(pair));
+  std::lock_guard lock(snapshotMutex_);
+  portsSnapshot_ = std::move(ports);
 }
 
 void Daemon::reapVanishedPorts() {
@@ -343,6 +452,7 @@ void Daemon::reapVanishedPorts() {
     changed = true;
   }
   if (changed) {
+    snapshotPorts();
     if (auto saved = savePorts(); !saved) log(saved.error().message);
   }
 }
@@ -363,6 +473,7 @@ ControlReply Daemon::attach(const Json& args) {
     return ControlReply::failure(wired.error().code, "cannot wire the fast path: " + wired.error().message);
   }
   ports_[id] = pair.value();
+  snapshotPorts();
   if (auto saved = savePorts(); !saved) log(saved.error().message);
   log("attached " + pair.value().name + ": " + pair.value().containerIfname + " in " +
       pair.value().netnsPath + " as port " + std::to_string(id));
@@ -399,6 +510,7 @@ ControlReply Daemon::detach(const Json& args) {
     }
     ports_.erase(id);
     ++detached;
+    snapshotPorts();
     log("detached port " + std::to_string(id) + " (" + pair.name + ")");
   }
   if (auto saved = savePorts(); !saved) log(saved.error().message);
@@ -406,34 +518,47 @@ ControlReply Daemon::detach(const Json& args) {
   return ControlReply::success(Json{{"detached", detached}});
 }
 
+// Takes none of the locks attach, detach or the flow log hold: it reads snapshots and counters.
 ControlReply Daemon::status() {
   Json result;
   result["daemon"] = VGATE_VERSION;
   result["failMode"] = failModeName(options_.failMode);
-  result["policy"] = policyName_.empty()
-                         ? Json(nullptr)
-                         : Json{{"name", policyName_}, {"version", policyVersion_}, {"mode", policyMode_}};
+  result["policy"] = policyControl_->summary();
   Json workers = Json::array();
   for (const auto& worker : live_->status()) workers.push_back(workerStatus(worker));
   result["workers"] = std::move(workers);
-  Json ports = Json::array();
   {
-    std::lock_guard lock(mutex_);
-    for (const auto& [id, pair] : ports_) ports.push_back(portSummary(pair));
-    result["flowLog"] = countersJson(writer_->counters());
+    std::lock_guard lock(snapshotMutex_);
+    result["ports"] = portsSnapshot_;
+    result["flowLog"] = flowLogSnapshot_;
   }
-  result["ports"] = std::move(ports);
   result["fastPath"] = countersJson(fastPath_->stats());
+  result["controlSocket"] = countersJson(server_->counters());
+  int64_t lastBeat = lastBeatNs_.load();
+  result["heartbeat"] = {
+      {"beats", beats_.load()},
+      {"skipped", beatsSkipped_.load()},
+      {"failures", beatFailures_.load()},
+      {"ageMs", lastBeat == 0 ? Json(nullptr)
+                              : Json((Clock::now().time_since_epoch().count() - lastBeat) / 1'000'000)}};
   return ControlReply::success(std::move(result));
 }
 
 void Daemon::stop() {
+  // The server first: it waits for the handlers that run (an apply in the middle of a compile).
   if (server_) server_->stop();
+  stopPolicyReload();
   std::lock_guard lock(mutex_);
   bool wasRunning = live_ != nullptr;
-  if (live_ && writer_) live_->stop(*writer_);
-  if (writer_) writer_->flush();
+  // From here no beat: the fail mode takes over once the timeout passes, as it will after the exit anyway.
+  stopHeartbeat();
+  {
+    std::lock_guard writerLock(writerMutex_);
+    if (live_ && writer_) live_->stop(*writer_);
+    if (writer_) writer_->flush();
+  }
   live_.reset();
+  policyControl_.reset();
   // The fast path's programs and maps stay (keepAttached): until the next vgated beats, the fail mode rules.
   fastPath_.reset();
   policies_.reset();
@@ -449,6 +574,7 @@ int Daemon::run() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   // Blocked before any thread starts, so that every thread inherits the mask and the signalfd gets them.
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   int signalFd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -472,17 +598,28 @@ int Daemon::run() {
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info{};
       if (read(signalFd, &info, sizeof(info)) == sizeof(info)) {
-        log(std::string("got ") + strsignal(static_cast<int>(info.ssi_signo)) + ", stopping");
-        break;
+        if (info.ssi_signo == SIGHUP) {
+          reloadPolicyOnSighup();
+        } else {
+          log(std::string("got ") + strsignal(static_cast<int>(info.ssi_signo)) + ", stopping");
+          break;
+        }
       }
     }
     if (fds[1].revents & POLLIN) reapVanishedPorts();
     {
-      std::lock_guard lock(mutex_);
+      std::lock_guard lock(writerMutex_);
       recordsPending = !live_->drainRecords(*writer_);
       writer_->flush();
+      Json counters = countersJson(writer_->counters());
+      std::lock_guard snapshot(snapshotMutex_);
+      flowLogSnapshot_ = std::move(counters);
     }
-    if (Clock::now() - lastBeat_ >= kHeartbeatInterval) beat();
+    if (uint64_t failures = beatFailures_.load(); failures != beatFailuresLogged_) {
+      log("heartbeat: " + std::to_string(failures - beatFailuresLogged_) +
+          " write(s) to the fast path's config map failed");
+      beatFailuresLogged_ = failures;
+    }
     if (Clock::now() - lastOrphanSweep_ >= kOrphanSweepInterval) {
       lastOrphanSweep_ = Clock::now();
       if (size_t removed = fastPath_->removeFlowsIdleFor(kOrphanIdleNs); removed > 0) {

@@ -13,6 +13,8 @@ namespace vgate::control {
 struct DaemonOptions {
   std::string policyPath;  // empty: every flow allowed, nothing named
   std::string socketPath = "/run/vgate/vgated.sock";
+  // A group (name or number) whose members may use the socket besides root: the file is chowned to it, 0660.
+  std::string socketGroup;
   std::string stateDir = "/run/vgate";
   std::string bpffsDir = "/sys/fs/bpf/vgate";
   uint32_t failMode = VGATE_FP_FAIL_CLOSED;
@@ -33,8 +35,8 @@ struct DaemonOptions {
   bool ioForward = false;
 };
 
-// Runs until SIGTERM or SIGINT. Returns the process exit status (0 clean stop, 1 failure to start; the
-// reason is printed on stderr).
+// Runs until SIGTERM or SIGINT; SIGHUP re-reads --policy. Returns the process exit status (0 clean stop, 1
+// failure to start; the reason is printed on stderr).
 int runDaemon(const DaemonOptions& options);
 
 }  // namespace vgate::control

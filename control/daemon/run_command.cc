@@ -27,8 +27,8 @@ bool validHostPort(const std::string& text) {
 
 int runRunCommand(int argc, char** argv, int first) {
   CommandSpec spec{"run",
-                   {"policy", "socket", "state-dir", "bpffs", "fail-mode", "workers", "flow-log",
-                    "metrics-address", "driver", "heartbeat-timeout-ms", "flows", "offload",
+                   {"policy", "socket", "socket-group", "state-dir", "bpffs", "fail-mode", "workers",
+                    "flow-log", "metrics-address", "driver", "heartbeat-timeout-ms", "flows", "offload",
                     "inspection-slots", "inspection-timeout", "exception-policy"},
                    {"io-forward"}};
   auto arguments = parseCommandArguments(spec, argc, argv, first);
@@ -37,6 +37,8 @@ int runRunCommand(int argc, char** argv, int first) {
   DaemonOptions options;
   options.policyPath = args.get("policy");
   options.socketPath = args.get("socket", options.socketPath);
+  options.socketGroup = args.get("socket-group");
+  if (args.has("socket-group") && options.socketGroup.empty()) return fail("--socket-group is empty");
   options.stateDir = args.get("state-dir", options.stateDir);
   options.bpffsDir = args.get("bpffs", options.bpffsDir);
   options.flowLog = args.get("flow-log", options.flowLog);

@@ -17,7 +17,9 @@ namespace vgate::control {
 
 inline constexpr uint32_t kControlProtocolVersion = 1;
 inline constexpr size_t kControlFrameHeaderBytes = 4;
-inline constexpr size_t kControlMaxMessageBytes = size_t{1} << 20;  // payload only, without the header
+// Payload only, without the header. A policy travels as text inside a request: the loader takes documents of
+// up to 32 MiB, and JSON escaping (newlines, quotes) adds to that.
+inline constexpr size_t kControlMaxMessageBytes = size_t{64} << 20;
 inline constexpr size_t kControlMaxVerbLength = 64;
 // Deeper JSON is refused before it is built, so no later recursive walk (dump, a handler) can blow the stack.
 inline constexpr size_t kControlMaxJsonDepth = 64;

@@ -37,11 +37,13 @@ void PolicyRegistry::unregisterWorker(uint32_t workerId) {
 
 void PolicyRegistry::quiescent(uint32_t workerId) { rte_rcu_qsbr_quiescent(qsbr_, workerId); }
 
-uint32_t PolicyRegistry::publish(std::shared_ptr<const CompiledPolicy> next) {
+uint32_t PolicyRegistry::publish(std::shared_ptr<const CompiledPolicy> next, bool reevaluate) {
   std::lock_guard<std::mutex> lock(publishing_);
   std::shared_ptr<const CompiledPolicy> previous = std::move(owned_);
   owned_ = std::move(next);
   current_.store(owned_.get(), std::memory_order_release);
+  // After the pointer: a worker that sees the request also finds the policy it is for.
+  if (reevaluate && owned_) reevaluateVersion_.store(owned_->version(), std::memory_order_release);
   // Every online worker reports a quiescent state after this point before we return: none can still be using
   // `previous`, which is then freed here, on the control thread.
   rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);

@@ -33,9 +33,14 @@ class PolicyRegistry {
   void quiescent(uint32_t workerId);
 
   // Control side: makes `next` current, waits until no worker can still hold the previous policy, then frees
-  // it. Returns the version that was replaced (0 if none).
-  uint32_t publish(std::shared_ptr<const CompiledPolicy> next);
+  // it. Returns the version that was replaced (0 if none). `reevaluate` (vgatectl policy apply --reevaluate)
+  // asks that flows already decided be judged again under `next`; without it they keep their verdict.
+  uint32_t publish(std::shared_ptr<const CompiledPolicy> next, bool reevaluate = false);
   uint64_t publishes() const { return publishes_; }
+
+  // Worker side of --reevaluate: the newest version published with it (0: never). A worker that sees it above
+  // the last one it acted on, with current() at that version or later, judges its open flows again.
+  uint32_t reevaluateVersion() const { return reevaluateVersion_.load(std::memory_order_acquire); }
 
  private:
   PolicyRegistry(rte_rcu_qsbr* qsbr, uint32_t maxWorkers) : qsbr_(qsbr), maxWorkers_(maxWorkers) {}
@@ -43,6 +48,7 @@ class PolicyRegistry {
   rte_rcu_qsbr* qsbr_;
   uint32_t maxWorkers_;
   std::atomic<const CompiledPolicy*> current_{nullptr};
+  std::atomic<uint32_t> reevaluateVersion_{0};
   std::shared_ptr<const CompiledPolicy> owned_;  // keeps current_ alive
   std::mutex publishing_;                        // control side only: one publish at a time
   uint64_t publishes_ = 0;

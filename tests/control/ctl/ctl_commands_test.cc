@@ -96,6 +96,15 @@ TEST(CtlCommandsTest, BadCommandLinesSayWhatIsWrong) {
       {{"detach", "--all", "--pid", "3"}, "not several"},
       {{"detach", "--all=yes"}, "option --all takes no value"},
       {{"status", "--jsn"}, "unknown option --jsn for 'vgatectl status'"},
+      {{"policy"}, "policy needs apply, get, validate, diff or history"},
+      {{"policy", "remove"}, "unknown policy command 'remove'"},
+      {{"policy", "apply"}, "policy apply needs one FILE"},
+      {{"policy", "apply", "a.yaml", "b.yaml"}, "policy apply needs one FILE"},
+      {{"policy", "apply", "a.yaml", "--json"}, "unknown option --json for 'vgatectl policy apply'"},
+      {{"policy", "validate", "a.yaml", "--reevaluate"}, "unknown option --reevaluate"},
+      {{"policy", "get", "a.yaml"}, "unexpected argument 'a.yaml' for 'vgatectl policy get'"},
+      {{"policy", "history", "--all"}, "unknown option --all for 'vgatectl policy history'"},
+      {{"policy", "apply", "a.yaml", "--reevaluate=yes"}, "option --reevaluate takes no value"},
       {{"--socket", "/a", "status", "--socket", "/b"}, "option --socket given twice"},
   };
   for (const auto& line : cases) {
@@ -191,6 +200,84 @@ TEST(CtlCommandsTest, CounterLinesWrapAtTheLineWidth) {
   EXPECT_GT(lines, 5u) << text;
   for (int i = 0; i < 30; ++i)
     EXPECT_NE(text.find(" counterNumber" + std::to_string(i) + " 123456789"), std::string::npos) << i;
+}
+
+TEST(CtlCommandsTest, PolicyCommandLinesBecomeRequests) {
+  auto apply = parse({"policy", "apply", "p.yaml", "--reevaluate"});
+  ASSERT_TRUE(apply.ok()) << apply.error().message;
+  EXPECT_EQ(apply.value().verb, "policy.apply");
+  EXPECT_EQ(apply.value().policyFile, "p.yaml");
+  EXPECT_EQ(apply.value().args, json({{"fileName", "p.yaml"}, {"reevaluate", true}}));
+  EXPECT_EQ(parse({"policy", "apply", "p.yaml"}).value().args, json({{"fileName", "p.yaml"}}));
+  auto validate = parse({"policy", "validate", "/etc/p.yaml", "--socket", "/s"});
+  ASSERT_TRUE(validate.ok()) << validate.error().message;
+  EXPECT_EQ(validate.value().verb, "policy.validate");
+  EXPECT_EQ(validate.value().socketPath, "/s");
+  EXPECT_EQ(parse({"policy", "diff", "p.yaml"}).value().verb, "policy.diff");
+  auto get = parse({"policy", "get", "--json"});
+  EXPECT_EQ(get.value().verb, "policy.get");
+  EXPECT_TRUE(get.value().json);
+  EXPECT_EQ(get.value().args, json::object());
+  EXPECT_TRUE(get.value().policyFile.empty());
+  EXPECT_EQ(parse({"policy", "history"}).value().verb, "policy.history");
+}
+
+TEST(CtlCommandsTest, PolicyResultsAsText) {
+  EXPECT_EQ(formatPolicyApplyResult({{"name", "p"},
+                                     {"version", 4},
+                                     {"previousVersion", 3},
+                                     {"rules", 12},
+                                     {"mode", "enforce"},
+                                     {"applyMillis", 25.7},
+                                     {"persisted", true}}),
+            "applied policy 'p' version 4 (12 rules, mode enforce, replaces version 3) in 25 ms\n");
+  EXPECT_NE(formatPolicyApplyResult({{"version", 1}, {"persisted", false}, {"persistError", "EROFS"}})
+                .find("a restart would go back"),
+            std::string::npos);
+  EXPECT_EQ(formatPolicyGetResult({{"name", "p"},
+                                   {"version", 2},
+                                   {"time", "T"},
+                                   {"source", "vgatectl (uid 0, pid 1)"},
+                                   {"text", "spec: {}"}}),
+            "# vgate policy 'p' version 2, applied T from vgatectl (uid 0, pid 1)\nspec: {}\n");
+  json diff = {{"from", {{"name", "p"}, {"version", 2}}},
+               {"to", {{"fileName", "n.yaml"}}},
+               {"added", {"new"}},
+               {"removed", {"old"}},
+               {"changed", {{{"rule", "edit"}, {"fields", {"action", "match.destination.ports"}}}}},
+               {"settings", {{{"field", "mode"}, {"from", "enforce"}, {"to", "audit"}}}},
+               {"orderChanged", true},
+               {"identical", false}};
+  EXPECT_EQ(formatPolicyDiffResult(diff),
+            "policy 'p' version 2 -> n.yaml\n~ mode: enforce -> audit\n- rule 'old'\n+ rule 'new'\n"
+            "~ rule 'edit': action, match.destination.ports\n~ the rules both have are in another order\n");
+  EXPECT_EQ(
+      formatPolicyDiffResult({{"from", nullptr}, {"to", {{"fileName", "n.yaml"}}}, {"identical", true}}),
+      "no policy in force -> n.yaml\nno differences\n");
+  std::string history = formatPolicyHistoryResult({{"inForce", 2},
+                                                   {"history",
+                                                    {{{"version", 1},
+                                                      {"time", "T1"},
+                                                      {"source", "s"},
+                                                      {"name", "a"},
+                                                      {"rules", 3},
+                                                      {"result", "applied"}},
+                                                     {{"version", 0},
+                                                      {"time", "T2"},
+                                                      {"source", "s"},
+                                                      {"name", "b"},
+                                                      {"rules", 0},
+                                                      {"result", "invalid"}},
+                                                     {{"version", 2},
+                                                      {"time", "T3"},
+                                                      {"source", "s"},
+                                                      {"name", "c"},
+                                                      {"rules", 4},
+                                                      {"result", "applied"}}}}});
+  EXPECT_NE(history.find("VERSION"), std::string::npos) << history;
+  EXPECT_NE(history.find("*        2  T3"), std::string::npos) << history;
+  EXPECT_NE(history.find("-  T2"), std::string::npos) << history;
+  EXPECT_EQ(formatPolicyHistoryResult({{"history", json::array()}}), "no policy was ever applied\n");
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
-// The control server end to end on a temporary socket: verbs, refusals, framing errors, timeouts, peer uids,
-// concurrency and the socket file's life cycle.
+// The control server end to end on a temporary socket: verbs, refusals, framing errors, timeouts, peer uids
+// and groups, slow clients and slow handlers beside quick ones, concurrency and the socket file's life cycle.
 #include "control/socket/control_server.h"
 
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -104,8 +105,8 @@ class ControlServerTest : public ::testing::Test {
   ControlHandlers handlers_;
   ControlServerOptions options_;
   std::unique_ptr<ControlServer> server_;
-  int calls_ = 0;  // written on the server thread, read after a reply came back
-  PeerCredentials lastPeer_;
+  std::atomic<int> calls_{0};  // handlers run on threads of their own, several at once
+  PeerCredentials lastPeer_;   // written by the echo handler, read after its reply came back
 };
 
 TEST_F(ControlServerTest, BuiltInVersion) {
@@ -210,24 +211,51 @@ TEST_F(ControlServerTest, GarbageBytesGetEmsgsizeAndClose) {
 }
 
 TEST_F(ControlServerTest, OversizeFrameGetsEmsgsizeAndCloseButTheLimitItselfIsFine) {
+  options_.maxRequestBytes = 64 * 1024;
   startServer();
   int fd = connectRaw();
   std::string prefix = R"({"version":1,"id":8,"verb":"echo","args":{"pad":")";
   std::string suffix = "\"}}";
   std::string padded =
-      prefix + std::string(kControlMaxMessageBytes - prefix.size() - suffix.size(), 'p') + suffix;
-  ASSERT_EQ(padded.size(), kControlMaxMessageBytes);
-  // Not echoed back whole (the reply would be over the limit): the handler sees it, the reply is EMSGSIZE.
+      prefix + std::string(options_.maxRequestBytes - prefix.size() - suffix.size(), 'p') + suffix;
   ASSERT_TRUE(writeFrame(fd, padded, in(3s)).ok());
   ControlReply atLimit = readReply(fd);
   EXPECT_EQ(atLimit.id, 8u);
-  EXPECT_EQ(atLimit.status, EMSGSIZE);
+  EXPECT_EQ(atLimit.status, 0);
+  EXPECT_EQ(atLimit.result["args"]["pad"].get<std::string>().size(), padded.size() - prefix.size() - 3);
   EXPECT_EQ(calls_, 1);
 
-  uint32_t over = kControlMaxMessageBytes + 1;
+  uint32_t over = static_cast<uint32_t>(options_.maxRequestBytes + 1);
   std::string header = {static_cast<char>(over >> 24), static_cast<char>(over >> 16),
                         static_cast<char>(over >> 8), static_cast<char>(over)};
   sendRaw(fd, header + "{\"version\":1");
+  ControlReply refused = readReply(fd);
+  EXPECT_EQ(refused.status, EMSGSIZE);
+  EXPECT_NE(refused.error.find("over the limit of 65536"), std::string::npos) << refused.error;
+  EXPECT_TRUE(closedByServer(fd));
+  EXPECT_EQ(calls_, 1);
+  EXPECT_EQ(server_->counters().requestsOversize, 1u);
+  ::close(fd);
+}
+
+TEST_F(ControlServerTest, AReplyOverTheProtocolLimitBecomesEmsgsize) {
+  handlers_["huge"] = [](const json&, const PeerCredentials&) {
+    return ControlReply::success({{"pad", std::string(kControlMaxMessageBytes, 'p')}});
+  };
+  startServer();
+  auto client = ControlClient::connect(path_, 20s).value();  // 64 MiB of JSON is slow under ASan
+  auto reply = client.call("huge");
+  ASSERT_TRUE(reply.ok()) << reply.error().message;
+  EXPECT_EQ(reply.value().status, EMSGSIZE);
+  EXPECT_EQ(client.call("echo").value().status, 0);
+}
+
+TEST_F(ControlServerTest, OverTheDefaultLimitIsRefusedBeforeAnythingIsRead) {
+  startServer();
+  int fd = connectRaw();
+  uint32_t over = static_cast<uint32_t>(kControlMaxMessageBytes + 1);
+  sendRaw(fd, std::string{static_cast<char>(over >> 24), static_cast<char>(over >> 16),
+                          static_cast<char>(over >> 8), static_cast<char>(over)});
   EXPECT_EQ(readReply(fd).status, EMSGSIZE);
   EXPECT_TRUE(closedByServer(fd));
   ::close(fd);
@@ -267,32 +295,31 @@ TEST_F(ControlServerTest, PeerNotInAllowedUidsGetsEperm) {
   EXPECT_EQ(calls_, 0);
 }
 
-TEST_F(ControlServerTest, UnprivilegedProcessGetsEperm) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch to uid 65534";
-  startServer();
-  // Let uid 65534 reach the socket at all, so that the refusal is the server's and not the file mode's.
-  std::filesystem::permissions(dir_, std::filesystem::perms(0755));
-  std::filesystem::permissions(dir_ / "run", std::filesystem::perms(0755));
-  ASSERT_EQ(::chmod(path_.c_str(), 0666), 0);
-
+// A child process with these credentials sends one echo request; its reply, decoded (status -1 when none
+// came back). Root only.
+ControlReply callAs(const std::string& path, uid_t uid, gid_t gid, std::vector<gid_t> groups) {
   int pipeFds[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipeFds), 0);  // readFrame wants a socket
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipeFds) != 0)
+    return ControlReply::failure(-1, "");
   std::string request = encodeFrame(R"({"version":1,"id":1,"verb":"echo"})");
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path_.c_str(), sizeof(address.sun_path) - 1);
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
   pid_t child = ::fork();
-  ASSERT_GE(child, 0);
   if (child == 0) {
     // Only raw system calls here: the parent has other threads.
     ::close(pipeFds[0]);
-    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+    if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(gid, gid, gid) != 0 ||
+        ::setresuid(uid, uid, uid) != 0) {
+      ::_exit(10);
+    }
     int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) ::_exit(11);
     (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
     char buffer[4096];
     for (ssize_t got; (got = ::read(fd, buffer, sizeof(buffer))) > 0;) {
       if (::write(pipeFds[1], buffer, static_cast<size_t>(got)) != got) ::_exit(12);
+      if (got >= 4) break;  // one small reply; an accepted connection stays open
     }
     ::_exit(0);
   }
@@ -300,15 +327,155 @@ TEST_F(ControlServerTest, UnprivilegedProcessGetsEperm) {
   auto reply = readFrame(pipeFds[0], in(5s));
   ::close(pipeFds[0]);
   int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status));
-  ASSERT_EQ(WEXITSTATUS(status), 0);
-  ASSERT_TRUE(reply.ok()) << reply.error().message;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  if (!reply.ok()) return ControlReply::failure(-1, reply.error().message);
   auto decoded = decodeReply(reply.value());
-  ASSERT_TRUE(decoded.ok());
-  EXPECT_EQ(decoded.value().status, EPERM);
-  EXPECT_NE(decoded.value().error.find("65534"), std::string::npos);
+  return decoded.ok() ? decoded.value() : ControlReply::failure(-1, "bad reply");
+}
+
+// Lets any uid reach the socket file, so that a refusal is the server's and not the file mode's.
+void openUpTheWay(const std::filesystem::path& dir, const std::string& path) {
+  std::filesystem::permissions(dir, std::filesystem::perms(0755));
+  std::filesystem::permissions(dir / "run", std::filesystem::perms(0755));
+  ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
+}
+
+TEST_F(ControlServerTest, UnprivilegedProcessGetsEperm) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch to uid 65534";
+  startServer();
+  openUpTheWay(dir_, path_);
+  ControlReply reply = callAs(path_, 65534, 65534, {});
+  EXPECT_EQ(reply.status, EPERM) << reply.error;
+  EXPECT_NE(reply.error.find("65534"), std::string::npos);
+  EXPECT_NE(reply.error.find("--socket-group"), std::string::npos) << reply.error;
   EXPECT_EQ(calls_, 0);
+  EXPECT_EQ(server_->counters().connectionsRefused, 1u);
+}
+
+TEST_F(ControlServerTest, SocketGroupMembersAreServedAndOthersRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch uids and chown the socket";
+  constexpr gid_t kGroup = 47123;
+  options_.socketGroup = kGroup;
+  startServer();
+  struct stat info {};
+  ASSERT_EQ(::stat(path_.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0660u);
+  EXPECT_EQ(info.st_gid, kGroup);
+  std::filesystem::permissions(dir_, std::filesystem::perms(0755));
+  std::filesystem::permissions(dir_ / "run", std::filesystem::perms(0755));
+
+  // The file's group mode lets members in; the server checks again from the peer's credentials.
+  ControlReply supplementary = callAs(path_, 65534, 65534, {kGroup});
+  EXPECT_EQ(supplementary.status, 0) << supplementary.error;
+  ControlReply primary = callAs(path_, 65534, kGroup, {});
+  EXPECT_EQ(primary.status, 0) << primary.error;
+  EXPECT_EQ(calls_, 2);
+
+  ASSERT_EQ(::chmod(path_.c_str(), 0666), 0);
+  ControlReply outsider = callAs(path_, 65534, 65534, {65534});
+  EXPECT_EQ(outsider.status, EPERM);
+  EXPECT_NE(outsider.error.find("group 47123"), std::string::npos) << outsider.error;
+  EXPECT_EQ(calls_, 2);
+  auto counters = server_->counters();
+  EXPECT_EQ(counters.connectionsRefused, 1u);
+  EXPECT_GE(counters.connectionsAccepted, 2u);
+}
+
+TEST(ControlServerGroup, GroupIdsByNameOrNumber) {
+  auto root = groupId("root");
+  ASSERT_TRUE(root.ok()) << root.error().message;
+  EXPECT_EQ(root.value(), 0u);
+  EXPECT_EQ(groupId("4242").value(), 4242u);
+  EXPECT_EQ(groupId("no-such-group-vgate").error().code, ENOENT);
+  EXPECT_EQ(groupId("").error().code, EINVAL);
+}
+
+TEST_F(ControlServerTest, HalfARequestStallsWithoutHoldingUpAnotherClient) {
+  options_.receiveTimeout = 1500ms;
+  startServer();
+  int stalled = connectRaw();
+  std::string frame = encodeFrame(R"({"version":1,"id":4,"verb":"echo"})");
+  auto started = std::chrono::steady_clock::now();
+  sendRaw(stalled, frame.substr(0, 12));
+  std::this_thread::sleep_for(50ms);
+  auto client = connectClient();
+  for (int i = 0; i < 20; ++i) {
+    auto reply = client.call("echo", {{"i", i}});
+    ASSERT_TRUE(reply.ok()) << reply.error().message;
+    EXPECT_EQ(reply.value().status, 0);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1000ms)
+      << "the quick client waited for the stalled one";
+  EXPECT_EQ(readReply(stalled).status, ETIMEDOUT);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 1400ms);
+  EXPECT_TRUE(closedByServer(stalled));
+  EXPECT_EQ(server_->counters().requestsTimedOut, 1u);
+  ::close(stalled);
+}
+
+TEST_F(ControlServerTest, AClientThatNeverReadsItsRepliesHoldsUpNoOne) {
+  handlers_["big"] = [](const json&, const PeerCredentials&) {
+    return ControlReply::success({{"pad", std::string(4 << 20, 'b')}});
+  };
+  options_.sendTimeout = 800ms;
+  startServer();
+  int hog = connectRaw();
+  sendRaw(hog, encodeFrame(R"({"version":1,"id":1,"verb":"big"})"));
+  std::this_thread::sleep_for(100ms);  // its reply now fills the socket buffer and waits
+  auto started = std::chrono::steady_clock::now();
+  auto client = connectClient();
+  auto reply = client.call("echo");
+  ASSERT_TRUE(reply.ok()) << reply.error().message;
+  EXPECT_EQ(reply.value().status, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 500ms);
+  // Past the send timeout the hog's connection goes, its reply untaken.
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(server_->counters().repliesAbandoned, 1u);
+  ::close(hog);
+}
+
+TEST_F(ControlServerTest, ASlowHandlerHoldsUpNoOtherClient) {
+  std::atomic<bool> release{false};
+  handlers_["slow"] = [&](const json&, const PeerCredentials&) {
+    while (!release) std::this_thread::sleep_for(5ms);
+    return ControlReply::success({{"slow", true}});
+  };
+  startServer();
+  std::thread slowCaller([&] {
+    auto client = ControlClient::connect(path_, 5s);
+    ASSERT_TRUE(client.ok());
+    auto reply = client.value().call("slow");
+    ASSERT_TRUE(reply.ok()) << reply.error().message;
+    EXPECT_EQ(reply.value().result["slow"], true);
+  });
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(server_->counters().requestsInFlight, 1u);
+  auto client = connectClient();
+  auto started = std::chrono::steady_clock::now();
+  auto reply = client.call("echo");
+  ASSERT_TRUE(reply.ok()) << reply.error().message;
+  EXPECT_EQ(reply.value().status, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 300ms);
+  release = true;
+  slowCaller.join();
+  EXPECT_EQ(server_->counters().requestsInFlight, 0u);
+}
+
+TEST_F(ControlServerTest, StopWaitsForAHandlerThatRuns) {
+  std::atomic<bool> finished{false};
+  handlers_["slow"] = [&](const json&, const PeerCredentials&) {
+    std::this_thread::sleep_for(300ms);
+    finished = true;
+    return ControlReply::success();
+  };
+  startServer();
+  int fd = connectRaw();
+  sendRaw(fd, encodeFrame(R"({"version":1,"id":1,"verb":"slow"})"));
+  std::this_thread::sleep_for(50ms);
+  server_->stop();
+  EXPECT_TRUE(finished);
+  ::close(fd);
 }
 
 TEST_F(ControlServerTest, ThrowingHandlerGetsEioAndTheServerGoesOn) {
