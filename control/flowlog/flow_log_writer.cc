@@ -150,6 +150,7 @@ void FlowLogWriter::addLine() {
 // that did not get through whole are counted lost, and a torn last line is cut off the file.
 bool FlowLogWriter::writeOut(const char* data, size_t size, size_t lines) {
   size_t done = 0;
+  ++counters_.writes;
   if (file_ != nullptr) {
     done = std::fwrite(data, 1, size, file_);
   } else {

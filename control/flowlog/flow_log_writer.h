@@ -33,6 +33,7 @@ namespace vgate::control {
   X(metadataMissing, counter, "records", "end records written without the metadata that had been dropped")   \
   X(writeErrors, counter, "writes", "failed writes, flushes, reopens and rotations of the log")              \
   X(bytesWritten, counter, "bytes", "bytes written to the log")                                              \
+  X(writes, counter, "writes", "write calls to the log: one per batch of lines")                             \
   X(statsWritten, counter, "lines", "stats lines written to the log")                                        \
   X(reopens, counter, "files", "times the log file was reopened (SIGHUP, vgatectl log reopen)")              \
   X(rotations, counter, "files", "times the log file was rotated because it reached its size limit")
