@@ -63,6 +63,12 @@ WorkerConfig workerConfigFor(uint16_t id, int socket, const RecordPools& records
   X(flowInsertFailed, counter, "packets", "packets of new flows the full flow table could not take")        \
   X(recordsLost, counter, "records", "flow end records lost: no free record or a full ring")                \
   X(metadataLost, counter, "records", "flow metadata records lost: no free record or a full ring")          \
+  X(recordsLostNoRecord, counter, "records", "flow end records lost because no record object was free")     \
+  X(recordsLostRingFull, counter, "records",                                                                \
+    "flow end records lost because the ring to the flow log was full")                                      \
+  X(metadataLostNoRecord, counter, "records", "flow metadata lost because no record object was free")       \
+  X(metadataLostRingFull, counter, "records",                                                               \
+    "flow metadata lost because the ring to the flow log was full")                                         \
   X(fragments, counter, "packets", "IP fragments received")                                                 \
   X(fragmentsReassembled, counter, "datagrams", "datagrams completed from fragments")                       \
   X(fragmentsUnsupported, counter, "packets", "IPv6 fragments whose fragment header follows other headers") \
