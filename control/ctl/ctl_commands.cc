@@ -46,6 +46,8 @@ const char* const kVgatectlUsage =
     "      Rules FILE adds (+), removes (-) and changes (~) against the policy in force.\n"
     "  policy history [--json]\n"
     "      Every apply vgated kept: version, time, source, name, rule count and result.\n"
+    "  log reopen\n"
+    "      Make vgated reopen its flow log file (after logrotate moved it), as SIGHUP does.\n"
     "\n"
     "exit status: 0 done, 1 the daemon refused (its reason on stderr), 2 bad usage,\n"
     "3 the daemon cannot be reached\n";
@@ -187,6 +189,15 @@ Result<void> parseCommand(CtlInvocation& invocation, int argc, char** argv, int 
     return {};
   }
   if (command == "policy") return parsePolicyCommand(invocation, argc, argv, first);
+  if (command == "log") {
+    if (first >= argc || std::string(argv[first]) != "reopen")
+      return makeError(EINVAL, "log needs a subcommand: log reopen");
+    auto arguments = parseFor({"log reopen", {"socket"}, {}}, argc, argv, first + 1);
+    if (!arguments) return arguments.error();
+    invocation.verb = "log-reopen";
+    if (arguments.value().has("socket")) invocation.socketPath = arguments.value().get("socket");
+    return {};
+  }
   return makeError(EINVAL, "unknown command '" + command + "'");
 }
 
@@ -588,6 +599,9 @@ int runVgatectl(int argc, char** argv, const char* environmentSocket, std::ostre
     out << formatAttachResult(result, request.args);
   } else if (request.command == "detach") {
     out << formatDetachResult(result);
+  } else if (request.command == "log") {
+    out << "reopened flow log " << (result.contains("path") ? result["path"].get<std::string>() : "-")
+        << "\n";
   } else if (request.json) {
     out << result.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {

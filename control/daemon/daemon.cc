@@ -28,6 +28,7 @@
 #include "control/daemon/policy_control.h"
 #include "control/daemon/port_store.h"
 #include "control/daemon/trunks.h"
+#include "control/flowlog/flow_log_pump.h"
 #include "control/flowlog/flow_log_writer.h"
 #include "control/interposer/interposer.h"
 #include "control/policy/policy_loader.h"
@@ -38,6 +39,7 @@
 #include "dataplane/live/live_dataplane.h"
 #include "dataplane/verdict/compiled_policy.h"
 #include "dataplane/verdict/policy_registry.h"
+#include "vgate/clock.h"
 
 namespace vgate::control {
 
@@ -99,6 +101,9 @@ class Daemon {
   ControlReply attach(const Json& args);
   ControlReply detach(const Json& args);
   ControlReply status();
+  ControlReply reopenFlowLog();
+  void startFlowLog();
+  void stopFlowLog();
 
   DaemonOptions options_;
   std::unique_ptr<Interposer> interposer_;
@@ -111,12 +116,11 @@ class Daemon {
   std::vector<Trunk> trunks_;
   std::unique_ptr<PolicyControl> policyControl_;
 
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> flowLogFile_{nullptr, std::fclose};
   std::unique_ptr<FlowLogWriter> writer_;
-  std::mutex writerMutex_;    // writer_: the main loop's drain vs a policy apply handing it names
-  std::mutex snapshotMutex_;  // the two snapshots below, for status
+  std::mutex writerMutex_;    // writer_'s names: a policy apply vs an attach (the writer is thread-safe too)
+  std::mutex snapshotMutex_;  // portsSnapshot_, for status
   Json portsSnapshot_ = Json::array();
-  Json flowLogSnapshot_ = Json::object();
+  std::unique_ptr<FlowLogPump> flowLogPump_;  // the flow-log thread: the rings to the writer
 
   int lockFd_ = -1;   // flock on the state dir, held for the daemon's life
   std::mutex mutex_;  // the ports and everything attach/detach touch: control handlers vs main loop
@@ -170,14 +174,14 @@ Result<void> Daemon::start() {
     }
   }
 
-  std::FILE* out = stdout;
-  if (options_.flowLog != "-") {
-    flowLogFile_.reset(std::fopen(options_.flowLog.c_str(), "a"));  // an audit log is appended to
-    if (!flowLogFile_)
-      return makeError(errno, "cannot open flow log " + options_.flowLog + ": " + std::strerror(errno));
-    out = flowLogFile_.get();
-  }
-  writer_ = std::make_unique<FlowLogWriter>(out);
+  FlowLogOptions flowLogOptions;
+  // More metadata pending than the flow tables hold flows means end records were lost: the oldest goes.
+  flowLogOptions.maxPendingMetadata = size_t{options_.flowsPerWorker} * options_.workers;
+  flowLogOptions.maxFileBytes = options_.flowLogMaxBytes;
+  flowLogOptions.maxFiles = options_.flowLogMaxFiles;
+  auto writer = FlowLogWriter::open(options_.flowLog, flowLogOptions);
+  if (!writer) return writer.error();
+  writer_ = std::move(writer).value();
 
   std::string netnsPath = options_.stateDir + "/netns";
   if (auto made = ensurePersistentNetns(netnsPath); !made) return made.error();
@@ -212,9 +216,9 @@ Result<void> Daemon::start() {
     dataplane::EalOptions ealOptions;
     ealOptions.programName = "vgated";
     ealOptions.lcores = options_.workers + 1u;
-    uint64_t perWorker = uint64_t{options_.flowsPerWorker} * 256 +
+    uint64_t perWorker = uint64_t{options_.flowsPerWorker} * 256 + (64u << 20) +
                          uint64_t{options_.inspectionSlots} * sizeof(dataplane::InspectionState) +
-                         (64u << 20);
+                         dataplane::liveRecordPoolSizes(options_.flowsPerWorker).bytesPerWorker();
     ealOptions.memoryMb = static_cast<uint32_t>((perWorker * options_.workers + (256u << 20)) >> 20);
     auto eal = dataplane::EalSession::start(ealOptions);
     if (!eal) return eal.error();
@@ -256,6 +260,7 @@ Result<void> Daemon::start() {
     auto live = dataplane::LiveDataplane::start(liveOptions);
     if (!live) return live.error();
     live_ = std::move(live).value();
+    startFlowLog();
 
     // Misses go down the trunks only now that workers read them.
     if (auto set = fastPath_->setTrunks(trunkIfindexes, kTrunkMaxFrame); !set) return set.error();
@@ -280,6 +285,7 @@ Result<void> Daemon::start() {
   handlers["policy.history"] = [policy](const Json& args, const PeerCredentials&) {
     return policy->history(args);
   };
+  handlers["log-reopen"] = [this](const Json&, const PeerCredentials&) { return reopenFlowLog(); };
   ControlServerOptions serverOptions;
   serverOptions.daemonVersion = VGATE_VERSION;
   if (!options_.socketGroup.empty()) {
@@ -530,8 +536,8 @@ ControlReply Daemon::status() {
   {
     std::lock_guard lock(snapshotMutex_);
     result["ports"] = portsSnapshot_;
-    result["flowLog"] = flowLogSnapshot_;
   }
+  result["flowLog"] = countersJson(writer_->counters());  // a snapshot: never waits on the log's I/O
   result["fastPath"] = countersJson(fastPath_->stats());
   result["controlSocket"] = countersJson(server_->counters());
   int64_t lastBeat = lastBeatNs_.load();
@@ -544,6 +550,54 @@ ControlReply Daemon::status() {
   return ControlReply::success(std::move(result));
 }
 
+// The workers' record counters, summed, for the flow log's stats line.
+std::vector<std::pair<std::string, uint64_t>> workerRecordCounters(const dataplane::LiveDataplane& live) {
+  dataplane::WorkerCounters sum;
+  for (const auto& worker : live.status()) sum.add(worker.counters);
+  return {{"flowsCreated", sum.flowsCreated},
+          {"flowsEnded", sum.flowsEnded},
+          {"recordsLost", sum.recordsLost},
+          {"recordsLostNoRecord", sum.recordsLostNoRecord},
+          {"recordsLostRingFull", sum.recordsLostRingFull},
+          {"metadataLost", sum.metadataLost},
+          {"metadataLostNoRecord", sum.metadataLostNoRecord},
+          {"metadataLostRingFull", sum.metadataLostRingFull}};
+}
+
+void Daemon::startFlowLog() {
+  FlowLogPumpOptions pumpOptions;
+  pumpOptions.statsIntervalSeconds = options_.statsIntervalSeconds;
+  dataplane::LiveDataplane* live = live_.get();
+  flowLogPump_ = std::make_unique<FlowLogPump>(
+      *writer_, *writer_, [live](RecordSink& sink) { return live->drainRecords(sink); },
+      [live] { return workerRecordCounters(*live); }, [](const std::string& line) { log(line); },
+      pumpOptions);
+  flowLogPump_->start();
+}
+
+// The flows still open end with reason shutdown; their records are written within the exit timeout, then
+// the stats line at exit.
+void Daemon::stopFlowLog() {
+  if (flowLogPump_) flowLogPump_->stop();  // the writer is this thread's from here
+  if (!live_ || !writer_) return;
+  writer_->discardAfter(monotonicNs() + uint64_t{options_.flowLogExitTimeoutMs} * 1'000'000);
+  live_->stop(*writer_);
+  writer_->flush();
+  if (uint64_t late = writer_->counters().recordsLostShutdown; late > 0) {
+    log("flow log: the exit timeout (" + std::to_string(options_.flowLogExitTimeoutMs) + " ms) passed; " +
+        std::to_string(late) + " records of flows open at exit were not written");
+  }
+  if (flowLogPump_) flowLogPump_->writeFinalStats();
+}
+
+ControlReply Daemon::reopenFlowLog() {
+  if (!flowLogPump_) return ControlReply::failure(EAGAIN, "the flow log is not running");
+  auto reopened = flowLogPump_->reopen(std::chrono::seconds(5));
+  if (!reopened) return ControlReply::failure(reopened.error().code, reopened.error().message);
+  return ControlReply::success(Json{{"path", writer_->path().empty() ? "-" : writer_->path()},
+                                    {"reopens", writer_->counters().reopens}});
+}
+
 void Daemon::stop() {
   // The server first: it waits for the handlers that run (an apply in the middle of a compile).
   if (server_) server_->stop();
@@ -552,11 +606,7 @@ void Daemon::stop() {
   bool wasRunning = live_ != nullptr;
   // From here no beat: the fail mode takes over once the timeout passes, as it will after the exit anyway.
   stopHeartbeat();
-  {
-    std::lock_guard writerLock(writerMutex_);
-    if (live_ && writer_) live_->stop(*writer_);
-    if (writer_) writer_->flush();
-  }
+  stopFlowLog();
   live_.reset();
   policyControl_.reset();
   // The fast path's programs and maps stay (keepAttached): until the next vgated beats, the fail mode rules.
@@ -574,7 +624,7 @@ int Daemon::run() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGHUP);  // re-read --policy, and reopen the flow log (logrotate's postrotate)
   // Blocked before any thread starts, so that every thread inherits the mask and the signalfd gets them.
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   int signalFd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -588,18 +638,17 @@ int Daemon::run() {
     close(signalFd);
     return 1;
   }
-  // Records left on the rings when a drain ran out of its time slice: the loop goes round again at once
-  // instead of waiting, so that under a flood of new flows the writer runs all the time and the rings
-  // (which the workers never wait on) overflow as little as the writer's speed allows.
-  bool recordsPending = false;
+  // The flow log has its own thread (startFlowLog): nothing here waits on its I/O.
   for (;;) {
     pollfd fds[2] = {{signalFd, POLLIN, 0}, {interposer_->watchFd(), POLLIN, 0}};
-    poll(fds, 2, recordsPending ? 0 : kLoopWaitMs);
+    poll(fds, 2, kLoopWaitMs);
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info{};
       if (read(signalFd, &info, sizeof(info)) == sizeof(info)) {
         if (info.ssi_signo == SIGHUP) {
+          log("got SIGHUP: re-reading the policy and reopening the flow log");
           reloadPolicyOnSighup();
+          flowLogPump_->requestReopen();
         } else {
           log(std::string("got ") + strsignal(static_cast<int>(info.ssi_signo)) + ", stopping");
           break;
@@ -607,14 +656,6 @@ int Daemon::run() {
       }
     }
     if (fds[1].revents & POLLIN) reapVanishedPorts();
-    {
-      std::lock_guard lock(writerMutex_);
-      recordsPending = !live_->drainRecords(*writer_);
-      writer_->flush();
-      Json counters = countersJson(writer_->counters());
-      std::lock_guard snapshot(snapshotMutex_);
-      flowLogSnapshot_ = std::move(counters);
-    }
     if (uint64_t failures = beatFailures_.load(); failures != beatFailuresLogged_) {
       log("heartbeat: " + std::to_string(failures - beatFailuresLogged_) +
           " write(s) to the fast path's config map failed");

@@ -20,6 +20,11 @@ struct DaemonOptions {
   uint32_t failMode = VGATE_FP_FAIL_CLOSED;
   uint16_t workers = 1;
   std::string flowLog = "-";
+  uint64_t flowLogMaxBytes = 0;        // rotate the flow log at this size (0: never; logrotate and SIGHUP)
+  uint32_t flowLogMaxFiles = 5;        // rotated files kept: PATH.1 .. PATH.N
+  uint32_t statsIntervalSeconds = 60;  // a stats line in the flow log this often (0: only at exit)
+  // At exit, records of the flows still open are written for at most this long; the rest are counted.
+  uint32_t flowLogExitTimeoutMs = 10000;
   std::string metricsAddress;  // HOST:PORT; served once the metrics exposer lands
   std::string driver = "net_af_xdp";
   uint32_t heartbeatTimeoutMs = 1000;

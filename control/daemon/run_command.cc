@@ -23,13 +23,46 @@ bool validHostPort(const std::string& text) {
   return port.ok();
 }
 
+// "1048576", "512K", "100M", "2G" (powers of 1024).
+Result<uint64_t> parseSize(const std::string& text, const std::string& option) {
+  std::string digits = text;
+  uint64_t unit = 1;
+  if (!digits.empty()) {
+    switch (digits.back()) {
+      case 'K':
+      case 'k':
+        unit = 1ull << 10;
+        break;
+      case 'M':
+      case 'm':
+        unit = 1ull << 20;
+        break;
+      case 'G':
+      case 'g':
+        unit = 1ull << 30;
+        break;
+      default:
+        break;
+    }
+    if (unit != 1) digits.pop_back();
+  }
+  constexpr uint64_t kMax = 1ull << 50;
+  auto value = parseUnsigned(digits, 1, kMax / unit, option);
+  if (!value) {
+    return makeError(
+        EINVAL, "--" + option + " must be a size in bytes, with an optional K, M or G, not '" + text + "'");
+  }
+  return value.value() * unit;
+}
+
 }  // namespace
 
 int runRunCommand(int argc, char** argv, int first) {
   CommandSpec spec{"run",
                    {"policy", "socket", "socket-group", "state-dir", "bpffs", "fail-mode", "workers",
                     "flow-log", "metrics-address", "driver", "heartbeat-timeout-ms", "flows", "offload",
-                    "inspection-slots", "inspection-timeout", "exception-policy"},
+                    "inspection-slots", "inspection-timeout", "exception-policy", "flow-log-max-size",
+                    "flow-log-max-files", "stats-interval"},
                    {"io-forward"}};
   auto arguments = parseCommandArguments(spec, argc, argv, first);
   if (!arguments) return fail(arguments.error().message);
@@ -45,6 +78,21 @@ int runRunCommand(int argc, char** argv, int first) {
   for (const char* option : {"socket", "state-dir", "bpffs", "flow-log"}) {
     if (args.has(option) && args.get(option).empty()) return fail(std::string("--") + option + " is empty");
   }
+  if (args.has("flow-log-max-size")) {
+    auto size = parseSize(args.get("flow-log-max-size"), "flow-log-max-size");
+    if (!size) return fail(size.error().message);
+    options.flowLogMaxBytes = size.value();
+  }
+  auto maxFiles = parseUnsigned(args.get("flow-log-max-files", std::to_string(options.flowLogMaxFiles)), 1,
+                                1000, "flow-log-max-files");
+  if (!maxFiles) return fail(maxFiles.error().message);
+  options.flowLogMaxFiles = static_cast<uint32_t>(maxFiles.value());
+  if (options.flowLog == "-" && (args.has("flow-log-max-size") || args.has("flow-log-max-files")))
+    return fail("--flow-log-max-size and --flow-log-max-files need a --flow-log file, not stdout");
+  auto statsInterval = parseUnsigned(args.get("stats-interval", std::to_string(options.statsIntervalSeconds)),
+                                     0, 86400, "stats-interval");
+  if (!statsInterval) return fail(statsInterval.error().message);
+  options.statsIntervalSeconds = static_cast<uint32_t>(statsInterval.value());
   std::string failMode = args.get("fail-mode", "closed");
   if (failMode == "closed") {
     options.failMode = VGATE_FP_FAIL_CLOSED;

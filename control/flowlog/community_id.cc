@@ -2,9 +2,10 @@
 #include "control/flowlog/community_id.h"
 
 #include <netinet/in.h>
-#include <openssl/evp.h>
 
 #include <cstring>
+#include <iterator>
+#include <utility>
 
 namespace vgate::control {
 
@@ -33,11 +34,61 @@ bool icmpCounterpart(uint8_t protocol, uint16_t type, uint16_t& counterpart) {
   return false;
 }
 
+inline uint32_t rotl(uint32_t value, int bits) { return (value << bits) | (value >> (32 - bits)); }
+
+void sha1Block(uint32_t state[5], const uint8_t* block) {
+  uint32_t w[80];
+  for (int i = 0; i < 16; ++i) {
+    w[i] = uint32_t{block[4 * i]} << 24 | uint32_t{block[4 * i + 1]} << 16 | uint32_t{block[4 * i + 2]} << 8 |
+           block[4 * i + 3];
+  }
+  for (int i = 16; i < 80; ++i) w[i] = rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+  uint32_t a = state[0], b = state[1], c = state[2], d = state[3], e = state[4];
+  // One loop per round function, so that none branches on the round.
+  auto step = [&](uint32_t f, uint32_t k, uint32_t word) {
+    uint32_t t = rotl(a, 5) + f + e + k + word;
+    e = d;
+    d = c;
+    c = rotl(b, 30);
+    b = a;
+    a = t;
+  };
+  for (int i = 0; i < 20; ++i) step((b & c) | (~b & d), 0x5a827999, w[i]);
+  for (int i = 20; i < 40; ++i) step(b ^ c ^ d, 0x6ed9eba1, w[i]);
+  for (int i = 40; i < 60; ++i) step((b & c) | (b & d) | (c & d), 0x8f1bbcdc, w[i]);
+  for (int i = 60; i < 80; ++i) step(b ^ c ^ d, 0xca62c1d6, w[i]);
+  state[0] += a;
+  state[1] += b;
+  state[2] += c;
+  state[3] += d;
+  state[4] += e;
+}
+
 }  // namespace
 
-std::string communityIdV1(const CommunityIdInput& input, uint16_t seed) {
+void sha1(const uint8_t* data, size_t length, uint8_t digest[20]) {
+  uint32_t state[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
+  size_t whole = length / 64 * 64;
+  for (size_t at = 0; at < whole; at += 64) sha1Block(state, data + at);
+  uint8_t tail[128] = {};
+  size_t rest = length - whole;
+  if (rest > 0) std::memcpy(tail, data + whole, rest);
+  tail[rest] = 0x80;
+  size_t tailLength = rest + 1 + 8 <= 64 ? 64 : 128;
+  uint64_t bits = uint64_t{length} * 8;
+  for (int i = 0; i < 8; ++i) tail[tailLength - 1 - i] = static_cast<uint8_t>(bits >> (8 * i));
+  for (size_t at = 0; at < tailLength; at += 64) sha1Block(state, tail + at);
+  for (int i = 0; i < 5; ++i) {
+    digest[4 * i] = static_cast<uint8_t>(state[i] >> 24);
+    digest[4 * i + 1] = static_cast<uint8_t>(state[i] >> 16);
+    digest[4 * i + 2] = static_cast<uint8_t>(state[i] >> 8);
+    digest[4 * i + 3] = static_cast<uint8_t>(state[i]);
+  }
+}
+
+size_t communityIdV1(const CommunityIdInput& input, char* out, uint16_t seed) {
   size_t addrLength = input.ipVersion == 4 ? 4 : input.ipVersion == 6 ? 16 : 0;
-  if (addrLength == 0 || input.srcAddr == nullptr || input.dstAddr == nullptr) return {};
+  if (addrLength == 0 || input.srcAddr == nullptr || input.dstAddr == nullptr) return 0;
   bool hasPorts = input.protocol == IPPROTO_TCP || input.protocol == IPPROTO_UDP ||
                   input.protocol == IPPROTO_SCTP || input.protocol == IPPROTO_ICMP ||
                   input.protocol == IPPROTO_ICMPV6;
@@ -75,12 +126,27 @@ std::string communityIdV1(const CommunityIdInput& input, uint16_t seed) {
     buffer[length++] = static_cast<uint8_t>(dstPort >> 8);
     buffer[length++] = static_cast<uint8_t>(dstPort);
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int digestLength = 0;
-  if (EVP_Digest(buffer, length, digest, &digestLength, EVP_sha1(), nullptr) != 1) return {};
-  unsigned char encoded[64];
-  int encodedLength = EVP_EncodeBlock(encoded, digest, static_cast<int>(digestLength));
-  return "1:" + std::string(reinterpret_cast<char*>(encoded), static_cast<size_t>(encodedLength));
+  uint8_t digest[21] = {};  // one byte of padding for the last base64 group
+  sha1(buffer, length, digest);
+  static constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  out[0] = '1';
+  out[1] = ':';
+  char* text = out + 2;
+  for (int i = 0; i < 21; i += 3) {
+    uint32_t group = uint32_t{digest[i]} << 16 | uint32_t{digest[i + 1]} << 8 | digest[i + 2];
+    *text++ = kBase64[(group >> 18) & 63];
+    *text++ = kBase64[(group >> 12) & 63];
+    *text++ = kBase64[(group >> 6) & 63];
+    *text++ = kBase64[group & 63];
+  }
+  out[kCommunityIdLength - 1] = '=';  // 20 bytes: the last group holds two, so one '='
+  return kCommunityIdLength;
+}
+
+std::string communityIdV1(const CommunityIdInput& input, uint16_t seed) {
+  char text[kCommunityIdLength];
+  size_t length = communityIdV1(input, text, seed);
+  return std::string(text, length);
 }
 
 }  // namespace vgate::control

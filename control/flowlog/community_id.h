@@ -2,6 +2,7 @@
 // vgate's records join theirs.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -16,7 +17,17 @@ struct CommunityIdInput {
   uint16_t dstPort = 0;  // ICMP/ICMPv6: the code
 };
 
-// "1:" + base64(SHA-1(...)). Empty for a protocol the spec gives no ports for and an unknown address family.
+// "1:" + base64(SHA-1(...)): 30 characters.
+inline constexpr size_t kCommunityIdLength = 30;
+
+// Writes the id into `out` (kCommunityIdLength bytes, no NUL) and returns its length: 0 for an unknown
+// address family.
+size_t communityIdV1(const CommunityIdInput& input, char* out, uint16_t seed = 0);
+// The same as a string; empty for an unknown address family.
 std::string communityIdV1(const CommunityIdInput& input, uint16_t seed = 0);
+
+// SHA-1 of `length` bytes into `digest`: the flow log hashes one short block per record, where OpenSSL's
+// EVP interface costs more in set-up than the hash itself (DESIGN.md, "Flow log").
+void sha1(const uint8_t* data, size_t length, uint8_t digest[20]);
 
 }  // namespace vgate::control

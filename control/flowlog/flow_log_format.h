@@ -1,11 +1,11 @@
-// Formats a flow's end record (and its L7 metadata) as one EVE-compatible JSON line.
+// Formats a flow's end record (and its L7 metadata) as one EVE-compatible JSON line, written straight into
+// the caller's buffer: no JSON DOM, no allocation once the buffer has grown (DESIGN.md, "Flow log").
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "vgate/flow_record.h"
 
@@ -19,16 +19,6 @@ struct PolicyNames {
   std::vector<std::string> ruleNames;  // indexed by FlowEndRecord::ruleId
 };
 
-// "2026-11-23T17:19:32.123456+0000": the EVE timestamp format (UTC, microseconds).
-std::string formatEveTimestamp(uint64_t microsecondsSinceEpoch);
-// "TLS 1.3", "TLS 1.2", "TLS 1.1", "TLSv1", "SSLv3", "SSLv2": Suricata's names; "UNDETERMINED" otherwise.
-std::string tlsVersionName(uint16_t version);
-// "TCP", "UDP", "ICMP", "IPv6-ICMP", "SCTP", or the number.
-std::string protocolName(uint8_t protocol);
-
-// The app-layer objects ("tls", "quic", "http") of a flow, kept by the writer until the flow's end record.
-nlohmann::ordered_json formatMetadata(const FlowMetadataRecord& metadata);
-
 // The rewired container interface a live flow crossed (FlowEndRecord::portPair).
 struct PortIdentity {
   uint16_t id = 0;
@@ -37,8 +27,29 @@ struct PortIdentity {
   std::string hostIfname;  // the host end's name, as `ip link` and Docker show it
 };
 
-// One line, no trailing newline. `metadata` and `port` may be null.
-std::string formatFlowRecord(const FlowEndRecord& record, const nlohmann::ordered_json* metadata,
+// "2026-11-23T17:19:32.123456+0000": the EVE timestamp format (UTC, microseconds).
+std::string formatEveTimestamp(uint64_t microsecondsSinceEpoch);
+void appendEveTimestamp(std::string& out, uint64_t microsecondsSinceEpoch);
+// "TLS 1.3", "TLS 1.2", "TLS 1.1", "TLSv1", "SSLv3", "SSLv2": Suricata's names; "UNDETERMINED" otherwise.
+std::string tlsVersionName(uint16_t version);
+// "TCP", "UDP", "ICMP", "IPv6-ICMP", "SCTP", or the number.
+std::string protocolName(uint8_t protocol);
+
+// `text` as a JSON string, quoted and escaped byte for byte as nlohmann::json dumps it (control characters
+// escaped, other bytes as they are), with each invalid UTF-8 sequence replaced by U+FFFD as its `replace`
+// error handler does: bytes from the wire (an SNI is whatever the client sent) never break the line.
+void appendJsonString(std::string& out, std::string_view text);
+
+// The app-layer members of a flow's line ("tls", "quic", "http"), each as `,"name":{...}`: kept by the
+// writer until the flow's end record, then spliced into its line. Empty when there is none.
+void appendMetadataMembers(std::string& out, const FlowMetadataRecord& metadata);
+std::string formatMetadata(const FlowMetadataRecord& metadata);
+
+// Appends one line, without its newline. `metadataMembers` is appendMetadataMembers' text (empty: none);
+// `port` may be null.
+void appendFlowRecord(std::string& out, const FlowEndRecord& record, std::string_view metadataMembers,
+                      const PolicyNames& policy, const PortIdentity* port = nullptr);
+std::string formatFlowRecord(const FlowEndRecord& record, std::string_view metadataMembers,
                              const PolicyNames& policy, const PortIdentity* port = nullptr);
 
 }  // namespace vgate::control

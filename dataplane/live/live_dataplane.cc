@@ -33,7 +33,6 @@ constexpr uint16_t kMbufDataRoom = 3840;
 static_assert(sizeof(rte_mbuf) + kMbufDataRoom + 64 <= 4096, "an AF_XDP frame is at most a page");
 constexpr uint32_t kRxDescriptors = 1024;
 constexpr uint32_t kTxDescriptors = 1024;
-constexpr RecordPoolSizes kRecordPoolSizes{8192, 8192, 1024, 64, 16};
 constexpr uint32_t kSweepBudget = 1024;
 constexpr uint64_t kSweepIntervalUs = 1000;
 
@@ -179,7 +178,8 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
   if (live->mbufs_ == nullptr) {
     return makeError(ENOMEM, "cannot create the live mbuf pool: " + std::string(rte_strerror(rte_errno)));
   }
-  auto records = RecordPools::create("vgate_live", static_cast<uint16_t>(workers), kRecordPoolSizes, socket);
+  auto records = RecordPools::create("vgate_live", static_cast<uint16_t>(workers),
+                                     liveRecordPoolSizes(options.flowCapacity), socket);
   if (!records) return records.error();
   live->records_ = std::move(records).value();
   int64_t realtimeOffsetNs =

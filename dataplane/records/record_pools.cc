@@ -5,6 +5,9 @@
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
+#include <algorithm>
+#include <bit>
+
 #include "vgate/clock.h"
 
 namespace vgate::dataplane {
@@ -23,6 +26,19 @@ uint64_t RecordPoolSizes::bytesPerWorker() const {
   return uint64_t{endRecordsPerWorker} * (sizeof(FlowEndRecord) + 128) +
          uint64_t{metadataPerWorker} * (sizeof(FlowMetadataRecord) + 128) +
          uint64_t{ringSize} * sizeof(void*);
+}
+
+RecordPoolSizes liveRecordPoolSizes(uint32_t flowCapacity) {
+  RecordPoolSizes sizes;
+  sizes.endRecordsPerWorker = std::max(flowCapacity, kLiveMinBufferedRecords);
+  // Metadata comes from inspection, which holds at most a worker's inspection slots (1024) at a time: all of
+  // them finish together at shutdown.
+  sizes.metadataPerWorker = 4096;
+  uint64_t slots = uint64_t{sizes.endRecordsPerWorker} + sizes.metadataPerWorker + 1;
+  sizes.ringSize = static_cast<uint32_t>(std::bit_ceil(slots));
+  sizes.endCache = 64;
+  sizes.metadataCache = 16;
+  return sizes;
 }
 
 Result<std::unique_ptr<RecordPools>> RecordPools::create(const std::string& name, uint16_t workers,

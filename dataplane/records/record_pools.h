@@ -34,6 +34,17 @@ struct RecordPoolSizes {
   uint64_t bytesPerWorker() const;
 };
 
+// The live workers' sizes, for flow tables of `flowCapacity` flows each. Workers never wait on the flow log,
+// so what the rings and pools hold is all the slack there is:
+// - an end record object (and a ring slot) for every flow a worker's table can hold, so that a worker can
+//   end its whole table at once (SIGTERM, a mass timeout) without losing a record while the flow-log thread
+//   catches up;
+// - at least kLiveMinBufferedRecords of them whatever the table size: 650 ms of a 100k flows/s flood, for
+//   the flow-log thread's scheduling gaps on a loaded node.
+// DESIGN.md ("Flow log") has the memory this takes.
+inline constexpr uint32_t kLiveMinBufferedRecords = 65536;
+RecordPoolSizes liveRecordPoolSizes(uint32_t flowCapacity);
+
 class RecordPools {
  public:
   // `name` prefixes the DPDK object names (unique per process).

@@ -724,6 +724,7 @@ void Worker::finishInspection(Flow& flow) {
   auto* record = static_cast<FlowMetadataRecord*>(takeRecordObject(config_.records.metadataRecords));
   if (record == nullptr) {
     ++counters_.metadataLost;
+    ++counters_.metadataLostNoRecord;
   } else {
     new (record) FlowMetadataRecord();
     record->flowId = flow.flowId;
@@ -732,6 +733,7 @@ void Worker::finishInspection(Flow& flow) {
         flow.hasMetadata = 1;
       } else {
         ++counters_.metadataLost;
+        ++counters_.metadataLostRingFull;
       }
     } else {
       rte_mempool_put(config_.records.metadataRecords, record);
@@ -757,6 +759,7 @@ void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
   auto* record = static_cast<FlowEndRecord*>(takeRecordObject(config_.records.endRecords));
   if (record == nullptr) {
     ++counters_.recordsLost;
+    ++counters_.recordsLostNoRecord;
   } else {
     new (record) FlowEndRecord();
     record->state = recordState(flow);
@@ -804,7 +807,10 @@ void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
       record->pkts[direction] = flow.pkts[direction];
       record->bytes[direction] = flow.bytes[direction];
     }
-    if (!sendRecord(record, config_.records.endRecords)) ++counters_.recordsLost;
+    if (!sendRecord(record, config_.records.endRecords)) {
+      ++counters_.recordsLost;
+      ++counters_.recordsLostRingFull;
+    }
   }
   ++counters_.flowsEnded;
   table_->remove(position);

@@ -87,6 +87,12 @@ WorkerConfig workerConfigFor(uint16_t id, int socket, const RecordPools& records
     "packets dropped unjudged: not IP or ARP, or not parsed (see parseStatus)")                              \
   X(recordsLost, counter, "records", "flow end records lost: no free record or a full ring")                 \
   X(metadataLost, counter, "records", "flow metadata records lost: no free record or a full ring")           \
+  X(recordsLostNoRecord, counter, "records", "flow end records lost because no record object was free")      \
+  X(recordsLostRingFull, counter, "records",                                                                 \
+    "flow end records lost because the ring to the flow log was full")                                       \
+  X(metadataLostNoRecord, counter, "records", "flow metadata lost because no record object was free")        \
+  X(metadataLostRingFull, counter, "records",                                                                \
+    "flow metadata lost because the ring to the flow log was full")                                          \
   X(flowsReused, counter, "flows",                                                                           \
     "flows ended by a new connection on their 5-tuple: a SYN with a new sequence number, or after a close")  \
   X(exceptionNoSlot, counter, "flows",                                                                       \

@@ -45,6 +45,11 @@ TEST(CtlCommandsTest, CommandLinesBecomeRequests) {
     EXPECT_EQ(parsed.value().args, line.args) << parsed.value().args.dump();
     EXPECT_EQ(parsed.value().socketPath, kDefaultControlSocket);
   }
+  auto reopen = parse({"log", "reopen"});
+  ASSERT_TRUE(reopen) << reopen.error().message;
+  EXPECT_EQ(reopen.value().verb, "log-reopen");
+  EXPECT_FALSE(parse({"log"}));
+  EXPECT_FALSE(parse({"log", "rotate"}));
   EXPECT_TRUE(parse({"status", "--json"}).value().json);
   EXPECT_FALSE(parse({"status"}).value().json);
 }

@@ -5,6 +5,11 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
 
 namespace vgate::control {
 namespace {
@@ -46,6 +51,30 @@ TEST(CommunityId, EchoReplyJoinsItsRequest) {
   Vector request{"192.168.0.89", "192.168.0.1", IPPROTO_ICMP, 8, 0, ""};
   Vector reply{"192.168.0.1", "192.168.0.89", IPPROTO_ICMP, 0, 0, ""};
   EXPECT_EQ(compute(request), compute(reply));
+}
+
+}  // namespace
+}  // namespace vgate::control
+
+namespace vgate::control {
+namespace {
+
+// The flow log's own SHA-1 against OpenSSL's, on every length across the block boundaries.
+TEST(CommunityId, Sha1MatchesOpenSsl) {
+  std::mt19937_64 rng(5);
+  for (size_t length = 0; length < 300; ++length) {
+    for (int round = 0; round < 5; ++round) {
+      std::vector<uint8_t> data(length);
+      for (auto& byte : data) byte = static_cast<uint8_t>(rng());
+      uint8_t mine[20];
+      sha1(data.data(), data.size(), mine);
+      unsigned char theirs[EVP_MAX_MD_SIZE];
+      unsigned int theirLength = 0;
+      ASSERT_EQ(EVP_Digest(data.data(), data.size(), theirs, &theirLength, EVP_sha1(), nullptr), 1);
+      ASSERT_EQ(theirLength, 20u);
+      ASSERT_EQ(std::memcmp(mine, theirs, 20), 0) << "length " << length;
+    }
+  }
 }
 
 }  // namespace

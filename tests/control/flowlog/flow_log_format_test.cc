@@ -6,10 +6,13 @@
 
 #include <cstdio>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <vector>
 
 #include "control/flowlog/flow_log_writer.h"
+#include "support/eve_dom_format.h"
+#include "support/random_flow_records.h"
 
 namespace vgate::control {
 namespace {
@@ -46,7 +49,7 @@ TEST(FlowLogFormat, TimestampsAreEveFormatInUtc) {
 }
 
 TEST(FlowLogFormat, FlowRecordCarriesEveFieldsAndNullVerdictRuleWithoutPolicy) {
-  auto line = nlohmann::json::parse(formatFlowRecord(tlsRecord(), nullptr, PolicyNames{}));
+  auto line = nlohmann::json::parse(formatFlowRecord(tlsRecord(), {}, PolicyNames{}));
   EXPECT_EQ(line["timestamp"], "2003-12-16T13:21:47.037333+0000");
   EXPECT_EQ(line["flow_id"], 42);
   EXPECT_EQ(line["event_type"], "flow");
@@ -92,6 +95,7 @@ TEST(FlowLogFormat, WriterJoinsMetadataToItsFlowAndForgetsIt) {
     std::strcpy(metadata.tls.alpn[1], "http/1.1");
     std::strcpy(metadata.tls.ja4, "t13d1516h2_8daaf6152771_e5627efa2ab1");
     writer.onMetadata(metadata);
+    writer.flush();  // counters are published at each flush
     EXPECT_EQ(writer.counters().metadataPending, 1u);
     FlowEndRecord record = tlsRecord();
     record.vlanCount = 2;
@@ -123,8 +127,7 @@ TEST(FlowLogFormat, NonUtf8SniStaysValidJson) {
   FlowMetadataRecord metadata;
   metadata.tls.present = true;
   std::strcpy(metadata.tls.sni, "bad\xff\xfe.example");
-  auto app = formatMetadata(metadata);
-  std::string line = formatFlowRecord(tlsRecord(), &app, PolicyNames{});
+  std::string line = formatFlowRecord(tlsRecord(), formatMetadata(metadata), PolicyNames{});
   auto parsed = nlohmann::json::parse(line);
   EXPECT_EQ(parsed["tls"]["sni"], "bad\xef\xbf\xbd\xef\xbf\xbd.example");
 }
@@ -137,7 +140,7 @@ TEST(FlowLogFormat, IcmpHasTypeAndCodeInsteadOfPorts) {
   std::memcpy(record.srcAddr, a, 4);
   std::memcpy(record.dstAddr, b, 4);
   record.icmpType = 8;
-  auto line = nlohmann::json::parse(formatFlowRecord(record, nullptr, PolicyNames{}));
+  auto line = nlohmann::json::parse(formatFlowRecord(record, {}, PolicyNames{}));
   EXPECT_FALSE(line.contains("src_port"));
   EXPECT_EQ(line["icmp_type"], 8);
   EXPECT_EQ(line["icmp_code"], 0);
@@ -187,6 +190,91 @@ TEST(FlowLogWriter, RulesAreNamedByThePolicyVersionThatJudgedTheFlow) {
   EXPECT_TRUE(records[2]["verdict"]["policy"].is_null());
   EXPECT_EQ(records[1]["verdict"]["decided_at_end"], false);
   EXPECT_EQ(records[2]["verdict"]["decided_at_end"], true);
+}
+
+}  // namespace
+}  // namespace vgate::control
+
+namespace vgate::control {
+namespace {
+
+// The streaming formatter against the DOM one it replaced, byte for byte, on randomized records of every
+// kind: strings with escapes, multi-byte UTF-8 and invalid bytes, v4/v6, ICMP, metadata, policies, ports.
+TEST(FlowLogFormat, StreamingLinesAreByteIdenticalToTheDomFormatter) {
+  testing::RandomFlowRecords random(20261124);
+  auto policies = random.policies();
+  size_t withMetadata = 0, withPort = 0, v6 = 0, icmp = 0, ruled = 0;
+  std::string line;
+  for (int i = 0; i < 20000; ++i) {
+    FlowEndRecord record = random.record();
+    bool metadataGiven = random.chance(50);
+    FlowMetadataRecord metadata = random.metadata(record.flowId);
+    nlohmann::ordered_json dom = testing::dom::formatMetadata(metadata);
+    std::string members = formatMetadata(metadata);
+    PolicyNames none;
+    const PolicyNames& policy =
+        record.policyVersion == 0 || random.chance(10) ? none : policies[record.policyVersion - 1];
+    PortIdentity port = random.port(record.portPair);
+    bool portGiven = record.portPair != 0 && random.chance(80);
+    std::string expected = testing::dom::formatFlowRecord(record, metadataGiven ? &dom : nullptr, policy,
+                                                          portGiven ? &port : nullptr);
+    line.clear();
+    appendFlowRecord(line, record, metadataGiven ? std::string_view(members) : std::string_view(), policy,
+                     portGiven ? &port : nullptr);
+    ASSERT_EQ(line, expected) << "record " << i;
+    withMetadata += metadataGiven && !dom.empty();
+    withPort += portGiven;
+    v6 += record.ipVersion == 6;
+    icmp += record.protocol == IPPROTO_ICMP || record.protocol == IPPROTO_ICMPV6;
+    ruled += policy.loaded && record.ruleId < policy.ruleNames.size();
+  }
+  // The mix really covered each kind.
+  EXPECT_GT(withMetadata, 5000u);
+  EXPECT_GT(withPort, 3000u);
+  EXPECT_GT(v6, 3000u);
+  EXPECT_GT(icmp, 2000u);
+  EXPECT_GT(ruled, 2000u);
+}
+
+TEST(FlowLogFormat, StringsEscapeAsNlohmannDumpsThem) {
+  testing::RandomFlowRecords random(7);
+  std::vector<std::string> cases = {"",
+                                    "plain",
+                                    "\"\\/\b\f\n\r\t",
+                                    std::string("\0x", 2),
+                                    "\x7f",
+                                    "\xff",
+                                    "\xc3",
+                                    "\xe2\x82",
+                                    "a\xe2\x82z",
+                                    "\xed\xa0\x80",
+                                    "\xf4\x90\x80\x80",
+                                    "\xc0\xaf",
+                                    "\xe0\x80\xaf",
+                                    "\xf0\x9f\x98\x80"};
+  for (int i = 0; i < 100000; ++i) cases.push_back(random.text(40, true));
+  std::string out;
+  for (const std::string& text : cases) {
+    out.clear();
+    appendJsonString(out, text);
+    ASSERT_EQ(out, nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+        << nlohmann::json(text).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  }
+}
+
+TEST(FlowLogFormat, TimestampsMatchGmtime) {
+  testing::RandomFlowRecords random(11);
+  std::vector<uint64_t> cases = {0,
+                                 1,
+                                 999999,
+                                 1000000,
+                                 951782400000000 /* 2000-02-29 */,
+                                 4107542399999999 /* 2100-02-28T23:59:59 */,
+                                 253402300799999999,
+                                 253402300800000000 /* year 10000 */,
+                                 UINT64_MAX};
+  for (int i = 0; i < 100000; ++i) cases.push_back(random.any64() >> random.below(20));
+  for (uint64_t us : cases) ASSERT_EQ(formatEveTimestamp(us), testing::dom::formatEveTimestamp(us)) << us;
 }
 
 }  // namespace

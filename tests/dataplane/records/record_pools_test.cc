@@ -267,3 +267,22 @@ TEST(RecordPools, NamesAreUniqueAndDestructionFreesThem) {
 
 }  // namespace
 }  // namespace vgate::dataplane
+
+namespace vgate::dataplane {
+namespace {
+
+// Live sizes: a record object and a ring slot for every flow a table holds (a whole table ends at once
+// at shutdown), and never less than the flood buffer.
+TEST(RecordPools, LiveSizesHoldAWholeFlowTable) {
+  for (uint32_t flows : {1024u, 16384u, 1u << 18, 1u << 20}) {
+    RecordPoolSizes sizes = liveRecordPoolSizes(flows);
+    EXPECT_GE(sizes.endRecordsPerWorker, flows);
+    EXPECT_GE(sizes.endRecordsPerWorker, kLiveMinBufferedRecords);
+    EXPECT_GT(sizes.ringSize, sizes.endRecordsPerWorker + sizes.metadataPerWorker) << "a ring of n holds n-1";
+    EXPECT_EQ(sizes.ringSize & (sizes.ringSize - 1), 0u);
+    EXPECT_GE(sizes.metadataPerWorker, 1024u) << "every inspection slot's metadata at once";
+  }
+}
+
+}  // namespace
+}  // namespace vgate::dataplane
