@@ -74,6 +74,8 @@ WorkerConfig workerConfigFor(uint16_t id, int socket, const RecordPools& records
   X(flowsOffloaded, counter, "flows", "flows handed to the fast path")                                      \
   X(offloadChecks, counter, "flows", "idle offloaded flows the worker asked the fast path about")           \
   X(offloadEntriesLost, counter, "flows", "offloaded flows whose fast path entries had gone")               \
+  X(fastPathBytes, counter, "bytes",                                                                        \
+    "bytes the fast path carried of offloaded flows, as the worker read back")                              \
   X(icmpErrorsRelated, counter, "packets", "ICMP errors about a known flow, judged by its verdict")
 
 struct alignas(64) WorkerCounters {
