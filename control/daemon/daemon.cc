@@ -26,6 +26,7 @@
 #include "control/daemon/trunks.h"
 #include "control/flowlog/flow_log_writer.h"
 #include "control/interposer/interposer.h"
+#include "control/metrics/daemon_metrics.h"
 #include "control/policy/policy_loader.h"
 #include "control/socket/control_server.h"
 #include "dataplane/eal/eal.h"
@@ -97,6 +98,7 @@ class Daemon {
 
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> flowLogFile_{nullptr, std::fclose};
   std::unique_ptr<FlowLogWriter> writer_;
+  std::unique_ptr<metrics::DaemonMetrics> metrics_;  // its sink() tees records to writer_
 
   int lockFd_ = -1;   // flock on the state dir, held for the daemon's life
   std::mutex mutex_;  // the ports and everything attach/detach touch: control thread vs main loop
@@ -145,6 +147,7 @@ Result<void> Daemon::start() {
     out = flowLogFile_.get();
   }
   writer_ = std::make_unique<FlowLogWriter>(out);
+  metrics_ = std::make_unique<metrics::DaemonMetrics>(*writer_, VGATE_VERSION);
 
   std::string netnsPath = options_.stateDir + "/netns";
   if (auto made = ensurePersistentNetns(netnsPath); !made) return made.error();
@@ -193,9 +196,13 @@ Result<void> Daemon::start() {
       compileOptions.cacheDir = options_.stateDir + "/policy-cache";
       std::filesystem::create_directories(compileOptions.cacheDir, error);
       policyVersion_ = 1;
+      auto compileStart = Clock::now();
       auto compiled =
           dataplane::CompiledPolicy::compile(policy, policyVersion_, compileOptions, options_.workers);
+      metrics_->flows().policyApplied(compiled.ok(),
+                                      std::chrono::duration<double>(Clock::now() - compileStart).count());
       if (!compiled) return makeError(EINVAL, compiled.error().message);
+      metrics_->flows().setPolicy(policy, policyVersion_);
       policies_->publish(std::move(compiled).value());
       PolicyNames names;
       names.loaded = true;
@@ -231,13 +238,24 @@ Result<void> Daemon::start() {
   handlers["attach"] = [this](const Json& args, const PeerCredentials&) { return attach(args); };
   handlers["detach"] = [this](const Json& args, const PeerCredentials&) { return detach(args); };
   handlers["status"] = [this](const Json&, const PeerCredentials&) { return status(); };
+  metrics_->countRequests(handlers);
   ControlServerOptions serverOptions;
   serverOptions.daemonVersion = VGATE_VERSION;
   auto server = ControlServer::start(options_.socketPath, std::move(handlers), serverOptions);
   if (!server) return server.error();
   server_ = std::move(server).value();
   if (!options_.metricsAddress.empty()) {
-    log("--metrics-address " + options_.metricsAddress + " noted; the Prometheus exposer is not built yet");
+    auto served = metrics_->serve(options_.metricsAddress, options_.bpffsDir, [this] {
+      metrics::DataplaneSnapshot snapshot;
+      snapshot.workers = live_->status();
+      snapshot.fastPath = fastPath_->stats();
+      std::lock_guard lock(mutex_);
+      snapshot.flowLog = writer_->counters();
+      for (const auto& [id, pair] : ports_) snapshot.attachedPorts.push_back(id);
+      return snapshot;
+    });
+    if (!served) return served.error();
+    log("serving metrics on http://" + options_.metricsAddress + "/metrics");
   }
   log("running: " + std::to_string(options_.workers) + " worker(s) on " + options_.driver + ", fail mode " +
       failModeName(options_.failMode) + ", " + std::to_string(ports_.size()) + " port(s) adopted, socket " +
@@ -271,6 +289,7 @@ Result<void> Daemon::wirePort(const PortPair& pair) {
   if (auto attached = fastPath_->attachIngress(pair.outerIfindex); !attached) return attached.error();
   if (auto attached = fastPath_->attachIngress(pair.innerIfindex); !attached) return attached.error();
   writer_->setPortIdentity({pair.id, pair.name, pair.containerIfname, pair.hostIfname});
+  metrics_->flows().setPortName(pair.id, pair.name.empty() ? pair.hostIfname : pair.name);
   return {};
 }
 
@@ -421,9 +440,10 @@ ControlReply Daemon::status() {
 
 void Daemon::stop() {
   if (server_) server_->stop();
+  if (metrics_) metrics_->stop();  // no scrape reads the dataplane once it goes
   std::lock_guard lock(mutex_);
   bool wasRunning = live_ != nullptr;
-  if (live_ && writer_) live_->stop(*writer_);
+  if (live_ && writer_) live_->stop(metrics_->sink());
   if (writer_) writer_->flush();
   live_.reset();
   // The fast path's programs and maps stay (keepAttached): until the next vgated beats, the fail mode rules.
@@ -471,7 +491,7 @@ int Daemon::run() {
     if (fds[1].revents & POLLIN) reapVanishedPorts();
     {
       std::lock_guard lock(mutex_);
-      recordsPending = !live_->drainRecords(*writer_);
+      recordsPending = !live_->drainRecords(metrics_->sink());
       writer_->flush();
     }
     if (Clock::now() - lastBeat_ >= kHeartbeatInterval) beat();

@@ -18,7 +18,7 @@ struct DaemonOptions {
   uint32_t failMode = VGATE_FP_FAIL_CLOSED;
   uint16_t workers = 1;
   std::string flowLog = "-";
-  std::string metricsAddress;  // HOST:PORT; served once the metrics exposer lands
+  std::string metricsAddress = "127.0.0.1:9477";  // HOST:PORT of the Prometheus exposer; empty: none
   std::string driver = "net_af_xdp";
   uint32_t heartbeatTimeoutMs = 1000;
   uint32_t flowsPerWorker = 1u << 18;
