@@ -108,6 +108,17 @@ TEST(Dashboards, UseADatasourceVariableAndRateInterval) {
   }
 }
 
+// A bad --metrics-address stops vgated run before it touches anything (no root needed).
+TEST(VgatedRun, RefusesABadMetricsAddress) {
+  std::string vgated = std::string(VGATE_BINARY_DIR) + "/control/vgated";
+  if (!std::filesystem::exists(vgated)) GTEST_SKIP() << "vgated not built";
+  for (const char* address : {"9477", "localhost:", ":9477", "127.0.0.1:70000"}) {
+    auto run = shOut(vgated + " run --state-dir /nonexistent/vgate --metrics-address '" + address + "'");
+    EXPECT_EQ(run.exitCode, 2) << address << ": " << run.out;
+    EXPECT_NE(run.out.find("--metrics-address must be HOST:PORT"), std::string::npos) << run.out;
+  }
+}
+
 class MetricsLive : public ::testing::Test {
  protected:
   void SetUp() override {
