@@ -9,24 +9,15 @@
 #include <cerrno>
 #include <exception>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define VGATE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VGATE_ASAN 1
-#endif
-#endif
-
-#ifdef VGATE_ASAN
-// Sanitizer builds only: civetweb (Debian's, built with USE_STACK_SIZE=102400) starts its threads with
-// 100 KiB stacks, which AddressSanitizer's interceptors overflow on the first request. This definition,
-// which the executable exports in front of glibc's, gives every thread at least 1 MiB.
+// civetweb (Debian's, built with USE_STACK_SIZE=102400) asks for 100 KiB thread stacks, and glibc carves
+// the static TLS out of them: vgated's is 64 KiB (the TLS parser's per-thread handshake buffer), so the first
+// request overflowed the rest (sanitizers made it worse). This definition, which the executable exports in
+// front of glibc's, gives every thread that asks for a size at least 1 MiB.
 extern "C" int pthread_attr_setstacksize(pthread_attr_t* attr, size_t size) noexcept {
   using Real = int (*)(pthread_attr_t*, size_t);
   static const Real real = reinterpret_cast<Real>(dlsym(RTLD_NEXT, "pthread_attr_setstacksize"));
   return real(attr, std::max<size_t>(size, size_t{1} << 20));
 }
-#endif
 
 namespace vgate::control::metrics {
 
