@@ -8,6 +8,7 @@ packages=(
   libdpdk-dev libpcap-dev libssl-dev libhyperscan-dev libyaml-cpp-dev libyaml-dev nlohmann-json3-dev
   libbpf-dev libxdp-dev libmnl-dev libidn2-dev libgtest-dev libgmock-dev libbenchmark-dev
   bpftool iproute2 ethtool tcpdump python3-scapy iputils-ping iperf3 netcat-openbsd curl
+  prometheus-cpp-dev prometheus
 )
 
 missing=()

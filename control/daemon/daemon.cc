@@ -31,6 +31,7 @@
 #include "control/flowlog/flow_log_pump.h"
 #include "control/flowlog/flow_log_writer.h"
 #include "control/interposer/interposer.h"
+#include "control/metrics/daemon_metrics.h"
 #include "control/policy/policy_loader.h"
 #include "control/socket/control_server.h"
 #include "dataplane/eal/eal.h"
@@ -121,6 +122,7 @@ class Daemon {
   std::mutex snapshotMutex_;  // portsSnapshot_, for status
   Json portsSnapshot_ = Json::array();
   std::unique_ptr<FlowLogPump> flowLogPump_;  // the flow-log thread: the rings to the writer
+  std::unique_ptr<metrics::DaemonMetrics> metrics_;  // its sink() tees records to writer_
 
   int lockFd_ = -1;   // flock on the state dir, held for the daemon's life
   std::mutex mutex_;  // the ports and everything attach/detach touch: control handlers vs main loop
@@ -182,6 +184,7 @@ Result<void> Daemon::start() {
   auto writer = FlowLogWriter::open(options_.flowLog, flowLogOptions);
   if (!writer) return writer.error();
   writer_ = std::move(writer).value();
+  metrics_ = std::make_unique<metrics::DaemonMetrics>(*writer_, VGATE_VERSION);
 
   std::string netnsPath = options_.stateDir + "/netns";
   if (auto made = ensurePersistentNetns(netnsPath); !made) return made.error();
@@ -233,6 +236,11 @@ Result<void> Daemon::start() {
     policyOptions.workers = options_.workers;
     policyOptions.compile.cacheDir = options_.stateDir + "/policy-cache";
     std::filesystem::create_directories(policyOptions.compile.cacheDir, error);
+    metrics::DaemonMetrics* metrics = metrics_.get();
+    policyOptions.onCompiled = [metrics](const policy::Policy* published, uint32_t version, double seconds) {
+      metrics->flows().policyApplied(published != nullptr, seconds);
+      if (published != nullptr) metrics->flows().setPolicy(*published, version);
+    };
     auto control = PolicyControl::open(policyOptions, policies_.get(), [this](PolicyNames names) {
       std::lock_guard lock(writerMutex_);
       writer_->setPolicyNames(std::move(names));
@@ -286,6 +294,7 @@ Result<void> Daemon::start() {
     return policy->history(args);
   };
   handlers["log-reopen"] = [this](const Json&, const PeerCredentials&) { return reopenFlowLog(); };
+  metrics_->countRequests(handlers);
   ControlServerOptions serverOptions;
   serverOptions.daemonVersion = VGATE_VERSION;
   if (!options_.socketGroup.empty()) {
@@ -297,7 +306,17 @@ Result<void> Daemon::start() {
   if (!server) return server.error();
   server_ = std::move(server).value();
   if (!options_.metricsAddress.empty()) {
-    log("--metrics-address " + options_.metricsAddress + " noted; the Prometheus exposer is not built yet");
+    auto served = metrics_->serve(options_.metricsAddress, options_.bpffsDir, [this] {
+      metrics::DataplaneSnapshot snapshot;
+      snapshot.workers = live_->status();
+      snapshot.fastPath = fastPath_->stats();
+      std::lock_guard lock(mutex_);
+      snapshot.flowLog = writer_->counters();
+      for (const auto& [id, pair] : ports_) snapshot.attachedPorts.push_back(id);
+      return snapshot;
+    });
+    if (!served) return served.error();
+    log("serving metrics on http://" + options_.metricsAddress + "/metrics");
   }
   log("running: " + std::to_string(options_.workers) + " worker(s) on " + options_.driver + ", fail mode " +
       failModeName(options_.failMode) + ", " + std::to_string(ports_.size()) + " port(s) adopted, socket " +
@@ -386,6 +405,7 @@ Result<void> Daemon::wirePort(const PortPair& pair) {
     std::lock_guard lock(writerMutex_);
     writer_->setPortIdentity({pair.id, pair.name, pair.containerIfname, pair.hostIfname});
   }
+  metrics_->flows().setPortName(pair.id, pair.name.empty() ? pair.hostIfname : pair.name);
   return {};
 }
 
@@ -569,7 +589,7 @@ void Daemon::startFlowLog() {
   pumpOptions.statsIntervalSeconds = options_.statsIntervalSeconds;
   dataplane::LiveDataplane* live = live_.get();
   flowLogPump_ = std::make_unique<FlowLogPump>(
-      *writer_, *writer_, [live](RecordSink& sink) { return live->drainRecords(sink); },
+      *writer_, metrics_->sink(), [live](RecordSink& sink) { return live->drainRecords(sink); },
       [live] { return workerRecordCounters(*live); }, [](const std::string& line) { log(line); },
       pumpOptions);
   flowLogPump_->start();
@@ -602,6 +622,7 @@ void Daemon::stop() {
   // The server first: it waits for the handlers that run (an apply in the middle of a compile).
   if (server_) server_->stop();
   stopPolicyReload();
+  if (metrics_) metrics_->stop();  // no scrape reads the dataplane once it goes
   std::lock_guard lock(mutex_);
   bool wasRunning = live_ != nullptr;
   // From here no beat: the fail mode takes over once the timeout passes, as it will after the exit anyway.

@@ -25,7 +25,7 @@ struct DaemonOptions {
   uint32_t statsIntervalSeconds = 60;  // a stats line in the flow log this often (0: only at exit)
   // At exit, records of the flows still open are written for at most this long; the rest are counted.
   uint32_t flowLogExitTimeoutMs = 10000;
-  std::string metricsAddress;  // HOST:PORT; served once the metrics exposer lands
+  std::string metricsAddress = "127.0.0.1:9477";  // HOST:PORT of the Prometheus exposer; empty: none
   std::string driver = "net_af_xdp";
   uint32_t heartbeatTimeoutMs = 1000;
   uint32_t flowsPerWorker = 1u << 18;

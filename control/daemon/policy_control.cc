@@ -172,6 +172,7 @@ Result<void> PolicyControl::publish(const policy::Policy& policy, uint32_t versi
   auto started = Clock::now();
   auto compiled = dataplane::CompiledPolicy::compile(policy, version, options_.compile, options_.workers);
   *compileMillis = millisSince(started);
+  if (options_.onCompiled) options_.onCompiled(compiled ? &policy : nullptr, version, *compileMillis / 1000);
   if (!compiled) return compiled.error();
   PolicyNames names;
   names.loaded = true;

@@ -30,6 +30,8 @@ struct PolicyControlOptions {
   std::string stateDir;
   uint32_t workers = 1;               // scratches compiled with each policy
   dataplane::CompileOptions compile;  // the Hyperscan database cache dir, threads
+  // Told of each compile for publishing (metrics): the policy and its version once in force, or nullptr.
+  std::function<void(const policy::Policy* published, uint32_t version, double compileSeconds)> onCompiled;
 };
 
 // Hands the flow log the names of a version's rules; called before that version is published, so that no

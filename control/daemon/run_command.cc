@@ -137,7 +137,8 @@ int runRunCommand(int argc, char** argv, int first) {
   options.ioForward = args.flags.count("io-forward") > 0;
   if (args.has("metrics-address")) {
     options.metricsAddress = args.get("metrics-address");
-    if (!validHostPort(options.metricsAddress)) {
+    if (options.metricsAddress == "off") options.metricsAddress.clear();
+    if (!options.metricsAddress.empty() && !validHostPort(options.metricsAddress)) {
       return fail("--metrics-address must be HOST:PORT, not '" + options.metricsAddress + "'");
     }
   }

@@ -49,10 +49,12 @@ struct LiveOptions {
 };
 
 // A lane's own counters, beside its worker's: what happens between the trunk and the worker.
-#define VGATE_LIVE_LANE_COUNTERS(X)                                                                    \
-  X(txDropped, counter, "packets", "packets handed back while the trunk's tx queue was full: dropped") \
-  X(untagged, counter, "packets", "frames from a trunk without vgate's port tag: dropped")             \
-  X(offloadWriteFailures, counter, "flows", "decided flows whose fast path entries could not be written")
+#define VGATE_LIVE_LANE_COUNTERS(X)                                                                       \
+  X(txDropped, counter, "packets", "packets handed back while the trunk's tx queue was full: dropped")    \
+  X(untagged, counter, "packets", "frames from a trunk without vgate's port tag: dropped")                \
+  X(offloadWriteFailures, counter, "flows", "decided flows whose fast path entries could not be written") \
+  X(busyTime, counter, "nanoseconds", "time of poll rounds that received packets")                        \
+  X(idleTime, counter, "nanoseconds", "time of poll rounds that received nothing, sleeps included")
 
 struct LaneCounters {
   VGATE_COUNTER_MEMBERS(LaneCounters, VGATE_LIVE_LANE_COUNTERS)
@@ -69,6 +71,8 @@ struct LiveWorkerStatus {
   InspectionCounters inspection;
   FragmentCounters fragments;
   LaneCounters lane;
+  uint32_t recordRingUsed = 0;  // flow records waiting on the worker's ring for the writer
+  uint32_t recordRingCapacity = 0;
 };
 
 class LiveDataplane {

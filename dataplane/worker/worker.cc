@@ -506,6 +506,7 @@ bool Worker::collectOffloadUsage(int32_t position) {
                          : usage.bytes[direction];
     flow.pkts[direction] += pkts;
     flow.bytes[direction] += bytes;
+    counters_.fastPathBytes += bytes;
     account.pkts[direction] = usage.pkts[direction];
     account.bytes[direction] = usage.bytes[direction];
     flow.tcpFlags[direction] |= usage.tcpFlags[direction];
@@ -792,6 +793,7 @@ void Worker::endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs) {
     record->vlanIds[1] = inner;
     record->hasMetadata = flow.hasMetadata != 0;
     record->decidedAtEnd = decidedAtEnd;
+    record->direction = static_cast<uint8_t>((flow.inspectFlags & kFlowDirectionMask) >> kFlowDirectionShift);
     bool clientLow = flow.clientIsLow != 0;
     keyAddressToRecord(clientLow ? flow.key.addrLow : flow.key.addrHigh, ipv4, record->srcAddr);
     keyAddressToRecord(clientLow ? flow.key.addrHigh : flow.key.addrLow, ipv4, record->dstAddr);

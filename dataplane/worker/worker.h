@@ -105,6 +105,8 @@ WorkerConfig workerConfigFor(uint16_t id, int socket, const RecordPools& records
   X(denied, counter, "packets", "packets dropped by a deny or reject verdict in enforce mode")               \
   X(verdictsWithoutScratch, counter, "flows",                                                                \
     "flows decided without their L7 facts: the published policy had no scratch for this worker")             \
+  X(fastPathBytes, counter, "bytes",                                                                         \
+    "bytes the fast path carried of offloaded flows, as the worker read back")                               \
   X(flowsOffloaded, counter, "flows", "flows handed to the fast path")                                       \
   X(offloadChecks, counter, "flows", "idle offloaded flows the worker asked the fast path about")            \
   X(offloadEntriesLost, counter, "flows", "offloaded flows whose fast path entries had gone")                \

@@ -55,6 +55,9 @@ struct FlowEndRecord {
   // policy's verdict on what was seen. On the receiver's pair of a same-node flow whose ClientHello the
   // sender's pair dropped, this marks the "allow" of a handshake that never got further.
   bool decidedAtEnd = false;
+  // Live: the flow's direction at its port pair, as l34's kDirection*: 0 unknown (replay), 1 egress (the
+  // container opened it), 2 ingress (it accepted it). Fills what was padding.
+  uint8_t direction = 0;
   uint16_t vlanIds[2] = {};
   uint16_t portPair = 0;     // live: the rewired container interface the flow crossed (0: none, replay)
   uint8_t srcAddr[16] = {};  // the client, the side that opened the flow; IPv4 in the first 4 bytes
