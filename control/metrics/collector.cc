@@ -88,11 +88,13 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   dataplane::WorkerCounters worker;
   dataplane::InspectionCounters inspection;
   dataplane::LaneCounters lane;
+  dataplane::FragmentCounters fragments;
   uint64_t flowsActive = 0;
   for (const auto& status : snapshot.workers) {
     worker.add(status.counters);
     inspection.add(status.inspection);
     lane.add(status.lane);
+    fragments.add(status.fragments);
     flowsActive += status.flows;
   }
   const dataplane::FastPathStats& fastPath = snapshot.fastPath;
@@ -108,7 +110,17 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                                                     {"bad_port_tag", fastPath.badTag},
                                                     {"oversize", fastPath.oversize},
                                                     {"trunk_tx_full", lane.txDropped},
-                                                    {"untagged", lane.untagged}};
+                                                    {"untagged", lane.untagged},
+                                                    {"unparsed", worker.unparsedDropped},
+                                                    {"bad_checksum", worker.checksumErrors},
+                                                    {"malformed", fastPath.malformedDrops},
+                                                    {"other_ethertype", fastPath.otherEthertypeDrops},
+                                                    {"ipv6_routing_header", fastPath.routingHeaderDrops},
+                                                    {"fragment_overlap", fragments.fragmentsOverlapping},
+                                                    {"fragment_tiny_first", fragments.fragmentsTinyFirst},
+                                                    {"fragment_malformed", fragments.fragmentsMalformed},
+                                                    {"fragment_too_many", fragments.fragmentsTooMany},
+                                                    {"fragment_expired", fragments.fragmentsExpired}};
   for (const auto& [reason, count] : drops) add(Metric::kDrops, {reason}, static_cast<double>(count));
   add(Metric::kPackets, {"fast"}, static_cast<double>(fastPath.hits));
   add(Metric::kPackets, {"slow"}, static_cast<double>(worker.packets));
@@ -155,8 +167,9 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     ++next;
   };
   const std::tuple<const dataplane::WorkerCounters&, const dataplane::InspectionCounters&,
-                   const dataplane::LaneCounters&, const dataplane::FastPathStats&, const FlowLogCounters&>
-      sums{worker, inspection, lane, fastPath, flowLog};
+                   const dataplane::LaneCounters&, const dataplane::FragmentCounters&,
+                   const dataplane::FastPathStats&, const FlowLogCounters&>
+      sums{worker, inspection, lane, fragments, fastPath, flowLog};
 #define VGATE_METRIC_LIST_VALUES(Counters, prefix, source) std::get<const Counters&>(sums).forEach(visit);
   VGATE_METRIC_COUNTER_LISTS(VGATE_METRIC_LIST_VALUES)
 #undef VGATE_METRIC_LIST_VALUES

@@ -73,6 +73,7 @@ enum class MetricType : uint8_t { kCounter, kGauge, kHistogram };
   X(::vgate::dataplane::WorkerCounters, "vgate_worker_", "VGATE_WORKER_COUNTERS")             \
   X(::vgate::dataplane::InspectionCounters, "vgate_inspection_", "VGATE_INSPECTION_COUNTERS") \
   X(::vgate::dataplane::LaneCounters, "vgate_lane_", "VGATE_LIVE_LANE_COUNTERS")              \
+  X(::vgate::dataplane::FragmentCounters, "vgate_", "VGATE_FRAGMENT_COUNTERS")                \
   X(::vgate::dataplane::FastPathStats, "vgate_fastpath_", "VGATE_FP_STATS")                   \
   X(::vgate::control::FlowLogCounters, "vgate_flow_log_", "VGATE_FLOW_LOG_COUNTERS")
 

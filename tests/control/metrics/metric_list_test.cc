@@ -68,12 +68,14 @@ TEST(MetricList, EveryCounterListIsExported) {
   dataplane::WorkerCounters{}.forEach([&](const CounterInfo&, uint64_t) { ++expected; });
   dataplane::InspectionCounters{}.forEach([&](const CounterInfo&, uint64_t) { ++expected; });
   dataplane::LaneCounters{}.forEach([&](const CounterInfo&, uint64_t) { ++expected; });
+  dataplane::FragmentCounters{}.forEach([&](const CounterInfo&, uint64_t) { ++expected; });
   dataplane::FastPathStats{}.forEach([&](const CounterInfo&, uint64_t) { ++expected; });
   FlowLogCounters{}.forEach([&](const CounterInfo&, uint64_t) { ++expected; });
   EXPECT_EQ(metricCatalog().size(), expected);
   EXPECT_NE(find("vgate_worker_flows_created_total"), nullptr);
   EXPECT_NE(find("vgate_inspection_tls_client_hellos_total"), nullptr);
   EXPECT_NE(find("vgate_fastpath_fail_closed_drops_total"), nullptr);
+  EXPECT_NE(find("vgate_fragments_overlapping_total"), nullptr);
   EXPECT_NE(find("vgate_flow_log_metadata_pending"), nullptr);  // a gauge: no _total
   const MetricSpec* busy = find("vgate_lane_busy_time_seconds_total");
   ASSERT_NE(busy, nullptr);
