@@ -127,7 +127,12 @@ class Worker {
                   uint64_t bytes, uint64_t timestampUs);
   void judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFromClient);
   void resolvePendingVerdict(Flow& flow, const InspectionState* state);
-  void inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction);
+  // Returns true when the packet must be dropped although the flow's verdict passes it (an HTTP segment
+  // that arrived ahead of a hole: see HttpStream).
+  bool inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction);
+  // One request of an HTTP flow whose every request is judged, or inspection's refusal to judge one; false
+  // when it denies the flow.
+  bool judgeHttpRequest(Flow& flow, const InspectionState& state);
   void finishInspection(Flow& flow);
   void endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs);
   void maybeOffload(int32_t position, const rte_mbuf* mbuf, int direction, OffloadAction action);
