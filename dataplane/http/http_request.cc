@@ -399,6 +399,28 @@ LineShape requestLineShape(const uint8_t* data, size_t length) {
   return LineShape::kHttp;
 }
 
+LineShape requestStartShape(const uint8_t* data, size_t length) {
+  if (data == nullptr) return LineShape::kNeedMoreData;
+  size_t i = 0;
+  while (i < length && isTchar(data[i])) {
+    if (++i > kMaxMethodLength) return LineShape::kNotHttp;
+  }
+  if (i == length) return LineShape::kNeedMoreData;
+  if (i == 0 || data[i] != ' ') return LineShape::kNotHttp;
+  ++i;
+  if (i == length) return LineShape::kNeedMoreData;
+  if (data[i] == '/' || data[i] == '*') return LineShape::kHttp;
+  // Absolute-form: "http:" or "https:", caseless.
+  static constexpr char kScheme[] = "https:";
+  for (size_t k = 0; k < 6; ++k, ++i) {
+    if (i == length) return LineShape::kNeedMoreData;
+    const uint8_t c = toLower(data[i]);
+    if (k == 4 && c == ':') return LineShape::kHttp;
+    if (c != static_cast<uint8_t>(kScheme[k])) return LineShape::kNotHttp;
+  }
+  return LineShape::kHttp;
+}
+
 namespace {
 
 enum ChunkPhase : uint8_t {

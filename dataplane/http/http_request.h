@@ -99,6 +99,11 @@ enum class LineShape : uint8_t { kHttp, kNotHttp, kNeedMoreData };
 // must still be read as HTTP rather than let through unjudged. "PRI * HTTP/2.0" has the shape.
 LineShape requestLineShape(const uint8_t* data, size_t length);
 
+// Whether these bytes could begin a request line: a method token, SP, and the start of a target ('/', '*'
+// or "http:"/"https:"). For the first bytes of a body: a server that reads no body (python's http.server
+// with a handler that does not read it) takes them for its next request, which then is never judged.
+LineShape requestStartShape(const uint8_t* data, size_t length);
+
 // Reading a chunked body (RFC 9112 7.1) as it streams past, without keeping it: chunk sizes, extensions,
 // data, the last chunk and the trailer section. Strict: every line ends in CRLF (a bare CR or LF is
 // kMalformed, as a server that ended the line elsewhere would read different chunks), a size has at most

@@ -249,11 +249,9 @@ bool Inspector::onHttpSegment(InspectionState& state, const ParsedPacket& packet
   while (left > 0 && stream.phase != kHttpStopped) {
     if (stream.start == stream.length && stream.phase == kHttpBody) {
       // Nothing buffered: a body passes without a copy.
-      const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(left, stream.bodyLeft));
+      const uint32_t take = passBody(state, bytes, left, judge);
       bytes += take;
       left -= take;
-      stream.bodyLeft -= take;
-      if (stream.bodyLeft == 0) stream.phase = kHttpHead;
       continue;
     }
     if (stream.start == stream.length && stream.phase == kHttpChunked) {
@@ -334,20 +332,22 @@ void Inspector::readRequests(InspectionState& state, const HttpJudge* judge) {
         if (stream.current.body == http::HttpBody::kLength) {
           stream.phase = kHttpBody;
           stream.bodyLeft = stream.current.contentLength;
+          stream.prefixLength = 0;
+          stream.prefixDecided = false;
         } else if (stream.current.body == http::HttpBody::kChunked) {
           stream.phase = kHttpChunked;
           stream.chunked = http::ChunkedState{};
         }
         continue;
       }
-      case kHttpBody: {
+      case kHttpBody:
         if (available == 0) return;
-        const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(available, stream.bodyLeft));
-        stream.start += take;
-        stream.bodyLeft -= take;
-        if (stream.bodyLeft == 0) stream.phase = kHttpHead;
-        continue;
-      }
+        {
+          const uint32_t take = passBody(state, data, available, judge);
+          if (stream.phase == kHttpStopped) return;
+          stream.start += take;
+          continue;
+        }
       case kHttpChunked: {
         if (available == 0) return;
         size_t used = 0;
@@ -366,6 +366,27 @@ void Inspector::readRequests(InspectionState& state, const HttpJudge* judge) {
         return;
     }
   }
+}
+
+uint32_t Inspector::passBody(InspectionState& state, const uint8_t* data, uint32_t length,
+                             const HttpJudge* judge) {
+  HttpStream& stream = state.httpStream;
+  const auto take = static_cast<uint32_t>(std::min<uint64_t>(length, stream.bodyLeft));
+  for (uint32_t i = 0; i < take && !stream.prefixDecided; ++i) {
+    if (stream.prefixLength == 0 && (data[i] == '\r' || data[i] == '\n')) continue;
+    stream.bodyPrefix[stream.prefixLength++] = data[i];
+    const http::LineShape shape = http::requestStartShape(stream.bodyPrefix, stream.prefixLength);
+    if (shape == http::LineShape::kHttp) {
+      // Framed, this is a body; read by a server that skips bodies it does not want, the next request.
+      refuseHttp(state, HttpRefusal::kFraming, judge);
+      return take;
+    }
+    stream.prefixDecided =
+        shape == http::LineShape::kNotHttp || stream.prefixLength == sizeof(stream.bodyPrefix);
+  }
+  stream.bodyLeft -= take;
+  if (stream.bodyLeft == 0) stream.phase = kHttpHead;
+  return take;
 }
 
 void Inspector::refuseHttp(InspectionState& state, HttpRefusal refusal, const HttpJudge* judge) {

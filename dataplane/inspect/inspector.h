@@ -42,6 +42,11 @@ struct HttpStream {
   uint32_t start;    // httpWindow[start, length) is read but not yet consumed
   uint32_t length;
   uint64_t bodyLeft;  // Content-Length bytes still to pass
+  // The body's first bytes, leading CR/LF left out, until they cannot begin a request line (see
+  // http::requestStartShape); kBodyPrefix of them always decide.
+  uint8_t bodyPrefix[24];
+  uint8_t prefixLength;
+  bool prefixDecided;
   http::ChunkedState chunked;
   uint32_t requests;       // request heads read
   uint32_t deniedRequest;  // 1-based; 0: none
@@ -186,6 +191,8 @@ class Inspector {
   bool onHttpSegment(InspectionState& state, const ParsedPacket& packet, const uint8_t* payload,
                      const HttpJudge* judge);
   void readRequests(InspectionState& state, const HttpJudge* judge);
+  // Passes up to `length` bytes of a Content-Length body; returns how many.
+  uint32_t passBody(InspectionState& state, const uint8_t* data, uint32_t length, const HttpJudge* judge);
   void refuseHttp(InspectionState& state, HttpRefusal refusal, const HttpJudge* judge);
   void inspectServerStream(InspectionState& state);
   static bool finished(const InspectionState& state) { return state.clientDone && state.serverDone; }

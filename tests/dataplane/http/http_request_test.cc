@@ -445,6 +445,26 @@ TEST(HttpRequestTest, RequestLineShape) {
   EXPECT_EQ(shape(""), LineShape::kNeedMoreData);
 }
 
+TEST(HttpRequestTest, RequestStartShape) {
+  auto shape = [](const std::string& s) {
+    std::vector<uint8_t> bytes(s.begin(), s.end());
+    return requestStartShape(bytes.data(), bytes.size());
+  };
+  EXPECT_EQ(shape("GET /"), LineShape::kHttp);
+  EXPECT_EQ(shape("OPTIONS *"), LineShape::kHttp);
+  EXPECT_EQ(shape("PROPFIND /dav"), LineShape::kHttp);
+  EXPECT_EQ(shape("GET http:"), LineShape::kHttp);
+  EXPECT_EQ(shape("GET HTTPS://a"), LineShape::kHttp);
+  EXPECT_EQ(shape("GET htt"), LineShape::kNeedMoreData);
+  EXPECT_EQ(shape("GET "), LineShape::kNeedMoreData);
+  EXPECT_EQ(shape("GET"), LineShape::kNeedMoreData);
+  EXPECT_EQ(shape("{\"a\": 1}"), LineShape::kNotHttp);
+  EXPECT_EQ(shape("a=b&c=d"), LineShape::kNotHttp);
+  EXPECT_EQ(shape("hello world"), LineShape::kNotHttp);
+  EXPECT_EQ(shape("GET hello"), LineShape::kNotHttp);
+  EXPECT_EQ(shape("ABCDEFGHIJKLMNOPQ /"), LineShape::kNotHttp);
+}
+
 // Feeds a chunked body in pieces of `step` bytes; returns the status and the bytes consumed in all.
 ChunkedStatus consumeInSteps(const std::string& body, size_t step, size_t& consumed) {
   ChunkedState state;
