@@ -247,14 +247,18 @@ bool Inspector::onHttpSegment(InspectionState& state, const ParsedPacket& packet
     }
   }
   while (left > 0 && stream.phase != kHttpStopped) {
-    if (stream.start == stream.length && stream.phase == kHttpBody) {
-      // Nothing buffered: a body passes without a copy.
+    if (stream.start == stream.length && stream.phase != kHttpHead) {
+      // Nothing unread is buffered: the body passes without a copy, and the window, which must hold the
+      // stream's last bytes for retransmissions to be checked against, starts again empty.
+      stream.start = stream.length = 0;
+    }
+    if (stream.length == 0 && stream.phase == kHttpBody) {
       const uint32_t take = passBody(state, bytes, left, judge);
       bytes += take;
       left -= take;
       continue;
     }
-    if (stream.start == stream.length && stream.phase == kHttpChunked) {
+    if (stream.length == 0 && stream.phase == kHttpChunked) {
       size_t used = 0;
       const http::ChunkedStatus status = http::consumeChunked(stream.chunked, bytes, left, used);
       bytes += used;

@@ -640,6 +640,8 @@ bool Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int
                         &judging};
   const bool finished = inspector_->onPacket(state, packet, payload, direction, &judge);
   const bool dropSegment = state.dropSegment;
+  // Not HTTP after all (TLS, say): nothing per request to judge, and an inspect entry is fine again.
+  if (!state.httpStream.perRequest) flow.inspectFlags &= static_cast<uint8_t>(~kHttpJudged);
   if (finished) {
     finishInspection(flow);
   } else if ((flow.inspectFlags & kVerdictPending) && Inspector::clientSideDone(state) &&
