@@ -597,8 +597,8 @@ bool Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int
   if (flow.inspection == kNoInspection) {
     if (packet.payloadLength == 0) return false;
     // Whether every HTTP request must be judged is known once the flow has payload, under the policy then.
-    const bool judged =
-        (flow.inspectFlags & kVerdictPending) && policy_ != nullptr && policy_->judgesHttp(tupleOf(flow));
+    const bool judged = packet.protocol == IPPROTO_TCP && (flow.inspectFlags & kVerdictPending) &&
+                        policy_ != nullptr && policy_->judgesHttp(tupleOf(flow));
     if (judged) flow.inspectFlags |= kHttpJudged;
     flow.inspection = inspections_->acquire(flow.seqBase, flow.inspectFlags & 0x3);
     if (flow.inspection == kNoInspection) {
