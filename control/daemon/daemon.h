@@ -32,7 +32,7 @@ struct DaemonOptions {
   uint32_t fastPathFlows = 1u << 20;
   // Handshakes inspected at once per worker, how long one may take, and what a flow gets without its L7
   // facts (DESIGN.md, "Enforcement integrity").
-  uint32_t inspectionSlots = 4096;
+  uint32_t inspectionSlots = 2048;
   uint32_t inspectionTimeoutSeconds = 5;
   std::string exceptionPolicy = "policy";
   // Benchmarks only: never offload flows (the slow path carries everything), or forward without judging.

@@ -17,6 +17,7 @@
 #include "control/policy/policy_regex_check.h"
 #include "control/policy/policy_values.h"
 #include "control/policy/policy_yaml_tree.h"
+#include "dataplane/l7match/l7_patterns.h"
 
 namespace vgate::control {
 namespace {
@@ -726,7 +727,18 @@ void Validator::parseHttp(const Entry& entry, policy::HttpMatch* http) {
   if (!expectMap(entry)) return;
   Fields f = fields(entry.value, {"host", "path", "method"});
   if (const Entry* e = find(f, "host")) parseHostPatterns(*e, "HTTP host", &http->host);
-  if (const Entry* e = find(f, "path")) parseGlobs(*e, &http->path);
+  if (const Entry* e = find(f, "path")) {
+    for (const Node* node : stringList(*e)) {
+      const std::string& text = node->scalar;
+      if (text.empty()) {
+        error(node, "items of 'path' must not be empty");
+      } else if (const char* problem = dataplane::l7ValueProblem(dataplane::L7Condition::kHttpPath, text)) {
+        error(node, "HTTP path '" + text + "' " + problem);
+      } else {
+        http->path.push_back(text);
+      }
+    }
+  }
   if (const Entry* e = find(f, "method")) {
     for (const Node* node : stringList(*e)) {
       const std::string& text = node->scalar;

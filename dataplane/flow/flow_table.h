@@ -49,6 +49,12 @@ inline constexpr uint8_t kInspectBaseKnown = 0x01;  // shifted by the direction
 inline constexpr uint8_t kInspectFinished = 0x04;
 // The verdict waits for L7 facts (ruleId holds the L3/L4 fallback meanwhile); packets pass until it is known.
 inline constexpr uint8_t kVerdictPending = 0x08;
+// Every HTTP request of the flow is judged (an HTTP rule could change its verdict): it stays in the slow path
+// while it speaks HTTP, and has no inspect entry that would let large frames past the judge.
+inline constexpr uint8_t kHttpJudged = 0x40;
+// The flow was allowed, then one of its later HTTP requests was denied (or refused): the server has seen
+// part of the connection. Its packets are dropped from that request on; this is what a reset would key on.
+inline constexpr uint8_t kDeniedMidConnection = 0x80;
 // Bits 4-5: the flow's direction (kDirection*, l34_classifier.h) as its port tag told it; 0 in replay. Kept
 // here because the flow's two lines are full.
 inline constexpr uint8_t kFlowDirectionShift = 4;

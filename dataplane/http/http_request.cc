@@ -2,6 +2,7 @@
 // reading could let a request mean one thing to vgate and another to the origin.
 #include "dataplane/http/http_request.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 
@@ -79,7 +80,49 @@ bool equalsIgnoreCase(const uint8_t* s, size_t length, std::string_view lower) {
 // State carried across header lines besides what lands in the HttpRequest.
 struct HeaderState {
   bool seenUserAgent = false;
+  bool seenContentLength = false;
+  bool seenTransferEncoding = false;
+  bool chunkedLast = false;  // the last coding listed so far is chunked
+  bool chunkedSeen = false;
+  bool chunkedTwice = false;  // chunked applied twice is not one chunked body (RFC 9112 6.1)
+  bool badCodingList = false;
+  bool seenUpgrade = false;
 };
+
+// Content-Length: 1*DIGIT, and no list ("5, 5"): every value a server might take must be the one we take.
+bool parseContentLength(const uint8_t* v, size_t n, HttpRequest& out) {
+  if (n == 0 || n > 18) return false;
+  uint64_t value = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!isDigit(v[i])) return false;
+    value = value * 10 + (v[i] - '0');
+  }
+  out.contentLength = value;
+  return true;
+}
+
+// Transfer-Encoding: #transfer-coding, each a token with optional parameters. Only whether chunked is the
+// final coding, and the only chunked one, matters for framing.
+void parseTransferEncoding(const uint8_t* v, size_t n, HeaderState& state) {
+  size_t i = 0;
+  for (;;) {
+    while (i < n && isOws(v[i])) ++i;
+    const size_t begin = i;
+    while (i < n && isTchar(v[i])) ++i;
+    const size_t end = i;
+    if (end == begin) {
+      state.badCodingList = true;  // an empty element or a non-token: how the server lists it is a guess
+      return;
+    }
+    const bool chunked = equalsIgnoreCase(v + begin, end - begin, "chunked");
+    if (chunked && state.chunkedSeen) state.chunkedTwice = true;
+    state.chunkedSeen = state.chunkedSeen || chunked;
+    state.chunkedLast = chunked;
+    while (i < n && v[i] != ',') ++i;  // parameters, if any, do not change the framing
+    if (i == n) return;
+    ++i;
+  }
+}
 
 // Host value (OWS already trimmed): host [":" port], host being a reg-name/IPv4 or a bracketed IPv6 literal.
 bool parseHost(const uint8_t* v, size_t n, HttpRequest& out) {
@@ -146,6 +189,17 @@ bool parseHeaderLine(const uint8_t* line, size_t n, HttpRequest& out, HeaderStat
     if (out.hasHost) return false;  // two Hosts: which one the origin uses is anyone's guess
     return parseHost(line + begin, end - begin, out);
   }
+  if (equalsIgnoreCase(line, colon, "content-length")) {
+    if (state.seenContentLength) return false;  // two lengths: RFC 9112 6.3 makes it unrecoverable
+    state.seenContentLength = true;
+    return parseContentLength(line + begin, end - begin, out);
+  }
+  if (equalsIgnoreCase(line, colon, "transfer-encoding")) {
+    state.seenTransferEncoding = true;
+    parseTransferEncoding(line + begin, end - begin, state);
+    return true;
+  }
+  if (equalsIgnoreCase(line, colon, "upgrade")) state.seenUpgrade = true;
   if (equalsIgnoreCase(line, colon, "user-agent") && !state.seenUserAgent) {
     state.seenUserAgent = true;
     size_t length = end - begin;
@@ -154,6 +208,35 @@ bool parseHeaderLine(const uint8_t* line, size_t n, HttpRequest& out, HeaderStat
     out.userAgent[length] = '\0';
   }
   return true;
+}
+
+// RFC 9112 6.1-6.3, read for a request: what delimits the body, or why nothing reliably does.
+void setFraming(const HeaderState& state, size_t methodLength, HttpRequest& out) {
+  HttpUnframed unframed = HttpUnframed::kNone;
+  if (methodLength == 7 && std::memcmp(out.method, "CONNECT", 7) == 0) {
+    unframed = HttpUnframed::kConnect;
+  } else if (state.seenUpgrade) {
+    unframed = HttpUnframed::kUpgrade;
+  } else if (state.seenTransferEncoding) {
+    if (out.protocol[7] == '0') {
+      unframed = HttpUnframed::kHttp10Encoding;
+    } else if (state.seenContentLength) {
+      unframed = HttpUnframed::kLengthAndEncoding;
+    } else if (state.badCodingList || !state.chunkedLast || state.chunkedTwice) {
+      unframed = HttpUnframed::kTransferEncoding;
+    } else {
+      out.body = HttpBody::kChunked;
+      return;
+    }
+  } else if (state.seenContentLength) {
+    out.body = out.contentLength > 0 ? HttpBody::kLength : HttpBody::kNone;
+    return;
+  } else {
+    out.body = HttpBody::kNone;
+    return;
+  }
+  out.body = HttpBody::kUnframed;
+  out.unframed = unframed;
 }
 
 HttpStatus parseHead(const uint8_t* p, size_t n, HttpRequest& out) {
@@ -224,6 +307,8 @@ HttpStatus parseHead(const uint8_t* p, size_t n, HttpRequest& out) {
     i = lineEnd + 1;
     if (contentEnd == lineStart) {
       if (!out.hasHost && out.protocol[7] != '0') return HttpStatus::kMalformed;  // RFC 9112 3.2
+      out.headLength = static_cast<uint32_t>(i);
+      setFraming(state, methodLength, out);
       return HttpStatus::kComplete;
     }
     if (!parseHeaderLine(p + lineStart, contentEnd - lineStart, out, state)) return HttpStatus::kMalformed;
@@ -269,6 +354,179 @@ bool looksLikeHttpRequest(const uint8_t* data, size_t length) {
     if (length >= method.size() && std::memcmp(data, method.data(), method.size()) == 0) return true;
   }
   return false;
+}
+
+const char* httpUnframedName(HttpUnframed reason) {
+  switch (reason) {
+    case HttpUnframed::kNone:
+      return "none";
+    case HttpUnframed::kTransferEncoding:
+      return "transfer_encoding";
+    case HttpUnframed::kLengthAndEncoding:
+      return "length_and_encoding";
+    case HttpUnframed::kHttp10Encoding:
+      return "http10_encoding";
+    case HttpUnframed::kUpgrade:
+      return "upgrade";
+    case HttpUnframed::kConnect:
+      return "connect";
+  }
+  return "unknown";
+}
+
+LineShape requestLineShape(const uint8_t* data, size_t length) {
+  if (data == nullptr) return LineShape::kNeedMoreData;
+  size_t i = 0;
+  for (;; ++i) {
+    if (i == length) return LineShape::kNeedMoreData;
+    if (data[i] == ' ') break;
+    if (!isTchar(data[i]) || i == kMaxMethodLength) return LineShape::kNotHttp;
+  }
+  if (i == 0) return LineShape::kNotHttp;
+  const size_t targetStart = ++i;
+  for (;; ++i) {
+    if (i == length) return LineShape::kNeedMoreData;
+    if (data[i] == ' ') break;
+    if (data[i] < 0x20 || data[i] == 0x7f) return LineShape::kNotHttp;
+  }
+  if (i == targetStart) return LineShape::kNotHttp;
+  ++i;
+  static constexpr char kVersion[] = "HTTP/";
+  for (size_t k = 0; k < 5; ++k, ++i) {
+    if (i == length) return LineShape::kNeedMoreData;
+    if (data[i] != static_cast<uint8_t>(kVersion[k])) return LineShape::kNotHttp;
+  }
+  return LineShape::kHttp;
+}
+
+LineShape requestStartShape(const uint8_t* data, size_t length) {
+  if (data == nullptr) return LineShape::kNeedMoreData;
+  size_t i = 0;
+  while (i < length && isTchar(data[i])) {
+    if (++i > kMaxMethodLength) return LineShape::kNotHttp;
+  }
+  if (i == length) return LineShape::kNeedMoreData;
+  if (i == 0 || data[i] != ' ') return LineShape::kNotHttp;
+  ++i;
+  if (i == length) return LineShape::kNeedMoreData;
+  if (data[i] == '/' || data[i] == '*') return LineShape::kHttp;
+  // Absolute-form: "http:" or "https:", caseless.
+  static constexpr char kScheme[] = "https:";
+  for (size_t k = 0; k < 6; ++k, ++i) {
+    if (i == length) return LineShape::kNeedMoreData;
+    const uint8_t c = toLower(data[i]);
+    if (k == 4 && c == ':') return LineShape::kHttp;
+    if (c != static_cast<uint8_t>(kScheme[k])) return LineShape::kNotHttp;
+  }
+  return LineShape::kHttp;
+}
+
+namespace {
+
+enum ChunkPhase : uint8_t {
+  kSize,       // hex digits of a chunk size
+  kExtension,  // after the size: extensions up to CR
+  kSizeLf,     // LF ending the size line
+  kData,       // `remaining` bytes of chunk data
+  kDataCr,     // CRLF after chunk data
+  kDataLf,
+  kTrailerStart,  // the start of a trailer line, or the CR of the final empty line
+  kTrailerLine,   // a trailer field line, up to CR
+  kTrailerLf,
+  kEndLf,  // LF of the final empty line
+};
+
+int hexValue(uint8_t c) {
+  if (isDigit(c)) return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+constexpr bool isLineByte(uint8_t c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+
+}  // namespace
+
+ChunkedStatus consumeChunked(ChunkedState& state, const uint8_t* data, size_t length, size_t& used) {
+  size_t i = 0;
+  while (i < length) {
+    const uint8_t c = data[i];
+    switch (state.phase) {
+      case kSize: {
+        const int digit = hexValue(c);
+        if (digit >= 0) {
+          if (++state.digits > 15) return ChunkedStatus::kMalformed;
+          state.remaining = state.remaining << 4 | static_cast<uint64_t>(digit);
+          ++i;
+          continue;
+        }
+        if (state.digits == 0) return ChunkedStatus::kMalformed;
+        state.phase = kExtension;
+        continue;  // this byte is the extension's (or the CR)
+      }
+      case kExtension:
+        if (c == '\r') {
+          state.phase = kSizeLf;
+        } else if (!isLineByte(c)) {
+          return ChunkedStatus::kMalformed;
+        }
+        ++i;
+        continue;
+      case kSizeLf:
+        if (c != '\n') return ChunkedStatus::kMalformed;
+        ++i;
+        state.digits = 0;
+        state.phase = state.remaining == 0 ? kTrailerStart : kData;
+        continue;
+      case kData: {
+        const uint64_t take = std::min<uint64_t>(state.remaining, length - i);
+        i += take;
+        state.remaining -= take;
+        if (state.remaining == 0) state.phase = kDataCr;
+        continue;
+      }
+      case kDataCr:
+        if (c != '\r') return ChunkedStatus::kMalformed;
+        ++i;
+        state.phase = kDataLf;
+        continue;
+      case kDataLf:
+        if (c != '\n') return ChunkedStatus::kMalformed;
+        ++i;
+        state.phase = kSize;
+        continue;
+      case kTrailerStart:
+        if (c == '\r') {
+          state.phase = kEndLf;
+          ++i;
+          continue;
+        }
+        state.phase = kTrailerLine;
+        continue;
+      case kTrailerLine:
+        if (c == '\r') {
+          state.phase = kTrailerLf;
+        } else if (!isLineByte(c)) {
+          return ChunkedStatus::kMalformed;
+        }
+        ++i;
+        continue;
+      case kTrailerLf:
+        if (c != '\n') return ChunkedStatus::kMalformed;
+        ++i;
+        state.phase = kTrailerStart;
+        continue;
+      case kEndLf:
+        if (c != '\n') return ChunkedStatus::kMalformed;
+        used = i + 1;
+        state = ChunkedState{};
+        return ChunkedStatus::kDone;
+      default:
+        return ChunkedStatus::kMalformed;
+    }
+  }
+  used = length;
+  return ChunkedStatus::kNeedMoreData;
 }
 
 }  // namespace vgate::dataplane::http

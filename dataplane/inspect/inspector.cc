@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <rte_malloc.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <string_view>
@@ -27,11 +28,7 @@ void copyString(char (&out)[N], const char* in) {
   out[length] = '\0';
 }
 
-// The path of a request target, without its query.
-std::string_view pathOf(const char* url) {
-  std::string_view view(url);
-  return view.substr(0, view.find('?'));
-}
+enum HttpPhase : uint8_t { kHttpHead, kHttpBody, kHttpChunked, kHttpStopped };
 
 }  // namespace
 
@@ -77,15 +74,16 @@ uint32_t InspectionPool::acquire(const uint32_t* seqBase, uint8_t baseKnown) {
 void InspectionPool::release(uint32_t index) { freeStack_[freeCount_++] = index; }
 
 bool Inspector::onPacket(InspectionState& state, const ParsedPacket& packet, const uint8_t* payload,
-                         int direction) {
-  if (packet.protocol == IPPROTO_TCP) return onTcp(state, packet, payload, direction);
+                         int direction, const HttpJudge* judge) {
+  state.dropSegment = false;
+  if (packet.protocol == IPPROTO_TCP) return onTcp(state, packet, payload, direction, judge);
   if (packet.protocol == IPPROTO_UDP) return onUdp(state, packet, payload, direction);
   state.clientDone = state.serverDone = true;
   return true;
 }
 
 bool Inspector::onTcp(InspectionState& state, const ParsedPacket& packet, const uint8_t* payload,
-                      int direction) {
+                      int direction, const HttpJudge* judge) {
   if (packet.tcpFlags & kTcpSyn) {
     state.streamBase[direction] = packet.tcpSeq + 1;
     state.baseKnown[direction] = true;
@@ -99,6 +97,12 @@ bool Inspector::onTcp(InspectionState& state, const ParsedPacket& packet, const 
     // Picked up mid-stream (no SYN seen): the first payload we see is byte 0.
     state.streamBase[direction] = packet.tcpSeq;
     state.baseKnown[direction] = true;
+  }
+  if (direction == kToServer && state.httpStream.perRequest && !state.clientDone &&
+      (state.proto == AppProto::kUnknown || state.proto == AppProto::kHttp) &&
+      onHttpSegment(state, packet, payload, judge)) {
+    if (packet.tcpFlags & (kTcpFin | kTcpRst)) state.clientDone = true;
+    return finished(state);
   }
   // A SYN's own data (TCP Fast Open) starts after the sequence number the SYN itself takes.
   uint32_t dataSeq = packet.tcpSeq + ((packet.tcpFlags & kTcpSyn) ? 1 : 0);
@@ -171,6 +175,7 @@ void Inspector::inspectClientStream(InspectionState& state) {
       case http::HttpStatus::kComplete:
         state.httpComplete = true;
         state.clientDone = true;
+        state.targetStatus = http::normalizeTarget(state.http, state.target);
         ++counters_.httpRequests;
         return;
       case http::HttpStatus::kNeedMoreData:
@@ -185,6 +190,231 @@ void Inspector::inspectClientStream(InspectionState& state) {
         return;
     }
   }
+}
+
+bool Inspector::onHttpSegment(InspectionState& state, const ParsedPacket& packet, const uint8_t* payload,
+                              const HttpJudge* judge) {
+  HttpStream& stream = state.httpStream;
+  if (!stream.seqKnown) {
+    stream.nextSeq = state.streamBase[kToServer];
+    stream.seqKnown = true;
+  }
+  const auto delta = static_cast<int32_t>(packet.tcpSeq - stream.nextSeq);
+  const uint32_t n = packet.payloadLength;
+  if (delta > 0) {
+    // A hole before it: forwarded, the server could put it together with bytes this reading never saw.
+    state.dropSegment = true;
+    ++counters_.httpOutOfOrder;
+    return true;
+  }
+  // Bytes [0, seen) of the segment were seen before. Where they are still in the window they must be equal:
+  // the window holds the stream's bytes [nextSeq - length, nextSeq).
+  const uint32_t seen = std::min<uint32_t>(static_cast<uint32_t>(-static_cast<int64_t>(delta)), n);
+  const int64_t overlapBegin = std::max<int64_t>(delta, -static_cast<int64_t>(stream.length));
+  const int64_t overlapEnd = std::min<int64_t>(static_cast<int64_t>(delta) + n, 0);
+  for (int64_t i = overlapBegin; i < overlapEnd; ++i) {
+    if (payload[i - delta] != state.httpWindow[stream.length + i]) {
+      ++counters_.overlapConflicts;
+      refuseHttp(state, HttpRefusal::kConflict, judge);
+      return true;
+    }
+  }
+  // The stream buffer keeps the first bytes for protocol detection, payload conditions and the record.
+  const uint32_t offset = packet.tcpSeq - state.streamBase[kToServer];
+  if (offset < 0x80000000u) {
+    if (state.stream[kToServer].insert(offset, payload, n) == InsertResult::kOverlapConflict)
+      ++counters_.overlapConflicts;
+  }
+  state.clientSpoke = true;
+  const uint8_t* bytes = payload + seen;
+  uint32_t left = n - seen;
+  stream.nextSeq += left;
+  if (state.proto == AppProto::kUnknown) {
+    const ReassemblyBuffer& first = state.stream[kToServer];
+    http::LineShape shape = http::LineShape::kNeedMoreData;
+    if (first.contiguousLength() > 0) {
+      shape = first.data()[0] == kTlsHandshakeRecord
+                  ? http::LineShape::kNotHttp
+                  : http::requestLineShape(first.data(), first.contiguousLength());
+    }
+    // A first line longer than a head may be: read as HTTP, which refuses it as too large.
+    if (shape == http::LineShape::kNeedMoreData && first.contiguousLength() >= http::kMaxRequestHeadLength) {
+      shape = http::LineShape::kHttp;
+    }
+    if (shape == http::LineShape::kNotHttp) {
+      // Not HTTP: the regular path reads it (TLS, or nothing), and this reading stops.
+      stream.perRequest = false;
+      inspectClientStream(state);
+      return true;
+    }
+    if (shape == http::LineShape::kHttp) {
+      state.proto = AppProto::kHttp;
+      state.serverDone = true;  // the response is not inspected
+    }
+  }
+  while (left > 0 && stream.phase != kHttpStopped) {
+    if (stream.start == stream.length && stream.phase != kHttpHead) {
+      // Nothing unread is buffered: the body passes without a copy, and the window, which must hold the
+      // stream's last bytes for retransmissions to be checked against, starts again empty.
+      stream.start = stream.length = 0;
+    }
+    if (stream.length == 0 && stream.phase == kHttpBody) {
+      const uint32_t take = passBody(state, bytes, left, judge);
+      bytes += take;
+      left -= take;
+      continue;
+    }
+    if (stream.length == 0 && stream.phase == kHttpChunked) {
+      size_t used = 0;
+      const http::ChunkedStatus status = http::consumeChunked(stream.chunked, bytes, left, used);
+      bytes += used;
+      left -= static_cast<uint32_t>(used);
+      if (status == http::ChunkedStatus::kDone) stream.phase = kHttpHead;
+      if (status == http::ChunkedStatus::kMalformed) refuseHttp(state, HttpRefusal::kFraming, judge);
+      continue;
+    }
+    if (stream.start > 0) {
+      std::memmove(state.httpWindow, state.httpWindow + stream.start, stream.length - stream.start);
+      stream.length -= stream.start;
+      stream.start = 0;
+    }
+    const uint32_t take = std::min<uint32_t>(left, sizeof(state.httpWindow) - stream.length);
+    std::memcpy(state.httpWindow + stream.length, bytes, take);
+    stream.length += take;
+    bytes += take;
+    left -= take;
+    if (state.proto == AppProto::kHttp) readRequests(state, judge);
+    if (take == 0) break;  // a full window that readRequests could not consume: it refused
+  }
+  return true;
+}
+
+void Inspector::readRequests(InspectionState& state, const HttpJudge* judge) {
+  HttpStream& stream = state.httpStream;
+  for (;;) {
+    const uint8_t* data = state.httpWindow + stream.start;
+    uint32_t available = stream.length - stream.start;
+    switch (stream.phase) {
+      case kHttpHead: {
+        // RFC 9112 2.2: a server ignores empty lines before a request line; a client may send one after a
+        // body.
+        if (stream.requests > 0) {
+          while (available > 0 && (*data == '\r' || *data == '\n')) {
+            ++data;
+            --available;
+            ++stream.start;
+          }
+        }
+        if (available == 0) return;
+        const http::HttpStatus status = http::parseHttpRequest(data, available, stream.current);
+        if (status == http::HttpStatus::kNeedMoreData) return;
+        if (status != http::HttpStatus::kComplete) {
+          ++counters_.httpErrors;
+          refuseHttp(state,
+                     status == http::HttpStatus::kTooLarge ? HttpRefusal::kTooLarge : HttpRefusal::kMalformed,
+                     judge);
+          return;
+        }
+        ++stream.requests;
+        state.targetStatus = http::normalizeTarget(stream.current, state.target);
+        if (stream.requests == 1) {
+          state.http = stream.current;
+          state.httpComplete = true;
+          ++counters_.httpRequests;
+        }
+        if (state.targetStatus != http::TargetStatus::kOk) {
+          refuseHttp(state, HttpRefusal::kTarget, judge);
+          return;
+        }
+        ++counters_.httpRequestsJudged;
+        if (judge != nullptr && !judge->judge(judge->context, state)) {
+          stream.deniedRequest = stream.requests;
+          stream.phase = kHttpStopped;
+          state.clientDone = true;
+          return;
+        }
+        // Judged on its head; if its body's end cannot be found, nothing after it can be.
+        if (stream.current.body == http::HttpBody::kUnframed) {
+          refuseHttp(state, HttpRefusal::kFraming, judge);
+          return;
+        }
+        stream.start += stream.current.headLength;
+        if (stream.current.body == http::HttpBody::kLength) {
+          stream.phase = kHttpBody;
+          stream.bodyLeft = stream.current.contentLength;
+          stream.prefixLength = 0;
+          stream.prefixDecided = false;
+        } else if (stream.current.body == http::HttpBody::kChunked) {
+          stream.phase = kHttpChunked;
+          stream.chunked = http::ChunkedState{};
+        }
+        continue;
+      }
+      case kHttpBody:
+        if (available == 0) return;
+        {
+          const uint32_t take = passBody(state, data, available, judge);
+          if (stream.phase == kHttpStopped) return;
+          stream.start += take;
+          continue;
+        }
+      case kHttpChunked: {
+        if (available == 0) return;
+        size_t used = 0;
+        const http::ChunkedStatus status = http::consumeChunked(stream.chunked, data, available, used);
+        stream.start += static_cast<uint32_t>(used);
+        if (status == http::ChunkedStatus::kMalformed) {
+          refuseHttp(state, HttpRefusal::kFraming, judge);
+          return;
+        }
+        if (status == http::ChunkedStatus::kNeedMoreData) return;
+        stream.phase = kHttpHead;
+        continue;
+      }
+      default:
+        stream.start = stream.length;
+        return;
+    }
+  }
+}
+
+uint32_t Inspector::passBody(InspectionState& state, const uint8_t* data, uint32_t length,
+                             const HttpJudge* judge) {
+  HttpStream& stream = state.httpStream;
+  const auto take = static_cast<uint32_t>(std::min<uint64_t>(length, stream.bodyLeft));
+  for (uint32_t i = 0; i < take && !stream.prefixDecided; ++i) {
+    if (stream.prefixLength == 0 && (data[i] == '\r' || data[i] == '\n')) continue;
+    stream.bodyPrefix[stream.prefixLength++] = data[i];
+    const http::LineShape shape = http::requestStartShape(stream.bodyPrefix, stream.prefixLength);
+    if (shape == http::LineShape::kHttp) {
+      // Framed, this is a body; read by a server that skips bodies it does not want, the next request.
+      refuseHttp(state, HttpRefusal::kFraming, judge);
+      return take;
+    }
+    stream.prefixDecided =
+        shape == http::LineShape::kNotHttp || stream.prefixLength == sizeof(stream.bodyPrefix);
+  }
+  stream.bodyLeft -= take;
+  if (stream.bodyLeft == 0) stream.phase = kHttpHead;
+  return take;
+}
+
+void Inspector::refuseHttp(InspectionState& state, HttpRefusal refusal, const HttpJudge* judge) {
+  HttpStream& stream = state.httpStream;
+  stream.refusal = refusal;
+  // The request refused: the last one parsed when its target or framing was at fault, else the one being
+  // read.
+  const bool parsed = refusal == HttpRefusal::kTarget || refusal == HttpRefusal::kFraming;
+  stream.deniedRequest = parsed ? stream.requests : stream.requests + 1;
+  if (refusal == HttpRefusal::kTarget) {
+    ++counters_.httpNormalizationRefused;
+  } else if (refusal != HttpRefusal::kConflict) {
+    ++counters_.httpFramingUnparseable;
+  }
+  stream.phase = kHttpStopped;
+  stream.start = stream.length = 0;
+  state.clientDone = true;
+  if (judge != nullptr) judge->judge(judge->context, state);
 }
 
 void Inspector::inspectServerStream(InspectionState& state) {
@@ -317,11 +547,14 @@ void Inspector::collectFacts(const InspectionState& state, InspectionFacts& out)
     facts.sanCount = certificate.sanCount;
     facts.presentFields |= kFactCertSubject | kFactCertIssuer | kFactSan;
   }
-  if (state.httpComplete) {
-    facts.httpHost = state.http.host;
-    facts.httpPath = pathOf(state.http.url);
-    facts.httpMethod = state.http.method;
-    facts.presentFields |= (state.http.hasHost ? kFactHttpHost : 0) | kFactHttpPath | kFactHttpMethod;
+  // The request judged: the first, or a perRequest stream's current one; its path and host as normalized.
+  // A request whose target did not normalize has no HTTP facts (perRequest streams refuse it instead).
+  if (state.httpComplete && state.targetStatus == http::TargetStatus::kOk) {
+    const http::HttpRequest& request = state.httpStream.perRequest ? state.httpStream.current : state.http;
+    facts.httpHost = std::string_view(state.target.host, state.target.hostLength);
+    facts.httpPath = std::string_view(state.target.path, state.target.pathLength);
+    facts.httpMethod = request.method;
+    facts.presentFields |= (state.target.hasHost ? kFactHttpHost : 0) | kFactHttpPath | kFactHttpMethod;
   }
   for (int direction = 0; direction < 2; ++direction) {
     const ReassemblyBuffer& stream = state.stream[direction];
@@ -370,7 +603,8 @@ bool Inspector::fillMetadata(const InspectionState& state, FlowMetadataRecord& r
     record.quic.version = state.quicVersion;
     any = true;
   }
-  if (state.proto == AppProto::kHttp && state.httpComplete) {
+  const HttpStream& stream = state.httpStream;
+  if (state.proto == AppProto::kHttp && (state.httpComplete || stream.refusal != HttpRefusal::kNone)) {
     auto& http = record.http;
     http.present = true;
     copyString(http.hostname, state.http.host);
@@ -378,6 +612,13 @@ bool Inspector::fillMetadata(const InspectionState& state, FlowMetadataRecord& r
     copyString(http.method, state.http.method);
     copyString(http.protocol, state.http.protocol);
     copyString(http.userAgent, state.http.userAgent);
+    http.requests = stream.perRequest ? stream.requests : 1;
+    http.deniedRequest = stream.deniedRequest;
+    http.refusal = stream.refusal;
+    if (stream.deniedRequest != 0 && stream.deniedRequest == stream.requests &&
+        state.targetStatus == http::TargetStatus::kOk) {
+      copyString(http.deniedPath, state.target.path);
+    }
     any = true;
   }
   return any;

@@ -152,8 +152,53 @@ L7Expression l7Expression(L7Condition condition, std::string_view value, uint32_
                       condition == L7Condition::kPayloadRegex ? window : 0};
 }
 
+namespace {
+
+constexpr bool isUnreservedByte(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_' || c == '~';
+}
+
+// Request paths are matched normalized (dataplane/http/http_target.h); a path glob that normalization would
+// change can never match one. Globs' '*' and '?' are left alone.
+const char* pathGlobProblem(std::string_view glob) {
+  if (glob.empty() || (glob.front() != '/' && glob.front() != '*')) {
+    return "must start with '/' or '*': request paths are matched normalized, from their first '/'";
+  }
+  for (size_t i = 0; i < glob.size(); ++i) {
+    const auto c = static_cast<unsigned char>(glob[i]);
+    if (c < 0x20 || c == 0x7f) return "contains a control character";
+    if (c >= 0x80) return "contains a raw non-ASCII byte: request paths are matched with those as %XX";
+    if (c == '\\') return "contains '\\': request paths are matched with it as '/'";
+    if (c == '#') return "contains '#': request paths are matched without their fragment";
+    if (c == '%') {
+      auto hex = [&](size_t k) {
+        return k < glob.size() && ((glob[k] >= '0' && glob[k] <= '9') || (glob[k] >= 'A' && glob[k] <= 'F'));
+      };
+      if (!hex(i + 1) || !hex(i + 2)) return "'%' must be followed by two upper-case hex digits";
+      auto value = [&](size_t k) { return glob[k] <= '9' ? glob[k] - '0' : glob[k] - 'A' + 10; };
+      const auto decoded = static_cast<unsigned char>(value(i + 1) << 4 | value(i + 2));
+      if (isUnreservedByte(decoded)) return "percent-encodes an unreserved character: write it as itself";
+      if (decoded == '/' || decoded == '\\' || decoded == 0) {
+        return "contains %2F, %5C or %00: requests with those are refused, never matched";
+      }
+    }
+    if (c == '/' && i + 1 < glob.size() && glob[i + 1] == '/') return "contains '//': slashes are merged";
+    if (c == '/') {
+      const std::string_view rest = glob.substr(i + 1);
+      const std::string_view segment = rest.substr(0, rest.find('/'));
+      if (segment == "." || segment == "..")
+        return "contains a '.' or '..' segment: dot segments are removed";
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 const char* l7ValueProblem(L7Condition condition, std::string_view value) {
   if (value.find('\0') != std::string_view::npos) return "contains a NUL byte (write \\x00)";
+  if (condition == L7Condition::kHttpPath) return pathGlobProblem(value);
   if (condition == L7Condition::kSniRegex && !groupsBalanced(value)) return "unbalanced parentheses";
   return nullptr;
 }

@@ -25,7 +25,7 @@ struct LiveOptions {
   std::vector<std::string> trunkInterfaces;  // the far end of each trunk, in the calling thread's netns
   std::string driver = "net_af_xdp";         // or "net_af_packet"
   uint32_t flowCapacity = 1u << 18;          // per worker
-  uint32_t inspectionSlots = 4096;           // per worker
+  uint32_t inspectionSlots = 2048;           // per worker
   uint64_t inspectionTimeoutUs = 5'000'000;
   ExceptionPolicy exceptionPolicy = ExceptionPolicy::kPolicy;
   FlowTimeouts timeouts;

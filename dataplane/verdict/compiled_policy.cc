@@ -117,6 +117,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const poli
   compiled->reachable_.assign(policy.rules.size(), 1);
   std::vector<L34Rule> l34Only;
   std::vector<L34Rule> l7Parts;
+  std::vector<L34Rule> httpParts;
   for (uint32_t id = 0; id < policy.rules.size(); ++id) {
     const policy::Rule& rule = policy.rules[id];
     compiled->ruleNames_.push_back(rule.name);
@@ -139,6 +140,9 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const poli
       continue;
     }
     if (rule.hasL7()) {
+      if (!rule.http.host.empty() || !rule.http.path.empty() || !rule.http.method.empty()) {
+        httpParts.push_back(part);
+      }
       compiled->l7RuleParts_[id] = part;
       l7Parts.push_back(std::move(part));
     } else {
@@ -151,6 +155,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const poli
   }
   compiled->stats_.l34Rules = static_cast<uint32_t>(l34Only.size());
   compiled->stats_.l7Rules = static_cast<uint32_t>(l7Parts.size());
+  compiled->stats_.httpRules = static_cast<uint32_t>(httpParts.size());
   // The L7 databases (Hyperscan, seconds for thousands of regexes) compile on their own thread while the
   // L3/L4 classifiers build on this one: the policy is ready when the slower of the two is.
   std::optional<Result<std::shared_ptr<const L7Matcher>>> l7;
@@ -161,11 +166,16 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const poli
   auto l34 = L34Classifier::build(l34Only, classifierName("a"), socket, l34Config);
   auto l7L34 = l34 ? L34Classifier::build(l7Parts, classifierName("b"), socket, l34Config)
                    : Result<std::unique_ptr<L34Classifier>>(l34.error());
+  auto httpL34 = l7L34 ? L34Classifier::build(httpParts, classifierName("c"), socket, l34Config)
+                       : Result<std::unique_ptr<L34Classifier>>(l7L34.error());
   l7Thread.join();
   if (!l34) return makeError(l34.error().code, "policy '" + policy.name + "': " + l34.error().message);
   compiled->l34Only_ = std::move(l34).value();
   if (!l7L34) return makeError(l7L34.error().code, "policy '" + policy.name + "': " + l7L34.error().message);
   compiled->l7L34_ = std::move(l7L34).value();
+  if (!httpL34)
+    return makeError(httpL34.error().code, "policy '" + policy.name + "': " + httpL34.error().message);
+  compiled->httpL34_ = std::move(httpL34).value();
   if (!*l7) return makeError(l7->error().code, "policy '" + policy.name + "': " + l7->error().message);
   compiled->l7_ = std::move(*l7).value();
   compiled->needsServerFacts_ = compiled->l7_->hasField(L7Field::kCertSubject) ||
@@ -222,6 +232,17 @@ VerdictDecision CompiledPolicy::classifyNewFlow(const L34Tuple& flowTuple) const
   // An earlier L7 rule whose L3/L4 part matches could still take the flow: hold it until the L7 facts are in.
   decision.pending = firstL7 < first;
   return decision;
+}
+
+bool CompiledPolicy::judgesHttp(const L34Tuple& flowTuple) const {
+  if (stats_.httpRules == 0) return false;
+  L34Tuple tuple = withDirection(flowTuple);
+  const L34Tuple* tuples[1] = {&tuple};
+  uint32_t first = kNoRule;
+  uint32_t firstHttp = kNoRule;
+  l34Only_->classify(tuples, 1, &first);
+  httpL34_->classify(tuples, 1, &firstHttp);
+  return firstHttp < first;
 }
 
 bool CompiledPolicy::l34Matches(uint32_t ruleId, const L34Tuple& tuple) const {

@@ -34,6 +34,7 @@ struct CompiledPolicyStats {
   uint32_t rules = 0;
   uint32_t l34Rules = 0;       // decided on the first packet
   uint32_t l7Rules = 0;        // need L7 facts
+  uint32_t httpRules = 0;      // of l7Rules, those with an HTTP condition
   uint32_t neverMatching = 0;  // container selectors that match no known container
   L34ClassifierStats l34;
   L34ClassifierStats l7L34;
@@ -66,6 +67,12 @@ class CompiledPolicy {
   PolicyScratch& scratchFor(uint32_t workerId) const { return *scratches_[workerId]; }
   uint32_t workerScratches() const { return static_cast<uint32_t>(scratches_.size()); }
 
+  // Whether a rule with an HTTP condition (host, path, method) could decide this new flow: one whose L3/L4
+  // part matches the tuple and that comes before the rule deciding on L3/L4 alone. Such a flow has each of
+  // its requests judged and stays in the slow path while it speaks HTTP (DESIGN.md "HTTP judging").
+  bool judgesHttp(const L34Tuple& tuple) const;
+  bool hasHttpRules() const { return stats_.httpRules > 0; }
+
   // Whether a decision must wait for the server's flight: only certificate conditions need it. Otherwise a
   // pending flow is decided as soon as the client's ClientHello or request is complete.
   bool needsServerFacts() const { return needsServerFacts_; }
@@ -93,6 +100,7 @@ class CompiledPolicy {
   std::vector<VerdictAction> actions_;
   std::unique_ptr<L34Classifier> l34Only_;  // rules without L7 conditions
   std::unique_ptr<L34Classifier> l7L34_;    // the L3/L4 part of rules with L7 conditions
+  std::unique_ptr<L34Classifier> httpL34_;  // the L3/L4 part of rules with HTTP conditions
   std::shared_ptr<const L7Matcher> l7_;
   std::vector<L34Rule> l7RuleParts_;             // indexed by rule id; used only for rules with L7 conditions
   std::vector<uint8_t> reachable_;               // 0: a container selector matched no container

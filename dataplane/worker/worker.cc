@@ -303,9 +303,12 @@ uint16_t Worker::processBurst(rte_mbuf** mbufs, uint16_t count, uint64_t nowUs) 
       continue;
     }
     const Flow& flow = table_->at(position);
-    bool decidedNow = flow.flowId == 0 || (flow.inspectFlags & kVerdictPending);
+    const uint8_t flagsBefore = flow.flowId == 0 ? 0 : flow.inspectFlags;
+    bool decidedNow = flow.flowId == 0 || (flagsBefore & kVerdictPending);
     forward[flowSlot[i]] = updateFlow(position, packets[i], srcIsLow[i], mbufs[flowSlot[i]], frameCounts[i],
                                       byteCounts[i], timestamps[i]);
+    // A later HTTP request's deny ends a connection the server holds, as a first verdict would.
+    decidedNow = decidedNow || ((flow.inspectFlags & ~flagsBefore) & kDeniedMidConnection);
     if (!forward[flowSlot[i]]) {
       ++counters_.denied;
       replies[flowSlot[i]] = repliesFor(flow, packets[i], srcIsLow[i], decidedNow);
@@ -439,8 +442,9 @@ bool Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIs
     }
   }
   if (!(flow.inspectFlags & kInspectFinished) &&
-      (packet.protocol == IPPROTO_TCP || packet.protocol == IPPROTO_UDP)) {
-    inspect(flow, packet, mbuf, direction);
+      (packet.protocol == IPPROTO_TCP || packet.protocol == IPPROTO_UDP) &&
+      inspect(flow, packet, mbuf, direction)) {
+    return false;
   }
   // Pending flows pass (the handshake must complete for the facts to arrive); a decided deny drops, from the
   // packet that completed the decision on. Audit mode only records what enforce would have done.
@@ -462,7 +466,8 @@ bool Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIs
         maybeOffload(position, mbuf, direction, OffloadAction::kDrop);
       } else if (clientSideDone) {
         maybeOffload(position, mbuf, direction, OffloadAction::kAllow);
-      } else if (!inspecting && flow.key.protocol == IPPROTO_TCP && flow.tcp >= TcpProgress::kEstablished) {
+      } else if (!inspecting && flow.key.protocol == IPPROTO_TCP && flow.tcp >= TcpProgress::kEstablished &&
+                 !(flow.inspectFlags & kHttpJudged)) {
         maybeOffload(position, mbuf, direction, OffloadAction::kInspect);
       }
     }
@@ -675,21 +680,65 @@ void Worker::reclaimSlowInspections(uint64_t nowUs, uint32_t budget) {
   }
 }
 
-void Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction) {
+bool Worker::judgeHttpRequest(Flow& flow, const InspectionState& state) {
+  const bool pending = (flow.inspectFlags & kVerdictPending) != 0;
+  VerdictDecision decision;
+  if (state.httpStream.refusal != HttpRefusal::kNone) {
+    // A request that cannot be judged under a policy whose HTTP rules could deny it: denied by vgate itself.
+    decision = VerdictDecision{kRuleHttpRefused, VerdictAction::kDeny, false};
+    if (pending) ++counters_.verdictsAfterL7;
+  } else if (pending) {
+    resolvePendingVerdict(flow, &state);  // the first request decides the flow's verdict, as for any L7 rule
+    return flow.action != VerdictAction::kDeny && flow.action != VerdictAction::kReject;
+  } else if (policy_ == nullptr || config_.id >= policy_->workerScratches()) {
+    return true;
+  } else {
+    InspectionFacts facts;
+    Inspector::collectFacts(state, facts);
+    const L34Tuple tuple = tupleOf(flow);
+    const uint32_t fallback = policy_->classifyNewFlow(tuple).ruleId;
+    decision = policy_->decide(tuple, facts.facts, fallback, policy_->scratchFor(config_.id));
+    if (decision.action != VerdictAction::kDeny && decision.action != VerdictAction::kReject) return true;
+  }
+  // A later request's deny is the flow's from here on; an allowed one leaves the first request's verdict.
+  flow.ruleId = decision.ruleId;
+  flow.action = decision.action;
+  if (policy_ != nullptr) flow.policyVersion = policy_->version();
+  flow.inspectFlags &= static_cast<uint8_t>(~kVerdictPending);
+  if (!pending) {
+    flow.inspectFlags |= kDeniedMidConnection;
+    ++inspector_->counters().httpDeniedMidConnection;
+  }
+  return false;
+}
+
+bool Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction) {
   if (flow.inspection == kNoInspection) {
-    if (packet.payloadLength == 0) return;
+    if (packet.payloadLength == 0) return false;
+    // Whether every HTTP request must be judged is known once the flow has payload, under the policy then.
+    const bool judged = packet.protocol == IPPROTO_TCP && (flow.inspectFlags & kVerdictPending) &&
+                        policy_ != nullptr && policy_->judgesHttp(tupleOf(flow));
+    if (judged) flow.inspectFlags |= kHttpJudged;
     flow.inspection = inspections_->acquire(flow.seqBase, flow.inspectFlags & 0x3);
     if (flow.inspection == kNoInspection) {
       ++inspector_->counters().poolExhausted;
       flow.inspectFlags |= kInspectFinished;
-      if (flow.inspectFlags & kVerdictPending) {
+      if (judged) {
+        // Without a state its requests cannot be read: letting them through unjudged would make a full pool
+        // a way around the policy.
+        flow.ruleId = kRuleHttpRefused;
+        flow.action = VerdictAction::kDeny;
+        flow.inspectFlags &= static_cast<uint8_t>(~kVerdictPending);
+        ++counters_.verdictsAfterL7;
+      } else if (flow.inspectFlags & kVerdictPending) {
         ++counters_.exceptionNoSlot;
         decideByException(flow);
       }
-      return;
+      return false;
     }
     ++inspector_->counters().started;
     slotOwners_[flow.inspection] = SlotOwner{flow.key, std::max<uint64_t>(flow.lastUs, 1)};
+    inspections_->at(flow.inspection).httpStream.perRequest = judged;
   }
   const uint8_t* payload = nullptr;
   if (packet.payloadLength > 0) {
@@ -699,11 +748,23 @@ void Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int
       uint32_t length = std::min<uint32_t>(packet.payloadLength, kScratchBytes);
       payload =
           static_cast<const uint8_t*>(rte_pktmbuf_read(mbuf, packet.payloadOffset, length, scratch_.get()));
-      if (payload == nullptr) return;
+      if (payload == nullptr) return false;
     }
   }
   InspectionState& state = inspections_->at(flow.inspection);
-  bool finished = inspector_->onPacket(state, packet, payload, direction);
+  struct Judging {
+    Worker* worker;
+    Flow* flow;
+  } judging{this, &flow};
+  const HttpJudge judge{[](void* context, const InspectionState& judged) {
+                          auto* j = static_cast<Judging*>(context);
+                          return j->worker->judgeHttpRequest(*j->flow, judged);
+                        },
+                        &judging};
+  const bool finished = inspector_->onPacket(state, packet, payload, direction, &judge);
+  const bool dropSegment = state.dropSegment;
+  // Not HTTP after all (TLS, say): nothing per request to judge, and an inspect entry is fine again.
+  if (!state.httpStream.perRequest) flow.inspectFlags &= static_cast<uint8_t>(~kHttpJudged);
   if (state.overlapConflict || (state.unreadableHello && (flow.inspectFlags & kVerdictPending))) {
     denyEvasion(flow, state);
     finishInspection(flow);
@@ -715,6 +776,7 @@ void Worker::inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int
     // inspection goes on for the log (the server's certificate).
     resolvePendingVerdict(flow, &state);
   }
+  return dropSegment;
 }
 
 void Worker::finishInspection(Flow& flow) {

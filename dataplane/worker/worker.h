@@ -38,7 +38,7 @@ struct WorkerConfig {
   uint16_t id = 0;
   int socket = -1;
   uint32_t flowCapacity = 1u << 18;
-  uint32_t inspectionSlots = 4096;  // handshakes inspected at once
+  uint32_t inspectionSlots = 2048;  // handshakes inspected at once (about 65 KB each)
   uint64_t inspectionTimeoutUs = 5'000'000;
   ExceptionPolicy exceptionPolicy = ExceptionPolicy::kPolicy;
   // Drop packets with a bad IP, TCP, UDP or ICMP checksum before they touch a flow (live: the trunks carry
@@ -185,7 +185,12 @@ class Worker {
   bool startsNewConnection(int32_t position, const ParsedPacket& packet, bool srcIsLow);
   // Inspections held past the timeout give their slot back, their flow decided by the exception policy.
   void reclaimSlowInspections(uint64_t nowUs, uint32_t budget);
-  void inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction);
+  // Returns true when the packet must be dropped although the flow's verdict passes it (an HTTP segment
+  // that arrived ahead of a hole: see HttpStream).
+  bool inspect(Flow& flow, const ParsedPacket& packet, rte_mbuf* mbuf, int direction);
+  // One request of an HTTP flow whose every request is judged, or inspection's refusal to judge one; false
+  // when it denies the flow.
+  bool judgeHttpRequest(Flow& flow, const InspectionState& state);
   void finishInspection(Flow& flow);
   void endFlow(int32_t position, FlowEndReason reason, uint64_t nowUs);
   void maybeOffload(int32_t position, const rte_mbuf* mbuf, int direction, OffloadAction action);

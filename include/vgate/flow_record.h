@@ -33,6 +33,25 @@ inline constexpr const char* appProtoName(AppProto proto) {
   return kNames[static_cast<int>(proto)];
 }
 
+// Why vgate refused to judge an HTTP request on a flow whose HTTP rules could have changed its verdict
+// (DESIGN.md "HTTP judging"): the flow is then denied by kRuleHttpRefused, not by a rule of the policy.
+enum class HttpRefusal : uint8_t {
+  kNone,
+  kMalformed,  // a request head that does not parse, or is not HTTP/1 (the HTTP/2 preface)
+  kTooLarge,   // a request head longer than vgate reads (16 KiB)
+  kFraming,    // where the next request starts cannot be told: Transfer-Encoding, Upgrade, CONNECT, chunks
+  kTarget,     // a path or host that cannot be normalized safely (%2F, %00, bad percent-encoding, ...)
+  kConflict,   // retransmitted bytes that differ from the copy judged
+  kNoSlot,     // no inspection state was free to read the requests with
+};
+inline constexpr const char* httpRefusalName(HttpRefusal refusal) {
+  constexpr const char* kNames[] = {"none",   "malformed", "too_large", "framing",
+                                    "target", "conflict",  "no_slot"};
+  return kNames[static_cast<int>(refusal)];
+}
+// The rule id of a flow denied by such a refusal; rule ids of the policy are below it (kNoRule is above).
+inline constexpr uint32_t kRuleHttpRefused = UINT32_MAX - 1;
+
 enum class FlowMessageType : uint8_t { kEnd, kMetadata };
 
 // Direction index used in every per-direction array: 0 = client to server, 1 = server to client.
@@ -110,6 +129,12 @@ struct FlowMetadataRecord {
     char method[17] = {};
     char protocol[9] = {};
     char userAgent[256] = {};
+    // Flows whose every request was judged: how many request heads were read, which one (1-based, 0: none)
+    // was denied or refused, that request's normalized path, and why it was refused, if it was.
+    uint32_t requests = 0;
+    uint32_t deniedRequest = 0;
+    HttpRefusal refusal = HttpRefusal::kNone;
+    char deniedPath[2049] = {};
   } http;
 };
 

@@ -1,11 +1,15 @@
 // Fuzzes the HTTP/1 request parser: no crash or over-read on any input, well-formed output fields, and a
-// final answer that more bytes cannot change.
+// final answer that more bytes cannot change; the target normalization of what it parsed (bounded,
+// idempotent, no dot segment or double slash left), the chunked body reader (the same answer in any
+// split) and the request line shape checks.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 #include "dataplane/http/http_request.h"
+#include "dataplane/http/http_target.h"
 
 namespace {
 
@@ -53,6 +57,44 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check(request.hasHost || std::strcmp(request.protocol, "HTTP/1.0") == 0);
     for (size_t i = 0; i < hostLength; ++i) check(!(request.host[i] >= 'A' && request.host[i] <= 'Z'));
     check(!request.urlTruncated || std::strlen(request.url) == kMaxUrlLength);
+  }
+
+  if (status == HttpStatus::kComplete) {
+    check(request.headLength > 0 && request.headLength <= size);
+    static NormalizedTarget target;
+    static NormalizedTarget again;
+    if (normalizeTarget(request, target) == TargetStatus::kOk) {
+      check(std::strlen(target.path) == target.pathLength && target.pathLength <= kMaxUrlLength);
+      check(std::strlen(target.host) == target.hostLength);
+      const std::string_view path(target.path, target.pathLength);
+      check(path.find("//") == std::string_view::npos && path.find("/./") == std::string_view::npos &&
+            path.find("/../") == std::string_view::npos);
+      if (path != "*") {
+        // Normalizing a normalized path changes nothing.
+        size_t length = 0;
+        check(normalizePath(path, again.path, kMaxUrlLength, length) == TargetStatus::kOk);
+        check(std::string_view(again.path, length) == path);
+      }
+    }
+  }
+  (void)requestLineShape(data, size);
+  (void)requestStartShape(data, size);
+  {
+    // A chunked body read whole and read a byte at a time give the same answer at the same place.
+    ChunkedState whole;
+    size_t usedWhole = 0;
+    const ChunkedStatus statusWhole = consumeChunked(whole, data, size, usedWhole);
+    check(usedWhole <= size);
+    ChunkedState bytewise;
+    ChunkedStatus statusBytes = ChunkedStatus::kNeedMoreData;
+    size_t usedBytes = 0;
+    for (size_t i = 0; i < size && statusBytes == ChunkedStatus::kNeedMoreData; ++i) {
+      size_t used = 0;
+      statusBytes = consumeChunked(bytewise, data + i, 1, used);
+      usedBytes += used;
+    }
+    check(statusWhole == statusBytes);
+    if (statusWhole == ChunkedStatus::kDone) check(usedWhole == usedBytes);
   }
 
   // A verdict other than "need more" is final: one more byte (of either kind) must not change it, short of

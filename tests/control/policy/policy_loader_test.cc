@@ -226,6 +226,22 @@ INSTANTIATE_TEST_SUITE_P(
                   "        tls: {snii: [a.example], certificate: {subjct: [x]}}\n",
                   {"p.yaml:9:15: rule 'r': unknown key 'snii' (did you mean 'sni'?)",
                    "p.yaml:9:48: rule 'r': unknown key 'subjct' (did you mean 'subject'?)"}},
+        ErrorCase{
+            "PathsNotInNormalForm",
+            "    - name: r\n"
+            "      action: deny\n"
+            "      match:\n"
+            "        http: {path: [\"/%61dmin/*\", \"/a//b\", \"/a/../b\", \"/a%2Fb\", \"/a%2f\", admin]}\n",
+            {"p.yaml:9:23: rule 'r': HTTP path '/%61dmin/*' percent-encodes an unreserved character: "
+             "write it as itself",
+             "p.yaml:9:37: rule 'r': HTTP path '/a//b' contains '//': slashes are merged",
+             "p.yaml:9:46: rule 'r': HTTP path '/a/../b' contains a '.' or '..' segment: dot segments are "
+             "removed",
+             "p.yaml:9:57: rule 'r': HTTP path '/a%2Fb' contains %2F, %5C or %00: requests with those are "
+             "refused, never matched",
+             "p.yaml:9:67: rule 'r': HTTP path '/a%2f' '%' must be followed by two upper-case hex digits",
+             "p.yaml:9:76: rule 'r': HTTP path 'admin' must start with '/' or '*': request paths are "
+             "matched normalized, from their first '/'"}},
         ErrorCase{"BadAction",
                   "    - name: r\n"
                   "      action: drop\n",

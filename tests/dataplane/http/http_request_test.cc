@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -338,6 +339,185 @@ TEST(HttpRequestTest, StatusNames) {
   EXPECT_STREQ(httpStatusName(HttpStatus::kMalformed), "malformed");
   EXPECT_STREQ(httpStatusName(HttpStatus::kTooLarge), "too_large");
   EXPECT_STREQ(httpStatusName(HttpStatus::kCount), "unknown");
+}
+
+// Framing: where the body ends and so where a kept-alive connection's next request starts.
+TEST(HttpRequestTest, FramingTable) {
+  struct FramingCase {
+    const char* name;
+    std::string headers;  // between the request line and the empty line
+    HttpStatus status;
+    HttpBody body;
+    HttpUnframed unframed;
+    uint64_t contentLength;
+  };
+  const std::vector<FramingCase> cases = {
+      {"none", "", HttpStatus::kComplete, HttpBody::kNone, HttpUnframed::kNone, 0},
+      {"length", "Content-Length: 12\r\n", HttpStatus::kComplete, HttpBody::kLength, HttpUnframed::kNone, 12},
+      {"length_zero", "Content-Length: 0\r\n", HttpStatus::kComplete, HttpBody::kNone, HttpUnframed::kNone,
+       0},
+      {"length_ows", "content-length: \t7 \r\n", HttpStatus::kComplete, HttpBody::kLength,
+       HttpUnframed::kNone, 7},
+      {"chunked", "Transfer-Encoding: chunked\r\n", HttpStatus::kComplete, HttpBody::kChunked,
+       HttpUnframed::kNone, 0},
+      {"chunked_caseless", "transfer-encoding: ChUnKeD\r\n", HttpStatus::kComplete, HttpBody::kChunked,
+       HttpUnframed::kNone, 0},
+      {"gzip_then_chunked", "Transfer-Encoding: gzip, chunked\r\n", HttpStatus::kComplete, HttpBody::kChunked,
+       HttpUnframed::kNone, 0},
+      {"codings_over_two_headers", "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+       HttpStatus::kComplete, HttpBody::kChunked, HttpUnframed::kNone, 0},
+      // Malformed: two lengths, lists, signs, too many digits.
+      {"two_lengths", "Content-Length: 5\r\nContent-Length: 5\r\n", HttpStatus::kMalformed, HttpBody::kNone,
+       HttpUnframed::kNone, 0},
+      {"length_list", "Content-Length: 5, 5\r\n", HttpStatus::kMalformed, HttpBody::kNone,
+       HttpUnframed::kNone, 0},
+      {"length_sign", "Content-Length: +5\r\n", HttpStatus::kMalformed, HttpBody::kNone, HttpUnframed::kNone,
+       0},
+      {"length_empty", "Content-Length:\r\n", HttpStatus::kMalformed, HttpBody::kNone, HttpUnframed::kNone,
+       0},
+      {"length_19_digits", "Content-Length: 1234567890123456789\r\n", HttpStatus::kMalformed, HttpBody::kNone,
+       HttpUnframed::kNone, 0},
+      // Complete, but what follows cannot be framed.
+      {"gzip_only", "Transfer-Encoding: gzip\r\n", HttpStatus::kComplete, HttpBody::kUnframed,
+       HttpUnframed::kTransferEncoding, 0},
+      {"chunked_then_gzip", "Transfer-Encoding: chunked, gzip\r\n", HttpStatus::kComplete,
+       HttpBody::kUnframed, HttpUnframed::kTransferEncoding, 0},
+      {"chunked_twice", "Transfer-Encoding: chunked, chunked\r\n", HttpStatus::kComplete, HttpBody::kUnframed,
+       HttpUnframed::kTransferEncoding, 0},
+      {"coding_list_empty_element", "Transfer-Encoding: ,chunked\r\n", HttpStatus::kComplete,
+       HttpBody::kUnframed, HttpUnframed::kTransferEncoding, 0},
+      {"coding_quoted", "Transfer-Encoding: \"chunked\"\r\n", HttpStatus::kComplete, HttpBody::kUnframed,
+       HttpUnframed::kTransferEncoding, 0},
+      {"length_and_chunked", "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n", HttpStatus::kComplete,
+       HttpBody::kUnframed, HttpUnframed::kLengthAndEncoding, 4},
+      {"upgrade", "Connection: Upgrade\r\nUpgrade: websocket\r\n", HttpStatus::kComplete, HttpBody::kUnframed,
+       HttpUnframed::kUpgrade, 0},
+      {"h2c_upgrade",
+       "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n",
+       HttpStatus::kComplete, HttpBody::kUnframed, HttpUnframed::kUpgrade, 0},
+  };
+  for (const auto& c : cases) {
+    HttpRequest r;
+    const std::string head = "POST /p HTTP/1.1\r\nHost: a\r\n" + c.headers + "\r\n";
+    ASSERT_EQ(parse(head, r), c.status) << c.name;
+    if (c.status != HttpStatus::kComplete) continue;
+    EXPECT_EQ(r.headLength, head.size()) << c.name;
+    EXPECT_EQ(r.body, c.body) << c.name;
+    EXPECT_EQ(r.unframed, c.unframed) << c.name << ": " << httpUnframedName(r.unframed);
+    EXPECT_EQ(r.contentLength, c.contentLength) << c.name;
+  }
+  HttpRequest r;
+  ASSERT_EQ(parse("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", r),
+            HttpStatus::kComplete);
+  EXPECT_EQ(r.body, HttpBody::kUnframed);
+  EXPECT_EQ(r.unframed, HttpUnframed::kConnect);
+  ASSERT_EQ(parse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", r), HttpStatus::kComplete);
+  EXPECT_EQ(r.unframed, HttpUnframed::kHttp10Encoding);
+}
+
+TEST(HttpRequestTest, HeadLengthStopsAtTheEmptyLineOfPipelinedRequests) {
+  const std::string first = "GET / HTTP/1.1\nHost: a\n\n";  // bare LF, as accepted
+  const std::string second = "GET /admin/secret HTTP/1.1\r\nHost: a\r\n\r\n";
+  HttpRequest r;
+  ASSERT_EQ(parse(first + second, r), HttpStatus::kComplete);
+  EXPECT_EQ(r.headLength, first.size());
+  EXPECT_STREQ(r.url, "/");
+  ASSERT_EQ(parse((first + second).substr(first.size()), r), HttpStatus::kComplete);
+  EXPECT_STREQ(r.url, "/admin/secret");
+  EXPECT_EQ(r.headLength, second.size());
+}
+
+TEST(HttpRequestTest, RequestLineShape) {
+  auto shape = [](const std::string& s) {
+    std::vector<uint8_t> bytes(s.begin(), s.end());
+    return requestLineShape(bytes.data(), bytes.size());
+  };
+  EXPECT_EQ(shape("GET / HTTP/1.1\r\n"), LineShape::kHttp);
+  EXPECT_EQ(shape("PROPFIND /dav HTTP/1.1"), LineShape::kHttp);
+  EXPECT_EQ(shape("get /admin HTTP/"), LineShape::kHttp);
+  EXPECT_EQ(shape("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), LineShape::kHttp);
+  EXPECT_EQ(shape("PROPFIND /dav HTT"), LineShape::kNeedMoreData);
+  EXPECT_EQ(shape("PROPFIND /dav"), LineShape::kNeedMoreData);
+  EXPECT_EQ(shape("SET a b\r\n"), LineShape::kNotHttp);  // Redis inline command
+  EXPECT_EQ(shape("SSH-2.0-OpenSSH_9.2p1\r\n"), LineShape::kNotHttp);
+  EXPECT_EQ(shape(std::string("\x16\x03\x01", 3)), LineShape::kNotHttp);
+  EXPECT_EQ(shape("GET  / HTTP/1.1"), LineShape::kNotHttp);
+  EXPECT_EQ(shape(""), LineShape::kNeedMoreData);
+}
+
+TEST(HttpRequestTest, RequestStartShape) {
+  auto shape = [](const std::string& s) {
+    std::vector<uint8_t> bytes(s.begin(), s.end());
+    return requestStartShape(bytes.data(), bytes.size());
+  };
+  EXPECT_EQ(shape("GET /"), LineShape::kHttp);
+  EXPECT_EQ(shape("OPTIONS *"), LineShape::kHttp);
+  EXPECT_EQ(shape("PROPFIND /dav"), LineShape::kHttp);
+  EXPECT_EQ(shape("GET http:"), LineShape::kHttp);
+  EXPECT_EQ(shape("GET HTTPS://a"), LineShape::kHttp);
+  EXPECT_EQ(shape("GET htt"), LineShape::kNeedMoreData);
+  EXPECT_EQ(shape("GET "), LineShape::kNeedMoreData);
+  EXPECT_EQ(shape("GET"), LineShape::kNeedMoreData);
+  EXPECT_EQ(shape("{\"a\": 1}"), LineShape::kNotHttp);
+  EXPECT_EQ(shape("a=b&c=d"), LineShape::kNotHttp);
+  EXPECT_EQ(shape("hello world"), LineShape::kNotHttp);
+  EXPECT_EQ(shape("GET hello"), LineShape::kNotHttp);
+  EXPECT_EQ(shape("ABCDEFGHIJKLMNOPQ /"), LineShape::kNotHttp);
+}
+
+// Feeds a chunked body in pieces of `step` bytes; returns the status and the bytes consumed in all.
+ChunkedStatus consumeInSteps(const std::string& body, size_t step, size_t& consumed) {
+  ChunkedState state;
+  consumed = 0;
+  std::vector<uint8_t> bytes(body.begin(), body.end());
+  while (consumed < bytes.size()) {
+    const size_t n = std::min(step, bytes.size() - consumed);
+    size_t used = 0;
+    ChunkedStatus status = consumeChunked(state, bytes.data() + consumed, n, used);
+    consumed += used;
+    if (status != ChunkedStatus::kNeedMoreData) return status;
+    EXPECT_EQ(used, n);
+  }
+  return ChunkedStatus::kNeedMoreData;
+}
+
+TEST(HttpRequestTest, ChunkedBodiesEndWhereTheNextRequestStarts) {
+  const std::string next = "GET /admin/secret HTTP/1.1\r\nHost: a\r\n\r\n";
+  const std::vector<std::string> bodies = {
+      "0\r\n\r\n",
+      "5\r\nhello\r\n0\r\n\r\n",
+      "5;name=value\r\nhello\r\nA\r\n0123456789\r\n000\r\n\r\n",
+      "1a\r\n" + std::string(26, 'x') + "\r\n0\r\nX-Trailer: 1\r\nY: 2\r\n\r\n",
+      // Chunk data that looks like a request is data, not the next request.
+      "27\r\nGET /admin/secret HTTP/1.1\r\nHost: a\r\n\r\n\r\n0\r\n\r\n",
+  };
+  for (const std::string& body : bodies) {
+    for (size_t step : {size_t{1}, size_t{3}, size_t{1000}}) {
+      size_t consumed = 0;
+      EXPECT_EQ(consumeInSteps(body + next, step, consumed), ChunkedStatus::kDone)
+          << body << " step " << step;
+      EXPECT_EQ(consumed, body.size()) << body << " step " << step;
+    }
+  }
+}
+
+TEST(HttpRequestTest, ChunkedFramingErrors) {
+  const std::vector<std::string> bad = {
+      "\r\n",                   // no size
+      "x\r\n",                  // not hex
+      "5\nhello\r\n0\r\n\r\n",  // bare LF after the size
+      "5\r\nhello\n0\r\n\r\n",  // bare LF after the data
+      "5\r\nhelloX\r\n",        // data longer than its size
+      "0\r\n\n",                // bare LF ending the trailers
+      "0\r\nX: a\rb\r\n\r\n",   // bare CR in a trailer
+      "5;a\x01\r\nhello\r\n",   // control byte in an extension
+      "1000000000000000\r\n",   // 16 hex digits
+  };
+  for (const std::string& body : bad) {
+    size_t consumed = 0;
+    EXPECT_EQ(consumeInSteps(body, 1, consumed), ChunkedStatus::kMalformed) << body;
+    EXPECT_EQ(consumeInSteps(body, 100, consumed), ChunkedStatus::kMalformed) << body;
+  }
 }
 
 }  // namespace

@@ -239,6 +239,91 @@ TEST_F(InspectorTest, HttpRequestHeadInSegmentsGivesHostPathAndMethod) {
   EXPECT_FALSE(record.tls.present);
 }
 
+// Judges each request of a perRequest stream by the path of its normalized target, keeping what it saw.
+struct PathJudge {
+  std::vector<std::string> paths;
+  std::vector<HttpRefusal> refusals;
+  std::string deny;  // a path denied, if any
+
+  HttpJudge judge() {
+    return HttpJudge{[](void* context, const InspectionState& state) {
+                       auto* self = static_cast<PathJudge*>(context);
+                       if (state.httpStream.refusal != HttpRefusal::kNone) {
+                         self->refusals.push_back(state.httpStream.refusal);
+                         return false;
+                       }
+                       InspectionFacts facts;
+                       Inspector::collectFacts(state, facts);
+                       self->paths.emplace_back(facts.facts.httpPath);
+                       return facts.facts.httpPath != self->deny;
+                     },
+                     this};
+  }
+};
+
+TEST_F(InspectorTest, PerRequestStreamsHandEveryRequestToTheJudge) {
+  state().httpStream.perRequest = true;
+  PathJudge paths;
+  const HttpJudge judge = paths.judge();
+  auto sendJudged = [&](uint32_t offset, const std::string& text) {
+    Bytes frame = tcpFrame(kToServer, kIsn[kToServer] + 1 + offset, kPshAck, bytesOf(text));
+    ParsedPacket packet;
+    EXPECT_EQ(parsePacket(frame.data(), static_cast<uint32_t>(frame.size()),
+                          static_cast<uint32_t>(frame.size()), packet),
+              ParseStatus::kOk);
+    return inspector_->onPacket(state(), packet, frame.data() + packet.payloadOffset, kToServer, &judge);
+  };
+  const std::string stream =
+      "PROPFIND /%61 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody"
+      "GET //b/./c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nxyz\r\n0\r\n\r\n"
+      "\r\nGET /d/../e?q HTTP/1.1\r\nHost: a\r\n\r\n";
+  // Fed in 7-byte pieces: heads, bodies and chunk lines all split.
+  for (uint32_t offset = 0; offset < stream.size(); offset += 7) {
+    EXPECT_FALSE(sendJudged(offset, stream.substr(offset, 7))) << offset;
+    EXPECT_FALSE(state().dropSegment);
+  }
+  EXPECT_EQ(paths.paths, (std::vector<std::string>{"/a", "/b/c", "/e"}));
+  EXPECT_EQ(state().httpStream.requests, 3u);
+  EXPECT_EQ(inspector_->counters().httpRequestsJudged, 3u);
+  EXPECT_STREQ(state().http.method, "PROPFIND");  // the first request stays the record's
+
+  // A segment that leaves a hole is dropped and not read; the denied request then stops the reading.
+  const uint32_t end = static_cast<uint32_t>(stream.size());
+  const std::string denied = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+  EXPECT_FALSE(sendJudged(end + 4, denied.substr(4)));
+  EXPECT_TRUE(state().dropSegment);
+  EXPECT_EQ(inspector_->counters().httpOutOfOrder, 1u);
+  paths.deny = "/x";
+  EXPECT_FALSE(sendJudged(end, denied.substr(0, 4)));
+  EXPECT_TRUE(sendJudged(end + 4, denied.substr(4)));  // denied: the client's side is done
+  EXPECT_EQ(paths.paths.back(), "/x");
+  EXPECT_EQ(state().httpStream.deniedRequest, 4u);
+  FlowMetadataRecord record;
+  ASSERT_TRUE(Inspector::fillMetadata(state(), record));
+  EXPECT_EQ(record.http.requests, 4u);
+  EXPECT_EQ(record.http.deniedRequest, 4u);
+  EXPECT_EQ(textOf(record.http.deniedPath), "/x");
+  EXPECT_EQ(textOf(record.http.url), "/%61");
+}
+
+TEST_F(InspectorTest, PerRequestStreamsRefuseWhatTheyCannotRead) {
+  state().httpStream.perRequest = true;
+  PathJudge paths;
+  const HttpJudge judge = paths.judge();
+  Bytes frame = tcpFrame(kToServer, kIsn[kToServer] + 1, kPshAck,
+                         bytesOf("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /a%2fb HTTP/1.1\r\nHost: a\r\n\r\n"));
+  ParsedPacket packet;
+  ASSERT_EQ(parsePacket(frame.data(), static_cast<uint32_t>(frame.size()),
+                        static_cast<uint32_t>(frame.size()), packet),
+            ParseStatus::kOk);
+  EXPECT_TRUE(inspector_->onPacket(state(), packet, frame.data() + packet.payloadOffset, kToServer, &judge));
+  EXPECT_EQ(paths.paths, std::vector<std::string>{"/"});
+  EXPECT_EQ(paths.refusals, std::vector<HttpRefusal>{HttpRefusal::kTarget});
+  EXPECT_EQ(state().httpStream.deniedRequest, 2u);
+  EXPECT_EQ(inspector_->counters().httpNormalizationRefused, 1u);
+}
+
 TEST_F(InspectorTest, RetransmissionWithOtherBytesIsCountedAndTheFirstCopyKept) {
   EXPECT_FALSE(send(kToServer, 0, "GET /a HTTP/1.1\r\n"));
   EXPECT_FALSE(send(kToServer, 0, "GET /a HTTP/1.1\r\n"));  // an honest retransmission

@@ -126,6 +126,42 @@ L34Tuple icmpTuple(const char* src, const char* dst, uint8_t type, uint16_t id =
   return t;
 }
 
+TEST(CompiledPolicy, FlowsAnHttpRuleCouldDecideAreJudgedPerRequest) {
+  // 0: allow SSH (L3/L4); 1: deny HTTP /admin/* to 10.2.0.0/16; 2: deny SNI *.bank.example; 3: allow 80.
+  policy::Policy p;
+  p.name = "p";
+  policy::Rule ssh = rule("ssh", VerdictAction::kAllow);
+  ssh.protocol = policy::Protocol::kTcp;
+  ssh.destination.ports = {{22, 22}};
+  policy::Rule admin = rule("admin", VerdictAction::kDeny);
+  admin.protocol = policy::Protocol::kTcp;
+  admin.destination.cidrs = {cidr("10.2.0.0", 16)};
+  admin.http.path = {"/admin/*"};
+  policy::Rule bank = rule("bank", VerdictAction::kDeny);
+  bank.tls.sni = {"*.bank.example"};
+  policy::Rule web = rule("web", VerdictAction::kAllow);
+  web.protocol = policy::Protocol::kTcp;
+  web.destination.ports = {{80, 80}};
+  p.rules = {ssh, admin, bank, web};
+  auto policy = compile(p);
+  ASSERT_NE(policy, nullptr);
+  EXPECT_TRUE(policy->hasHttpRules());
+  EXPECT_TRUE(policy->judgesHttp(tuple("10.1.0.1", "10.2.0.1", 80)));
+  EXPECT_TRUE(policy->judgesHttp(tuple("10.1.0.1", "10.2.0.1", 8080)));
+  // SSH is decided by rule 0 before the HTTP rule; another destination is out of the HTTP rule's reach
+  // (only the SNI rule holds it); UDP cannot match the HTTP rule.
+  EXPECT_FALSE(policy->judgesHttp(tuple("10.1.0.1", "10.2.0.1", 22)));
+  EXPECT_FALSE(policy->judgesHttp(tuple("10.1.0.1", "10.3.0.1", 80)));
+  EXPECT_TRUE(policy->classifyNewFlow(tuple("10.1.0.1", "10.3.0.1", 80)).pending);
+  EXPECT_FALSE(policy->judgesHttp(tuple("10.1.0.1", "10.2.0.1", 80, IPPROTO_UDP)));
+
+  p.rules = {ssh, bank, web};
+  auto withoutHttp = compile(p);
+  ASSERT_NE(withoutHttp, nullptr);
+  EXPECT_FALSE(withoutHttp->hasHttpRules());
+  EXPECT_FALSE(withoutHttp->judgesHttp(tuple("10.1.0.1", "10.2.0.1", 80)));
+}
+
 TEST(CompiledPolicy, IcmpTypesDecideByTheFirstPacketsType) {
   policy::Policy p;
   p.defaultAction = VerdictAction::kAllow;
