@@ -13,9 +13,6 @@ namespace vgate::dataplane {
 
 namespace {
 
-constexpr uint8_t kTcpFin = 0x01;
-constexpr uint8_t kTcpSyn = 0x02;
-constexpr uint8_t kTcpRst = 0x04;
 constexpr uint8_t kTlsHandshakeRecord = 0x16;
 // Bytes of a client's first payload needed to tell an HTTP method from anything else ("OPTIONS " is 8).
 constexpr uint32_t kHttpDetectBytes = 8;

@@ -36,6 +36,12 @@ enum class ParseStatus : uint8_t {
 const char* parseStatusName(ParseStatus status);
 inline constexpr int kParseStatusCount = static_cast<int>(ParseStatus::kCount);
 
+// TCP flags as ParsedPacket::tcpFlags holds them.
+inline constexpr uint8_t kTcpFin = 0x01;
+inline constexpr uint8_t kTcpSyn = 0x02;
+inline constexpr uint8_t kTcpRst = 0x04;
+inline constexpr uint8_t kTcpAck = 0x10;
+
 inline constexpr int kMaxVlanTags = 2;
 inline constexpr int kMaxIpv6ExtensionHeaders = 8;
 

@@ -13,10 +13,6 @@ namespace vgate::dataplane {
 
 namespace {
 
-constexpr uint8_t kTcpFin = 0x01;
-constexpr uint8_t kTcpSyn = 0x02;
-constexpr uint8_t kTcpRst = 0x04;
-constexpr uint8_t kTcpAck = 0x10;
 constexpr uint32_t kIpv4HeaderLength = 20;
 constexpr uint32_t kIpv6HeaderLength = 40;
 constexpr uint32_t kIcmpHeaderLength = 8;

@@ -20,10 +20,6 @@ namespace vgate::dataplane {
 
 namespace {
 
-constexpr uint8_t kTcpFin = 0x01;
-constexpr uint8_t kTcpSyn = 0x02;
-constexpr uint8_t kTcpRst = 0x04;
-constexpr uint8_t kTcpAck = 0x10;
 constexpr uint8_t kReplyResetSender = 0x01;
 constexpr uint8_t kReplyResetReceiver = 0x02;
 constexpr uint8_t kReplyUnreachable = 0x04;
