@@ -18,6 +18,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include "dataplane/records/record_pools.h"
 #include "vgate/clock.h"
@@ -35,6 +37,22 @@ constexpr uint32_t kRxDescriptors = 1024;
 constexpr uint32_t kTxDescriptors = 1024;
 constexpr uint32_t kSweepBudget = 1024;
 constexpr uint64_t kSweepIntervalUs = 1000;
+
+uint64_t mix64(uint64_t x) {  // splitmix64's finalizer
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Flow ids unique across restarts (and across nodes, for a log collected in one place): the start of this
+// run's id range is a hash of the kernel's boot id and the time.
+uint64_t flowIdSeed() {
+  std::string bootId;
+  std::getline(std::ifstream("/proc/sys/kernel/random/boot_id"), bootId);
+  uint64_t seed = mix64(clockNs(CLOCK_REALTIME));
+  for (char c : bootId) seed = mix64(seed ^ static_cast<uint8_t>(c));
+  return seed;
+}
 
 // libxdp speaks when DPDK's af_xdp driver loads its XDP program: its dispatcher needs a bpffs at
 // /sys/fs/bpf and falls back to one program per interface without it (DESIGN.md, measured fact 6), which is
@@ -194,6 +212,7 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
   live->records_ = std::move(records).value();
   int64_t realtimeOffsetNs =
       static_cast<int64_t>(clockNs(CLOCK_REALTIME)) - static_cast<int64_t>(clockNs(CLOCK_MONOTONIC));
+  const uint64_t seed = flowIdSeed();  // one per run: the workers' ids differ in their low byte
   for (uint16_t id = 0; id < workers; ++id) {
     auto lane = std::make_unique<Lane>();
     lane->id = id;
@@ -217,6 +236,7 @@ Result<std::unique_ptr<LiveDataplane>> LiveDataplane::start(const LiveOptions& o
     config.policies = options.policies;
     config.offload = lane->offload.get();
     config.outerTagIsPortPair = true;
+    config.flowIdSeed = seed;
     config.inspectionTimeoutUs = options.inspectionTimeoutUs;
     config.exceptionPolicy = options.exceptionPolicy;
     auto worker = Worker::create(config);

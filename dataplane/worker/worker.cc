@@ -386,6 +386,15 @@ bool Worker::startsNewConnection(int32_t position, const ParsedPacket& packet, b
   return !sameIsn;
 }
 
+// Flow ids stay below 2^53 so that JSON readers that parse numbers as doubles keep them exact: 45 bits of
+// serial (from the seed on), 8 of worker id. 0 marks a free flow slot, so it is skipped.
+uint64_t Worker::nextFlowId() {
+  for (;;) {
+    uint64_t id = (((config_.flowIdSeed + nextFlowSerial_++) & ((uint64_t{1} << 45) - 1)) << 8) | config_.id;
+    if (id != 0) return id;
+  }
+}
+
 bool Worker::dropsPackets(const Flow& flow) const {
   if (flow.inspectFlags & kVerdictPending) return false;
   bool denied = flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject;
@@ -413,7 +422,7 @@ bool Worker::updateFlow(int32_t position, const ParsedPacket& packet, bool srcIs
   Flow& flow = table_->at(position);
   if (flow.flowId == 0) {
     // Flow ids stay below 2^53 so that JSON readers that parse numbers as doubles keep them exact.
-    flow.flowId = ((nextFlowSerial_++ << 8) | config_.id) & ((uint64_t{1} << 53) - 1);
+    flow.flowId = nextFlowId();
     flow.startUs = timestampUs;
     flow.lastUs = timestampUs;
     // The client is the side that opened the flow; a SYN-ACK seen first means we missed the SYN.

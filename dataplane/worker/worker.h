@@ -44,6 +44,9 @@ struct WorkerConfig {
   // Drop packets with a bad IP, TCP, UDP or ICMP checksum before they touch a flow (live: the trunks carry
   // finished checksums). Replay of captures taken where checksums were offloaded turns it off.
   bool verifyChecksums = true;
+  // Where flow ids start: live, a seed from the boot id and the time, so that ids stay unique across
+  // restarts; replay, 0 (ids from 1, the same on every run of a capture).
+  uint64_t flowIdSeed = 0;
   uint32_t fragmentFlows = 4096;  // datagrams being reassembled at once
   uint64_t fragmentTimeoutUs = 2'000'000;
   FlowTimeouts timeouts;
@@ -158,6 +161,7 @@ class Worker {
   // Whether the flow's packets are dropped now: its verdict is final, a deny or reject, in enforce mode
   // (pending flows pass, so that the facts they wait for can arrive; audit mode only records).
   bool dropsPackets(const Flow& flow) const;
+  uint64_t nextFlowId();
   // An ICMP error about a flow this worker holds takes that flow's verdict, as conntrack's RELATED does: it
   // passes unless the flow is denied in enforce mode, and creates no flow of its own. True when `packet` was
   // such an error; `forward` is then set.

@@ -323,7 +323,7 @@ class WorkerTest : public ::testing::Test {
   }
 
   // The frames these tests build leave the TCP/UDP checksum at zero: checked only where a test says so.
-  void start(const policy::Policy& policy, bool verifyChecksums = false) {
+  void start(const policy::Policy& policy, bool verifyChecksums = false, uint64_t flowIdSeed = 0) {
     auto registry = PolicyRegistry::create(1);
     ASSERT_TRUE(registry.ok()) << registry.error().message;
     registry_ = std::move(registry).value();
@@ -336,6 +336,7 @@ class WorkerTest : public ::testing::Test {
     config.inspectionSlots = 16;
     config.fragmentFlows = 64;
     config.verifyChecksums = verifyChecksums;
+    config.flowIdSeed = flowIdSeed;
     config.records = pools_->channel(0);
     config.losslessRecords = true;
     config.policies = registry_.get();
@@ -1013,6 +1014,19 @@ TEST_F(WorkerTest, AnUnreadableClientHelloIsDenied) {
       Builder().u8(0x16).u8(3).u8(1).u16(8).u8(1).u24(4).u32(0xdeadbeef).done();  // a 4-byte hello
   EXPECT_FALSE(passes(web.toServer(kPshAck, kClientIsn + 1, kServerIsn + 1, garbage)));
   EXPECT_EQ(counters().unreadableHelloDenied, 1u);
+}
+
+// Flow ids: from 1 without a seed (replay: the same ids on every run), from the seed on live, where each run
+// has its own, so that a log spanning restarts never names two flows alike. Always below 2^53.
+TEST_F(WorkerTest, FlowIdsStartAtTheSeed) {
+  const uint64_t seed = 0x123456789abcdefull;
+  ASSERT_NO_FATAL_FAILURE(start(makePolicy({}), false, seed));
+  EXPECT_TRUE(passes(kTelnet.syn()));
+  const Records& records = finish();
+  const FlowEndRecord* telnet = records.endOf("10.1.0.1", 40000);
+  ASSERT_NE(telnet, nullptr);
+  EXPECT_EQ(telnet->flowId, ((seed + 1) & ((uint64_t{1} << 45) - 1)) << 8);
+  EXPECT_LT(telnet->flowId, uint64_t{1} << 53);
 }
 
 }  // namespace
