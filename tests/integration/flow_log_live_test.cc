@@ -49,8 +49,12 @@ class FlowLogLive : public ::testing::Test {
   void TearDown() override {
     if (node_ && HasFailure()) std::fprintf(stderr, "vgated log:\n%s\n", node_->vgatedLog().c_str());
     std::string mount = mount_;
+    std::filesystem::path dir = node_ ? node_->dir() : std::filesystem::path();
     node_.reset();  // stops vgated first: it holds the file on the mount
     if (!mount.empty() && umount2(mount.c_str(), 0) != 0) umount2(mount.c_str(), MNT_DETACH);
+    // The node could not remove its directory while the mount was in it.
+    std::error_code ignored;
+    if (!mount.empty() && !dir.empty()) std::filesystem::remove_all(dir, ignored);
   }
 
   std::string macOf(int n) {
