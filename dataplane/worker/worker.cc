@@ -396,8 +396,11 @@ uint64_t Worker::nextFlowId() {
 }
 
 bool Worker::dropsPackets(const Flow& flow) const {
-  if (flow.inspectFlags & kVerdictPending) return false;
-  bool denied = flow.action == VerdictAction::kDeny || flow.action == VerdictAction::kReject;
+  return !(flow.inspectFlags & kVerdictPending) && enforcedAsDrop(flow.action);
+}
+
+bool Worker::enforcedAsDrop(VerdictAction action) const {
+  bool denied = action == VerdictAction::kDeny || action == VerdictAction::kReject;
   return denied && policy_ != nullptr && policy_->mode() == PolicyMode::kEnforce;
 }
 
@@ -590,8 +593,7 @@ bool Worker::judgeStateless(const ParsedPacket& packet) const {
                  ? policy_->decide(tuple, none.facts, decision.ruleId, policy_->scratchFor(config_.id)).action
                  : policy_->actionOf(decision.ruleId);
   }
-  bool denied = action == VerdictAction::kDeny || action == VerdictAction::kReject;
-  return !(denied && policy_->mode() == PolicyMode::kEnforce);
+  return !enforcedAsDrop(action);
 }
 
 void Worker::judgeNewFlow(Flow& flow, const ParsedPacket& packet, bool packetFromClient) {

@@ -161,6 +161,8 @@ class Worker {
   // Whether the flow's packets are dropped now: its verdict is final, a deny or reject, in enforce mode
   // (pending flows pass, so that the facts they wait for can arrive; audit mode only records).
   bool dropsPackets(const Flow& flow) const;
+  // Whether a verdict of `action` drops packets: a deny or reject under the policy in force, in enforce mode.
+  bool enforcedAsDrop(VerdictAction action) const;
   uint64_t nextFlowId();
   // An ICMP error about a flow this worker holds takes that flow's verdict, as conntrack's RELATED does: it
   // passes unless the flow is denied in enforce mode, and creates no flow of its own. True when `packet` was
